@@ -1,0 +1,20 @@
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from smmc.store.migrate import current_revision, upgrade
+from smmc.store.tables import metadata
+
+
+def test_upgrade_creates_every_table_and_is_repeatable(db: Engine) -> None:
+    upgrade(db)
+    assert current_revision(db) is not None
+    names = set(sa.inspect(db).get_table_names())
+    assert {t.name for t in metadata.sorted_tables} <= names
+
+
+def test_sqlite_uses_wal(db: Engine) -> None:
+    if db.dialect.name != "sqlite":
+        pytest.skip("WAL is an SQLite setting")
+    with db.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
