@@ -1,0 +1,185 @@
+"""Meters and concentrators as GeoJSON (RFC 7946) for the map.
+
+A map asks for the whole fleet at once (100,000 meters and more), so each endpoint runs one
+select, builds plain dicts from row tuples and serialises them once, skipping response
+models. Records without usable coordinates are left out and counted in
+`skipped_without_coordinates`, so the map can say how many it cannot show.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Response
+
+from smmc.web.api.deps import ConcentratorFilterDep, EngineDep, MeterFilterDep
+from smmc.web.problems import invalid_parameter
+from smmc.web.queries import BBox, concentrator_map_rows, meter_map_rows, meter_state
+
+GEOJSON_MEDIA_TYPE = "application/geo+json"
+
+router = APIRouter(prefix="/api/map", tags=["map"])
+
+_GEOJSON_RESPONSE: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "a GeoJSON FeatureCollection of Point features",
+        "content": {GEOJSON_MEDIA_TYPE: {"schema": {"type": "object"}}},
+    }
+}
+
+
+class BBoxError(ValueError):
+    """A `bbox` parameter that is not four numbers forming a valid WGS 84 box."""
+
+
+def parse_bbox(text: str) -> BBox:
+    """`minLon,minLat,maxLon,maxLat` in decimal degrees (RFC 7946 §5). A west edge east of
+    the east edge is a box crossing the antimeridian, which §5.2 allows."""
+    parts = text.split(",")
+    if len(parts) != 4:
+        raise BBoxError(f"expected 4 comma-separated numbers, got {len(parts)}")
+    values = []
+    for label, part in zip(("minLon", "minLat", "maxLon", "maxLat"), parts, strict=True):
+        try:
+            value = float(part)
+        except ValueError:
+            raise BBoxError(f"{label} {part.strip()[:40]!r} is not a number") from None
+        if not math.isfinite(value):
+            raise BBoxError(f"{label} must be a finite number")
+        limit = 180.0 if label.endswith("Lon") else 90.0
+        if not -limit <= value <= limit:
+            raise BBoxError(f"{label} {value} is outside [-{limit:g}, {limit:g}]")
+        values.append(value)
+    min_lon, min_lat, max_lon, max_lat = values
+    if min_lat > max_lat:
+        raise BBoxError(f"minLat {min_lat} is north of maxLat {max_lat}")
+    return BBox(min_lon, min_lat, max_lon, max_lat)
+
+
+def bbox_parameter(
+    bbox: Annotated[
+        str | None,
+        Query(
+            max_length=200,
+            description="minLon,minLat,maxLon,maxLat (WGS 84 degrees)",
+            examples=["-70.8,-33.6,-70.5,-33.3"],
+        ),
+    ] = None,
+) -> BBox | None:
+    if bbox is None:
+        return None
+    try:
+        return parse_bbox(bbox)
+    except BBoxError as exc:
+        raise invalid_parameter("query", "bbox", str(exc)) from None
+
+
+BBoxDep = Annotated[BBox | None, Depends(bbox_parameter)]
+
+
+def _point(lon: Any, lat: Any, alt: Any) -> list[float] | None:
+    if lon is None or lat is None or not (math.isfinite(lon) and math.isfinite(lat)):
+        return None
+    if alt is None or not math.isfinite(alt):
+        return [lon, lat]
+    return [lon, lat, alt]
+
+
+def _collection(features: list[dict[str, Any]], skipped: int) -> Response:
+    body = {
+        "type": "FeatureCollection",
+        "features": features,
+        "skipped_without_coordinates": skipped,
+    }
+    content = json.dumps(body, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return Response(content=content.encode(), media_type=GEOJSON_MEDIA_TYPE)
+
+
+def _meter_features(rows: Iterable[Any]) -> tuple[list[dict[str, Any]], int]:
+    features = []
+    skipped = 0
+    for (
+        serial,
+        lon,
+        lat,
+        alt,
+        service_point,
+        comuna,
+        concentrator,
+        tag,
+        host,
+        commissioned,
+        reachable,
+        in_dc_table,
+    ) in rows:
+        coordinates = _point(lon, lat, alt)
+        if coordinates is None:
+            skipped += 1
+            continue
+        linked = concentrator is not None or host is not None
+        state = meter_state(linked, commissioned, reachable, in_dc_table)
+        features.append(
+            {
+                "type": "Feature",
+                "id": serial,
+                "geometry": {"type": "Point", "coordinates": coordinates},
+                "properties": {
+                    "serial_number": serial,
+                    "service_point": service_point,
+                    "comuna": comuna,
+                    "concentrator": concentrator,
+                    "tag": tag,
+                    "commissioned": commissioned,
+                    "reachable": reachable,
+                    "in_dc_table": in_dc_table,
+                    "lifecycle_state": state.value,
+                },
+            }
+        )
+    return features, skipped
+
+
+@router.get("/meters", response_class=Response, responses=_GEOJSON_RESPONSE)
+def meters_map(engine: EngineDep, filters: MeterFilterDep, bbox: BBoxDep) -> Response:
+    """Meters at their current service point's coordinates; same filters as `/api/meters`."""
+    with engine.connect() as conn:
+        features, skipped = _meter_features(meter_map_rows(conn, filters, bbox))
+    return _collection(features, skipped)
+
+
+def _concentrator_features(rows: Iterable[Any]) -> tuple[list[dict[str, Any]], int]:
+    features = []
+    skipped = 0
+    for name, lon, lat, alt, comuna, tag, reachable, transformer, substation, count in rows:
+        coordinates = _point(lon, lat, alt)
+        if coordinates is None:
+            skipped += 1
+            continue
+        features.append(
+            {
+                "type": "Feature",
+                "id": name,
+                "geometry": {"type": "Point", "coordinates": coordinates},
+                "properties": {
+                    "name": name,
+                    "comuna": comuna,
+                    "tag": tag,
+                    "reachable": reachable,
+                    "transformer": transformer,
+                    "substation": substation,
+                    "meter_count": count,
+                },
+            }
+        )
+    return features, skipped
+
+
+@router.get("/concentrators", response_class=Response, responses=_GEOJSON_RESPONSE)
+def concentrators_map(engine: EngineDep, filters: ConcentratorFilterDep, bbox: BBoxDep) -> Response:
+    """Concentrators at their own coordinates; same filters as `/api/concentrators`."""
+    with engine.connect() as conn:
+        features, skipped = _concentrator_features(concentrator_map_rows(conn, filters, bbox))
+    return _collection(features, skipped)

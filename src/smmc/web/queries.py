@@ -1,0 +1,537 @@
+"""The read side of the asset API: SQLAlchemy Core selects against the store's tables.
+
+Each list is one joined select (no per-row queries) plus one count over the same filters.
+The sealed `*_enc` columns are never selected as values, only tested for presence.
+A meter's current service point is its open link (`valid_to IS NULL`); the store's partial
+unique indexes guarantee at most one per meter and per service point, so the joins never
+multiply rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, RowMapping
+
+from smmc.domain.assets import (
+    LifecycleState,
+    MeterStatus,
+    MeterType,
+    Phase,
+    SupplyStatus,
+    lifecycle_state,
+)
+from smmc.store.tables import (
+    concentrators,
+    meter_links,
+    meters,
+    service_points,
+    substations,
+    transformers,
+)
+
+current_link = meter_links.alias("current_link")
+
+_METER_FROM = (
+    meters.outerjoin(concentrators, meters.c.concentrator_id == concentrators.c.id)
+    .outerjoin(
+        current_link,
+        sa.and_(current_link.c.meter_id == meters.c.id, current_link.c.valid_to.is_(None)),
+    )
+    .outerjoin(service_points, current_link.c.service_point_id == service_points.c.id)
+)
+
+_CONCENTRATOR_FROM = concentrators.outerjoin(
+    transformers, concentrators.c.transformer_id == transformers.c.id
+).outerjoin(substations, transformers.c.substation_id == substations.c.id)
+
+_SERVICE_POINT_FROM = service_points.outerjoin(
+    current_link,
+    sa.and_(
+        current_link.c.service_point_id == service_points.c.id, current_link.c.valid_to.is_(None)
+    ),
+).outerjoin(meters, current_link.c.meter_id == meters.c.id)
+
+_TRANSFORMER_FROM = transformers.join(substations, transformers.c.substation_id == substations.c.id)
+
+_IS_POINT_TO_POINT = sa.and_(meters.c.concentrator_id.is_(None), meters.c.host.is_not(None))
+
+# Sixteen combinations of four flags: computed once with the domain rule, then looked up, so
+# building 100,000 map features does not build 100,000 status objects.
+_STATES: dict[tuple[bool, bool, bool, bool], LifecycleState] = {
+    (linked, commissioned, reachable, in_table): lifecycle_state(
+        MeterStatus(linked, commissioned, reachable, in_table)
+    )
+    for linked in (False, True)
+    for commissioned in (False, True)
+    for reachable in (False, True)
+    for in_table in (False, True)
+}
+
+
+def meter_state(
+    linked: bool, commissioned: bool, reachable: bool, in_dc_table: bool
+) -> LifecycleState:
+    """A meter counts as linked once it has a communication path: a concentrator or its own
+    network address (DOMAIN.md §2, "linked to a concentrator", extended to point-to-point)."""
+    return _STATES[(linked, commissioned, reachable, in_dc_table)]
+
+
+def meter_is_linked(row: RowMapping) -> bool:
+    return row["concentrator_id"] is not None or row["host"] is not None
+
+
+@dataclass(frozen=True, slots=True)
+class MeterFilter:
+    concentrator: str | None = None
+    commissioned: bool | None = None
+    reachable: bool | None = None
+    in_dc_table: bool | None = None
+    comuna: str | None = None
+    tag: str | None = None
+    meter_type: MeterType | None = None
+    phase: Phase | None = None
+    point_to_point: bool | None = None
+    service_point: str | None = None
+    q: str | None = None
+
+    def conditions(self) -> list[sa.ColumnElement[bool]]:
+        where: list[sa.ColumnElement[bool]] = []
+        if self.concentrator is not None:
+            where.append(concentrators.c.name == self.concentrator)
+        for column, value in (
+            (meters.c.commissioned, self.commissioned),
+            (meters.c.reachable, self.reachable),
+            (meters.c.in_dc_table, self.in_dc_table),
+        ):
+            if value is not None:
+                where.append(column == value)
+        if self.comuna is not None:
+            where.append(service_points.c.comuna == self.comuna)
+        if self.tag is not None:
+            where.append(meters.c.tag == self.tag)
+        if self.meter_type is not None:
+            where.append(meters.c.meter_type == self.meter_type.value)
+        if self.phase is not None:
+            where.append(meters.c.phase == self.phase.value)
+        if self.point_to_point is not None:
+            where.append(_IS_POINT_TO_POINT if self.point_to_point else sa.not_(_IS_POINT_TO_POINT))
+        if self.service_point is not None:
+            where.append(service_points.c.name == self.service_point)
+        if self.q:
+            where.append(meters.c.serial_number.istartswith(self.q, autoescape=True))
+        return where
+
+
+@dataclass(frozen=True, slots=True)
+class ConcentratorFilter:
+    comuna: str | None = None
+    tag: str | None = None
+    transformer: str | None = None
+    substation: str | None = None
+    reachable: bool | None = None
+    q: str | None = None
+
+    def conditions(self) -> list[sa.ColumnElement[bool]]:
+        where: list[sa.ColumnElement[bool]] = []
+        for column, text in (
+            (concentrators.c.comuna, self.comuna),
+            (concentrators.c.tag, self.tag),
+            (transformers.c.code, self.transformer),
+            (substations.c.name, self.substation),
+        ):
+            if text is not None:
+                where.append(column == text)
+        if self.reachable is not None:
+            where.append(concentrators.c.reachable == self.reachable)
+        if self.q:
+            where.append(concentrators.c.name.istartswith(self.q, autoescape=True))
+        return where
+
+
+@dataclass(frozen=True, slots=True)
+class ServicePointFilter:
+    comuna: str | None = None
+    tag: str | None = None
+    net_billing: bool | None = None
+    is_balance: bool | None = None
+    supply_status: SupplyStatus | None = None
+    has_meter: bool | None = None
+
+    def conditions(self) -> list[sa.ColumnElement[bool]]:
+        where: list[sa.ColumnElement[bool]] = []
+        if self.comuna is not None:
+            where.append(service_points.c.comuna == self.comuna)
+        if self.tag is not None:
+            where.append(service_points.c.tag == self.tag)
+        if self.net_billing is not None:
+            where.append(service_points.c.net_billing == self.net_billing)
+        if self.is_balance is not None:
+            where.append(service_points.c.is_balance == self.is_balance)
+        if self.supply_status is not None:
+            where.append(service_points.c.supply_status == self.supply_status.value)
+        if self.has_meter is not None:
+            open_id = current_link.c.id
+            where.append(open_id.is_not(None) if self.has_meter else open_id.is_(None))
+        return where
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    limit: int = 100
+    offset: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Listing:
+    rows: Sequence[RowMapping]
+    total: int
+
+
+def _listing(
+    conn: Connection,
+    columns: Sequence[Any],
+    from_clause: sa.FromClause,
+    where: Sequence[sa.ColumnElement[bool]],
+    order_by: sa.ColumnElement[Any],
+    page: Page,
+) -> Listing:
+    total = conn.execute(sa.select(sa.func.count()).select_from(from_clause).where(*where))
+    rows = conn.execute(
+        sa.select(*columns)
+        .select_from(from_clause)
+        .where(*where)
+        .order_by(order_by)
+        .limit(page.limit)
+        .offset(page.offset)
+    )
+    return Listing(rows.mappings().all(), total.scalar_one())
+
+
+_METER_SUMMARY = (
+    meters.c.serial_number,
+    meters.c.tag,
+    meters.c.meter_type,
+    meters.c.phase,
+    meters.c.firmware_id,
+    meters.c.concentrator_id,
+    meters.c.node_address,
+    meters.c.host,
+    meters.c.port,
+    meters.c.commissioned,
+    meters.c.reachable,
+    meters.c.in_dc_table,
+    concentrators.c.name.label("concentrator"),
+    service_points.c.name.label("service_point"),
+    service_points.c.comuna.label("comuna"),
+)
+
+
+def list_meters(conn: Connection, where: MeterFilter, page: Page) -> Listing:
+    return _listing(
+        conn, _METER_SUMMARY, _METER_FROM, where.conditions(), meters.c.serial_number, page
+    )
+
+
+def get_meter(conn: Connection, serial: str) -> RowMapping | None:
+    query = (
+        sa.select(
+            *_METER_SUMMARY,
+            meters.c.board_serial,
+            meters.c.mac_address,
+            meters.c.hardware_id,
+            meters.c.service_kind,
+            meters.c.encryption_key_enc.is_not(None).label("has_encryption_key"),
+            meters.c.authentication_key_enc.is_not(None).label("has_authentication_key"),
+            meters.c.created_at,
+            meters.c.updated_at,
+            service_points.c.address.label("service_point_address"),
+            service_points.c.city.label("service_point_city"),
+            current_link.c.valid_from.label("linked_since"),
+        )
+        .select_from(_METER_FROM)
+        .where(meters.c.serial_number == serial)
+    )
+    return conn.execute(query).mappings().one_or_none()
+
+
+def meter_links_of(conn: Connection, serial: str) -> Sequence[RowMapping] | None:
+    """The meter's link history, newest first; None when the meter does not exist."""
+    meter_id = conn.execute(
+        sa.select(meters.c.id).where(meters.c.serial_number == serial)
+    ).scalar_one_or_none()
+    if meter_id is None:
+        return None
+    query = (
+        sa.select(
+            service_points.c.name.label("service_point"),
+            service_points.c.comuna,
+            meter_links.c.valid_from,
+            meter_links.c.valid_to,
+        )
+        .select_from(
+            meter_links.join(service_points, meter_links.c.service_point_id == service_points.c.id)
+        )
+        .where(meter_links.c.meter_id == meter_id)
+        .order_by(meter_links.c.valid_from.desc(), meter_links.c.id.desc())
+    )
+    return conn.execute(query).mappings().all()
+
+
+_CONCENTRATOR_SUMMARY = (
+    concentrators.c.name,
+    concentrators.c.serial_number,
+    concentrators.c.description,
+    concentrators.c.city,
+    concentrators.c.comuna,
+    concentrators.c.tag,
+    concentrators.c.reachable,
+    concentrators.c.time_zone,
+    transformers.c.code.label("transformer"),
+    substations.c.name.label("substation"),
+)
+
+
+def list_concentrators(conn: Connection, where: ConcentratorFilter, page: Page) -> Listing:
+    return _listing(
+        conn,
+        _CONCENTRATOR_SUMMARY,
+        _CONCENTRATOR_FROM,
+        where.conditions(),
+        concentrators.c.name,
+        page,
+    )
+
+
+def get_concentrator(conn: Connection, name: str) -> RowMapping | None:
+    return (
+        conn.execute(
+            sa.select(
+                concentrators.c.id,
+                *_CONCENTRATOR_SUMMARY,
+                concentrators.c.address,
+                concentrators.c.latitude,
+                concentrators.c.longitude,
+                concentrators.c.altitude,
+                concentrators.c.windows_time_zone_id,
+                concentrators.c.host,
+                concentrators.c.port,
+                concentrators.c.spontaneous_profile,
+                concentrators.c.procedure_profile,
+                concentrators.c.module_serial,
+                concentrators.c.sim_serial,
+                concentrators.c.ethernet_name,
+                concentrators.c.adlvc,
+                concentrators.c.ppp_username,
+                concentrators.c.maa_username,
+                concentrators.c.ppp_password_enc.is_not(None).label("has_ppp_password"),
+                concentrators.c.maa_password_enc.is_not(None).label("has_maa_password"),
+                concentrators.c.k2_password_enc.is_not(None).label("has_k2_password"),
+                concentrators.c.created_at,
+                concentrators.c.updated_at,
+            )
+            .select_from(_CONCENTRATOR_FROM)
+            .where(concentrators.c.name == name)
+        )
+        .mappings()
+        .one_or_none()
+    )
+
+
+def concentrator_meter_counts(conn: Connection, concentrator_id: int) -> RowMapping:
+    """Total, commissioned and reachable meters behind a concentrator, in one aggregate."""
+
+    def flagged(column: sa.ColumnElement[bool]) -> sa.ColumnElement[int]:
+        return sa.func.coalesce(sa.func.sum(sa.case((column, 1), else_=0)), 0)
+
+    query = sa.select(
+        sa.func.count().label("total"),
+        flagged(meters.c.commissioned).label("commissioned"),
+        flagged(meters.c.reachable).label("reachable"),
+    ).where(meters.c.concentrator_id == concentrator_id)
+    return conn.execute(query).mappings().one()
+
+
+_SERVICE_POINT_SUMMARY = (
+    service_points.c.name,
+    service_points.c.address,
+    service_points.c.city,
+    service_points.c.comuna,
+    service_points.c.tag,
+    service_points.c.is_balance,
+    service_points.c.net_billing,
+    service_points.c.tariff,
+    service_points.c.supply_status,
+    meters.c.serial_number.label("current_meter"),
+)
+
+
+def list_service_points(conn: Connection, where: ServicePointFilter, page: Page) -> Listing:
+    return _listing(
+        conn,
+        _SERVICE_POINT_SUMMARY,
+        _SERVICE_POINT_FROM,
+        where.conditions(),
+        service_points.c.name,
+        page,
+    )
+
+
+def get_service_point(conn: Connection, name: str) -> RowMapping | None:
+    query = (
+        sa.select(
+            *_SERVICE_POINT_SUMMARY,
+            service_points.c.latitude,
+            service_points.c.longitude,
+            service_points.c.altitude,
+            service_points.c.contracted_capacity_kw,
+            service_points.c.created_at,
+            service_points.c.updated_at,
+            current_link.c.valid_from.label("meter_since"),
+        )
+        .select_from(_SERVICE_POINT_FROM)
+        .where(service_points.c.name == name)
+    )
+    return conn.execute(query).mappings().one_or_none()
+
+
+def _concentrator_counts() -> sa.Subquery:
+    return (
+        sa.select(concentrators.c.transformer_id, sa.func.count().label("concentrator_count"))
+        .where(concentrators.c.transformer_id.is_not(None))
+        .group_by(concentrators.c.transformer_id)
+        .subquery("concentrator_counts")
+    )
+
+
+def list_transformers(conn: Connection, substation: str | None, page: Page) -> Listing:
+    counts = _concentrator_counts()
+    where = [] if substation is None else [substations.c.name == substation]
+    columns = (
+        transformers.c.code,
+        transformers.c.description,
+        substations.c.name.label("substation"),
+        sa.func.coalesce(counts.c.concentrator_count, 0).label("concentrator_count"),
+    )
+    from_clause = _TRANSFORMER_FROM.outerjoin(counts, counts.c.transformer_id == transformers.c.id)
+    return _listing(conn, columns, from_clause, where, transformers.c.code, page)
+
+
+def get_transformer(conn: Connection, code: str) -> tuple[RowMapping, list[str]] | None:
+    """The transformer and the names of the concentrators it feeds."""
+    row = (
+        conn.execute(
+            sa.select(
+                transformers.c.id,
+                transformers.c.code,
+                transformers.c.description,
+                transformers.c.created_at,
+                transformers.c.updated_at,
+                substations.c.name.label("substation"),
+            )
+            .select_from(_TRANSFORMER_FROM)
+            .where(transformers.c.code == code)
+        )
+        .mappings()
+        .one_or_none()
+    )
+    if row is None:
+        return None
+    names = conn.execute(
+        sa.select(concentrators.c.name)
+        .where(concentrators.c.transformer_id == row["id"])
+        .order_by(concentrators.c.name)
+    )
+    return row, list(names.scalars())
+
+
+@dataclass(frozen=True, slots=True)
+class BBox:
+    """An RFC 7946 §5 bounding box; `min_lon > max_lon` means it crosses the antimeridian."""
+
+    min_lon: float
+    min_lat: float
+    max_lon: float
+    max_lat: float
+
+    def contains(
+        self, longitude: sa.ColumnElement[Any], latitude: sa.ColumnElement[Any]
+    ) -> sa.ColumnElement[bool]:
+        in_lat = latitude.between(self.min_lat, self.max_lat)
+        if self.min_lon <= self.max_lon:
+            return sa.and_(in_lat, longitude.between(self.min_lon, self.max_lon))
+        return sa.and_(in_lat, sa.or_(longitude >= self.min_lon, longitude <= self.max_lon))
+
+
+def _located(
+    conditions: list[sa.ColumnElement[bool]],
+    longitude: sa.ColumnElement[Any],
+    latitude: sa.ColumnElement[Any],
+    bbox: BBox | None,
+) -> list[sa.ColumnElement[bool]]:
+    """Rows without coordinates stay in the result so the caller can count them as skipped."""
+    if bbox is None:
+        return conditions
+    unlocated = sa.or_(longitude.is_(None), latitude.is_(None))
+    return [*conditions, sa.or_(unlocated, bbox.contains(longitude, latitude))]
+
+
+def meter_map_rows(conn: Connection, where: MeterFilter, bbox: BBox | None) -> sa.CursorResult[Any]:
+    """Meters located at their current service point, as plain tuples for speed."""
+    longitude, latitude = service_points.c.longitude, service_points.c.latitude
+    query = (
+        sa.select(
+            meters.c.serial_number,
+            longitude,
+            latitude,
+            service_points.c.altitude,
+            service_points.c.name,
+            service_points.c.comuna,
+            concentrators.c.name,
+            meters.c.tag,
+            meters.c.host,
+            meters.c.commissioned,
+            meters.c.reachable,
+            meters.c.in_dc_table,
+        )
+        .select_from(_METER_FROM)
+        .where(*_located(where.conditions(), longitude, latitude, bbox))
+        .order_by(meters.c.serial_number)
+    )
+    return conn.execute(query)
+
+
+def concentrator_map_rows(
+    conn: Connection, where: ConcentratorFilter, bbox: BBox | None
+) -> sa.CursorResult[Any]:
+    """Concentrators at their own coordinates, with the number of meters behind each."""
+    counts = (
+        sa.select(meters.c.concentrator_id, sa.func.count().label("meter_count"))
+        .where(meters.c.concentrator_id.is_not(None))
+        .group_by(meters.c.concentrator_id)
+        .subquery("meter_counts")
+    )
+    longitude, latitude = concentrators.c.longitude, concentrators.c.latitude
+    query = (
+        sa.select(
+            concentrators.c.name,
+            longitude,
+            latitude,
+            concentrators.c.altitude,
+            concentrators.c.comuna,
+            concentrators.c.tag,
+            concentrators.c.reachable,
+            transformers.c.code,
+            substations.c.name,
+            sa.func.coalesce(counts.c.meter_count, 0),
+        )
+        .select_from(
+            _CONCENTRATOR_FROM.outerjoin(counts, counts.c.concentrator_id == concentrators.c.id)
+        )
+        .where(*_located(where.conditions(), longitude, latitude, bbox))
+        .order_by(concentrators.c.name)
+    )
+    return conn.execute(query)
