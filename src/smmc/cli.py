@@ -1,0 +1,229 @@
+"""The `smmc` command."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+from sqlalchemy.engine import Engine, make_url
+
+from smmc.config import Settings
+from smmc.domain.geo import CHILE, ServiceArea
+from smmc.store.db import create_engine, normalise_url
+from smmc.store.migrate import upgrade
+from smmc.store.provisioning import ImportOptions, ImportResult, import_file, import_order
+from smmc.store.secrets import SecretBox
+from smmc.store.time_tables import refresh_time_tables
+
+app = typer.Typer(help="SMMC: AMI head-end and operations system.", no_args_is_help=True)
+db_app = typer.Typer(help="Central database.", no_args_is_help=True)
+provision_app = typer.Typer(
+    help="Provisioning from the utility's CSV templates.", no_args_is_help=True
+)
+sim_app = typer.Typer(help="Field simulator.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(provision_app, name="provision")
+app.add_typer(sim_app, name="sim")
+
+console = Console()
+err = Console(stderr=True)
+
+PROGRESS_FROM_ROWS = 2000
+SERVICE_AREAS = {"chile": CHILE}
+
+
+def _settings() -> Settings:
+    return Settings.from_env()
+
+
+def _service_area(settings: Settings, check: bool) -> ServiceArea | None:
+    if not check or settings.service_area.lower() == "none":
+        return None
+    area = SERVICE_AREAS.get(settings.service_area.lower())
+    if area is None:
+        err.print(
+            f"[red]SMMC_SERVICE_AREA={settings.service_area!r} is not one of: "
+            f"{', '.join([*SERVICE_AREAS, 'none'])}"
+        )
+        raise typer.Exit(1)
+    return area
+
+
+def prepare_database(settings: Settings) -> Engine:
+    engine = create_engine(settings.database_url)
+    upgrade(engine)
+    refresh_time_tables(engine)
+    return engine
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Create or update the schema and refresh the time-zone and DST tables."""
+    settings = _settings()
+    prepare_database(settings)
+    console.print(f"database at [bold]{_display_url(settings)}[/] is up to date")
+
+
+def _display_url(settings: Settings) -> str:
+    return make_url(normalise_url(settings.database_url)).render_as_string(hide_password=True)
+
+
+def run_import(
+    engine: Engine,
+    box: SecretBox,
+    files: list[Path],
+    options: ImportOptions,
+    *,
+    quiet: bool = False,
+) -> list[ImportResult]:
+    results = []
+    for path in import_order(files):
+        with Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=console,
+            transient=True,
+            disable=quiet,
+        ) as progress:
+            task = progress.add_task(path.name, total=None, visible=False)
+
+            def advance(done: int, total: int, task: TaskID = task) -> None:
+                progress.update(
+                    task, completed=done, total=total, visible=total > PROGRESS_FROM_ROWS
+                )
+
+            results.append(import_file(engine, box, path, options, advance))
+    return results
+
+
+def _print_results(results: list[ImportResult]) -> None:
+    table = Table(
+        "file", "template", "rows", "accepted", "rejected", "created", "updated", "warnings"
+    )
+    for r in results:
+        template = f"{r.template.number} {r.template.kind}" if r.template else "-"
+        table.add_row(
+            r.path.name,
+            template,
+            str(r.rows_total),
+            str(r.accepted),
+            f"[red]{r.rejected}[/]" if r.rejected else "0",
+            str(r.created),
+            str(r.updated),
+            str(r.warnings),
+        )
+    console.print(table)
+    for r in results:
+        if r.fatal:
+            err.print(f"[red]cannot import[/] {r.fatal}")
+        if r.report_path:
+            console.print(f"{r.path.name}: error report at [bold]{r.report_path}[/]")
+
+
+@provision_app.command("import")
+def provision_import(
+    files: Annotated[list[Path], typer.Argument(help="Template CSV files, in any order.")],
+    area_check: Annotated[
+        bool,
+        typer.Option(
+            "--area-check/--no-area-check",
+            help="Reject coordinates outside the service area.",
+        ),
+    ] = True,
+    report_dir: Annotated[
+        Path | None, typer.Option(help="Where error reports go (default: <var>/reports).")
+    ] = None,
+) -> None:
+    """Import provisioning templates. Exit 0: all rows accepted; 2: some rejected (see the
+    error report); 1: a file could not be read."""
+    settings = _settings()
+    engine = prepare_database(settings)
+    box = SecretBox.from_settings(settings.secret_key, settings.secret_key_file)
+    options = ImportOptions(
+        _service_area(settings, area_check), report_dir or settings.var_dir / "reports"
+    )
+    results = run_import(engine, box, files, options)
+    _print_results(results)
+    raise typer.Exit(max((r.exit_code for r in results), key=lambda code: (code == 1, code)))
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+) -> None:
+    """Run the REST API against SMMC_DATABASE_URL."""
+    import uvicorn
+
+    from smmc.web.app import create_app
+
+    engine = prepare_database(_settings())
+    uvicorn.run(create_app(engine), host=host, port=port, log_level="info")
+
+
+@sim_app.command("provisioning-files")
+def sim_provisioning_files(
+    out: Annotated[Path, typer.Option(help="Directory for the seven CSV files.")],
+    concentrators: int = 5,
+    meters_per_concentrator: int = 20,
+    point_to_point: int = 5,
+    seed: int = 1,
+) -> None:
+    """Write the seven provisioning templates of a simulated fleet."""
+    from smmc.sim.provisioning_files import FleetShape, write_provisioning_files
+
+    shape = FleetShape(concentrators, meters_per_concentrator, point_to_point, seed=seed)
+    for kind, path in write_provisioning_files(shape, out).items():
+        console.print(f"{kind.value:26} {path}")
+
+
+@app.command()
+def demo(
+    port: Annotated[int, typer.Option(help="API port.")] = 8000,
+    fresh: Annotated[bool, typer.Option(help="Start from an empty demo database.")] = True,
+) -> None:
+    """Head-end demo on an embedded SQLite database with a small provisioned sample fleet."""
+    import uvicorn
+
+    from smmc.sim.provisioning_files import FleetShape, write_provisioning_files
+    from smmc.web.app import create_app
+
+    demo_dir = Settings.from_env().var_dir / "demo"
+    if fresh and demo_dir.exists():
+        shutil.rmtree(demo_dir)
+    settings = Settings.from_env(
+        {"SMMC_VAR_DIR": str(demo_dir), "SMMC_DATABASE_URL": f"sqlite:///{demo_dir / 'smmc.db'}"}
+    )
+    engine = prepare_database(settings)
+    box = SecretBox.from_settings(None, settings.secret_key_file)
+    files = write_provisioning_files(FleetShape(), demo_dir / "provisioning")
+    results = run_import(
+        engine, box, list(files.values()), ImportOptions(CHILE, demo_dir / "reports"), quiet=True
+    )
+    _print_results(results)
+    if any(r.exit_code for r in results):
+        err.print("[red]the sample fleet did not import cleanly")
+        raise typer.Exit(1)
+    base = f"http://127.0.0.1:{port}"
+    console.print(
+        f"\n[bold green]SMMC demo[/] — database {demo_dir / 'smmc.db'}\n"
+        f"  API docs     {base}/docs\n"
+        f"  meters       {base}/api/meters\n"
+        f"  map (GeoJSON) {base}/api/map/meters\n"
+        f"  provisioning files {demo_dir / 'provisioning'}\n"
+        "Press Ctrl+C to stop.\n"
+    )
+    uvicorn.run(create_app(engine), host="127.0.0.1", port=port, log_level="warning")
