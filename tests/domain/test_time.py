@@ -299,6 +299,8 @@ def test_transitions_in_a_single_year_and_none_for_punta_arenas() -> None:
 def test_transition_range_is_validated() -> None:
     with pytest.raises(ValueError, match="after"):
         dst_transitions(SANTIAGO, 2030, 2020)
+    with pytest.raises(ValueError, match=r"1900\.\.2999"):
+        time_zone_info(SANTIAGO, 1, 2020)
 
 
 def test_time_zone_info() -> None:

@@ -37,8 +37,8 @@ __all__ = [
 
 DEFAULT_TIME_ZONE = "America/Santiago"
 
-# Step of the offset walk in dst_transitions: longer than any real transition gap, shorter
-# than the shortest DST period any zone has ever had (so no change can hide inside a step).
+# Step of the offset walk in dst_transitions: far shorter than the time between two offset
+# changes of any zone in modern tzdata, so no change (and its reversal) can hide in one step.
 _WALK_STEP = timedelta(hours=12)
 
 
@@ -385,8 +385,8 @@ def _minutes(delta: timedelta) -> int:
 def _range_bounds(first_year: int, last_year: int) -> tuple[datetime, datetime]:
     if first_year > last_year:
         raise ValueError(f"first_year {first_year} is after last_year {last_year}")
-    if first_year < 1 or last_year >= 9999:
-        raise ValueError(f"years must lie in 1..9998, got {first_year}..{last_year}")
+    if first_year < 1900 or last_year > 2999:
+        raise ValueError(f"years must lie in 1900..2999, got {first_year}..{last_year}")
     return datetime(first_year, 1, 1, tzinfo=UTC), datetime(last_year + 1, 1, 1, tzinfo=UTC)
 
 
