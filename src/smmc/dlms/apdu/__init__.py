@@ -1,0 +1,1 @@
+"""xDLMS and ACSE APDUs (to be completed)."""
