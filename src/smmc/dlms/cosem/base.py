@@ -307,6 +307,7 @@ class LogicalDevice:
         self.clock_source = clock_source
         self._objects: dict[tuple[int, Obis], CosemObject] = {}
         self._rights: dict[int, dict[tuple[int, Obis], AccessRights]] = {}
+        self._private: dict[int, dict[tuple[int, Obis], tuple[CosemObject, AccessRights]]] = {}
 
     def now(self) -> CosemDateTime:
         """The device's current time (its clock object's, once one is bound) for captures."""
@@ -325,6 +326,19 @@ class LogicalDevice:
         obj.bind(self)
         return obj
 
+    def add_private(self, client_sap: int, obj: _T, rights: AccessRights) -> _T:
+        """Add an object only one association sees, e.g. its "current association" object.
+
+        It hides a shared object with the same class and logical name for that association.
+        """
+        key = (obj.CLASS_ID, obj.logical_name)
+        private = self._private.setdefault(client_sap, {})
+        if key in private:
+            raise ValueError(f"duplicate object class {key[0]} {key[1]} for client {client_sap}")
+        private[key] = (obj, rights)
+        obj.bind(self)
+        return obj
+
     def grant(self, client_sap: int, obj: CosemObject, rights: AccessRights) -> None:
         """Give (or replace) one association's rights on an object already added."""
         key = (obj.CLASS_ID, obj.logical_name)
@@ -333,15 +347,19 @@ class LogicalDevice:
         self._rights.setdefault(client_sap, {})[key] = rights
 
     def __iter__(self) -> Iterator[CosemObject]:
-        return iter(self._objects.values())
+        """Shared objects, then each association's private ones."""
+        yield from self._objects.values()
+        for private in self._private.values():
+            for obj, _ in private.values():
+                yield obj
 
     def __len__(self) -> int:
-        return len(self._objects)
+        return len(self._objects) + sum(len(p) for p in self._private.values())
 
     @property
     def client_saps(self) -> tuple[int, ...]:
         """The client SAPs that have rights on at least one object."""
-        return tuple(sorted(self._rights))
+        return tuple(sorted(set(self._rights) | set(self._private)))
 
     def find(self, class_id: int, obis: Obis) -> CosemObject:
         """The object with this class id and logical name, or object-undefined."""
@@ -365,16 +383,27 @@ class LogicalDevice:
 
     def rights(self, client_sap: int, class_id: int, obis: Obis) -> AccessRights | None:
         """The rights of an association on an object, ``None`` if it cannot see it."""
+        private = self._private.get(client_sap, {}).get((class_id, obis))
+        if private is not None:
+            return private[1]
         return self._rights.get(client_sap, {}).get((class_id, obis))
 
     def visible(self, client_sap: int) -> list[tuple[CosemObject, AccessRights]]:
-        """The objects an association can see, with its rights, in insertion order."""
+        """The objects an association can see, with its rights: shared, then private."""
         rights = self._rights.get(client_sap, {})
-        return [(o, rights[k]) for k, o in self._objects.items() if k in rights]
+        private = self._private.get(client_sap, {})
+        shared = [
+            (o, rights[k]) for k, o in self._objects.items() if k in rights and k not in private
+        ]
+        return shared + list(private.values())
 
     def _target(
         self, class_id: int, obis: Obis, client_sap: int | None
     ) -> tuple[CosemObject, AccessRights | None]:
+        if client_sap is not None:
+            private = self._private.get(client_sap, {}).get((class_id, obis))
+            if private is not None:
+                return private
         obj = self.find(class_id, obis)
         if client_sap is None:
             return obj, None
