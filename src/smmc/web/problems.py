@@ -36,12 +36,6 @@ class NotFoundError(Exception):
         self.key = key
 
 
-def invalid_parameter(location: str, name: str, reason: str) -> RequestValidationError:
-    """A validation error for a parameter the route parses itself (e.g. `bbox`), reported in
-    the same shape as FastAPI's own checks."""
-    return RequestValidationError([{"loc": (location, name), "msg": reason, "type": "value_error"}])
-
-
 def problem_response(
     status: int,
     detail: str,

@@ -14,9 +14,9 @@ from collections.abc import Iterable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Response
+from pydantic import AfterValidator
 
 from smmc.web.api.deps import ConcentratorFilterDep, EngineDep, MeterFilterDep
-from smmc.web.problems import invalid_parameter
 from smmc.web.queries import BBox, concentrator_map_rows, meter_map_rows, meter_state
 
 GEOJSON_MEDIA_TYPE = "application/geo+json"
@@ -59,6 +59,14 @@ def parse_bbox(text: str) -> BBox:
     return BBox(min_lon, min_lat, max_lon, max_lat)
 
 
+def _check_bbox(text: str | None) -> str | None:
+    """Validate inside pydantic so a bad `bbox` is reported together with any other bad
+    parameter of the same request (`BBoxError` is a `ValueError`)."""
+    if text is not None:
+        parse_bbox(text)
+    return text
+
+
 def bbox_parameter(
     bbox: Annotated[
         str | None,
@@ -67,14 +75,10 @@ def bbox_parameter(
             description="minLon,minLat,maxLon,maxLat (WGS 84 degrees)",
             examples=["-70.8,-33.6,-70.5,-33.3"],
         ),
+        AfterValidator(_check_bbox),
     ] = None,
 ) -> BBox | None:
-    if bbox is None:
-        return None
-    try:
-        return parse_bbox(bbox)
-    except BBoxError as exc:
-        raise invalid_parameter("query", "bbox", str(exc)) from None
+    return None if bbox is None else parse_bbox(bbox)
 
 
 BBoxDep = Annotated[BBox | None, Depends(bbox_parameter)]
