@@ -5,8 +5,17 @@ from __future__ import annotations
 from hypothesis import strategies as st
 
 from smmc.dlms.apdu._ber import ApplicationContextName, AuthenticationMechanism
+from smmc.dlms.apdu._common import (
+    CosemAttributeDescriptor,
+    CosemMethodDescriptor,
+    DataAccessResult,
+    DataBlockSA,
+    InvokeIdAndPriority,
+)
 from smmc.dlms.apdu.ciphered import CipheredApdu, CipheredTag
+from smmc.dlms.apdu.get import CosemAttributeWithSelection
 from smmc.dlms.apdu.initiate import Conformance, InitiateRequest, InitiateResponse
+from smmc.dlms.apdu.selective_access import SelectiveAccessDescriptor
 from smmc.dlms.axdr import Data
 from smmc.dlms.obis import Obis
 
@@ -69,3 +78,23 @@ data_values = st.recursive(
     ),
     max_leaves=12,
 )
+
+
+def attribute_descriptors() -> st.SearchStrategy[CosemAttributeDescriptor]:
+    """Cosem attribute descriptors over the full field ranges."""
+    return st.builds(CosemAttributeDescriptor, u16s, obis_codes, i8s)
+
+
+def method_descriptors() -> st.SearchStrategy[CosemMethodDescriptor]:
+    """Cosem method descriptors over the full field ranges."""
+    return st.builds(CosemMethodDescriptor, u16s, obis_codes, i8s)
+
+
+invoke_ids = st.builds(InvokeIdAndPriority, st.integers(0, 15), st.booleans(), st.booleans())
+selections = st.none() | st.builds(SelectiveAccessDescriptor, u8s, data_values)
+attributes_with_selection = st.builds(
+    CosemAttributeWithSelection, attribute_descriptors(), selections
+)
+access_results = st.sampled_from(DataAccessResult)
+get_data_results = data_values | access_results
+blocks = st.builds(DataBlockSA, st.booleans(), u32s, st.binary(max_size=300))
