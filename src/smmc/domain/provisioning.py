@@ -241,6 +241,7 @@ class RowResult:
 REDACTED = "********"
 _TRUE = frozenset({"true", "t", "1", "yes", "y", "si", "sí", "s", "verdadero", "x"})
 _FALSE = frozenset({"false", "f", "0", "no", "n", "falso", ""})
+_DIGITS = re.compile(r"[0-9]+")
 _HEX_KEY = re.compile(r"[0-9A-Fa-f]{32}")
 _MAC = re.compile(r"[0-9A-Fa-f]{12}")
 _IDENTIFIER = re.compile(r"\w[\w.\-/ ]*")
@@ -340,7 +341,8 @@ class _Row:
         raw = self._raw(column)
         if not raw:
             return None
-        if not raw.isdigit() or not minimum <= int(raw) <= maximum:
+        # ASCII digits only: str.isdigit() also accepts "²", which int() then refuses.
+        if not _DIGITS.fullmatch(raw) or not minimum <= int(raw) <= maximum:
             self.error(column, f"must be a whole number from {minimum} to {maximum}")
             return None
         return int(raw)
@@ -387,7 +389,8 @@ class _Row:
         try:
             host = str(ipaddress.ip_address(host))
         except ValueError:
-            if not _HOSTNAME.fullmatch(host):
+            # An all-digit last label is a mistyped IPv4 address (256.1.1.1), not a name.
+            if not _HOSTNAME.fullmatch(host) or host.rsplit(".", 1)[-1].isdigit():
                 self.error("ipaddress", "must be an IPv4/IPv6 address or a host name")
                 return None, None
         return host, port if port is not None else default_port
@@ -479,14 +482,16 @@ def _meter_link(row: _Row, _area: ServiceArea | None) -> MeterLink | None:
     if raw is not None:
         try:
             parsed = datetime.fromisoformat(raw)
-        except ValueError:
-            row.error("validfrom", "must be an ISO date or date-time, e.g. 2025-03-01T10:00")
-        else:
             valid_from = (
                 parsed.astimezone(UTC)
                 if parsed.tzinfo
                 else to_utc(parsed, DEFAULT_TIME_ZONE, strict=False)
             )
+        except ValueError:
+            row.error("validfrom", "must be an ISO date or date-time, e.g. 2025-03-01T10:00")
+        except OverflowError:
+            # Year 1 or 9999 near midnight has no UTC equivalent inside datetime's range.
+            row.error("validfrom", "is out of the supported date range")
     record = MeterLink(serial or "", pod or "", valid_from)
     return None if row.failed else record
 
