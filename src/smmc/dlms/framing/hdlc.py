@@ -308,6 +308,23 @@ def _parse_body(buf: bytes, start: int, stop: int) -> HdlcFrame:
     return HdlcFrame(u, destination, source, pf, 0, 0, info, segmented)
 
 
+def _next_complete_frame(buf: bytes, start: int, end: int) -> int:
+    """Offset of the first flag at or after ``start`` that opens a complete, valid frame."""
+    flag = buf.find(b"\x7e", start)
+    while flag >= 0 and flag + 3 <= end:
+        fmt = (buf[flag + 1] << 8) | buf[flag + 2]
+        stop = flag + 1 + (fmt & _LENGTH_MASK)
+        if fmt & 0xF000 == _FORMAT_TYPE and stop < end and buf[stop] == FLAG:
+            try:
+                _parse_body(buf, flag + 1, stop)
+            except DecodeError:
+                pass
+            else:
+                return flag
+        flag = buf.find(b"\x7e", flag + 1)
+    return -1
+
+
 class HdlcDecoder:
     """Sans-IO HDLC stream decoder: ``feed(bytes)`` returns the complete, valid frames.
 
@@ -358,7 +375,15 @@ class HdlcDecoder:
                 continue
             stop = pos + 1 + length
             if stop >= end:  # closing flag not yet received
-                break
+                # A false start (garbage that looks like a header) must not hold back a
+                # complete frame that follows it: look for one before waiting.
+                later = _next_complete_frame(snapshot, pos + 1, end)
+                if later < 0:
+                    break
+                self.errors += 1
+                self.discarded += later - pos
+                pos = later
+                continue
             if snapshot[stop] != FLAG:
                 self.errors += 1
                 self.discarded += 1
