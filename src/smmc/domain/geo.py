@@ -68,10 +68,10 @@ class ServiceArea:
 
     def contains(self, latitude: float, longitude: float) -> bool:
         """True when the point is inside the outer box and, if any, one of the boxes."""
-        outer = BoundingBox(
-            self.min_latitude, self.max_latitude, self.min_longitude, self.max_longitude
-        )
-        if not outer.contains(latitude, longitude):
+        if not (
+            self.min_latitude <= latitude <= self.max_latitude
+            and self.min_longitude <= longitude <= self.max_longitude
+        ):
             return False
         return not self.boxes or any(box.contains(latitude, longitude) for box in self.boxes)
 
@@ -170,6 +170,8 @@ def check_coordinates(
             reason=f"coordinates {pair} are not finite numbers",
             hint="give latitude and longitude in decimal degrees",
         )
+    if area.contains(lat, lon):
+        return None
     fix = _likely_fix(lat, lon, area)
     if abs(lat) > 90 or abs(lon) > 180:
         reason = (
@@ -183,8 +185,6 @@ def check_coordinates(
             hint="use decimal degrees; a lost decimal point or a degrees-minutes value "
             "gives numbers this large",
         )
-    if area.contains(lat, lon):
-        return None
     reason = f"coordinates {pair} lie outside the service area {area.name}"
     if fix is not None:
         return CoordinateProblem(reason=reason, hint=fix[0], suggestion=fix[1])
