@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import TypeVar
+from typing import ClassVar, TypeVar
 
 from smmc.dlms.apdu._reader import Reader, i8, octet_string, u16, u32
 from smmc.dlms.axdr import Data, encode_data
@@ -23,7 +23,9 @@ __all__ = [
     "DataBlockSA",
     "InvokeIdAndPriority",
     "LongInvokeIdAndPriority",
+    "ServiceApdu",
     "decode_get_data_result",
+    "default_invoke_id",
     "dispatch_choice",
     "encode_block_number",
     "encode_get_data_result",
@@ -197,6 +199,18 @@ class DataBlockSA:
         return cls(last, number, reader.octet_string("raw data"))
 
 
+class ServiceApdu:
+    """Mixin of the GET/SET/ACTION APDUs: ``tag ‖ choice ‖ invoke-id-and-priority ‖ …``."""
+
+    __slots__ = ()
+    TAG: ClassVar[int]
+    CHOICE: ClassVar[int]
+    invoke_id_and_priority: InvokeIdAndPriority
+
+    def _head(self) -> bytes:
+        return bytes([self.TAG, self.CHOICE, self.invoke_id_and_priority.to_byte()])
+
+
 def encode_get_data_result(result: Data | DataAccessResult) -> bytes:
     """Get-Data-Result CHOICE: ``00 Data`` or ``01 data-access-result``."""
     if isinstance(result, DataAccessResult):
@@ -242,6 +256,11 @@ def dispatch_choice(
     if decoder is None:
         raise DecodeError(f"{what}: unknown choice {choice}", 1)
     return decoder(buf)
+
+
+def default_invoke_id() -> InvokeIdAndPriority:
+    """Default factory for ``invoke_id_and_priority`` fields (0xC1)."""
+    return InvokeIdAndPriority()
 
 
 def encode_block_number(block_number: int) -> bytes:

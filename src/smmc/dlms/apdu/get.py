@@ -14,7 +14,9 @@ from smmc.dlms.apdu._common import (
     CosemAttributeDescriptor,
     DataAccessResult,
     InvokeIdAndPriority,
+    ServiceApdu,
     decode_get_data_result,
+    default_invoke_id,
     dispatch_choice,
     encode_block_number,
     encode_get_data_result,
@@ -79,12 +81,8 @@ def read_attribute_list(reader: Reader) -> tuple[CosemAttributeWithSelection, ..
     return tuple(CosemAttributeWithSelection.read(reader) for _ in range(count))
 
 
-def _iid() -> InvokeIdAndPriority:
-    return InvokeIdAndPriority()
-
-
 @dataclass(frozen=True, slots=True)
-class GetRequestNormal:
+class GetRequestNormal(ServiceApdu):
     """Read one attribute, optionally with selective access."""
 
     TAG: ClassVar[int] = REQUEST_TAG
@@ -92,12 +90,12 @@ class GetRequestNormal:
 
     attribute: CosemAttributeDescriptor
     access_selection: SelectiveAccessDescriptor | None = None
-    invoke_id_and_priority: InvokeIdAndPriority = field(default_factory=_iid)
+    invoke_id_and_priority: InvokeIdAndPriority = field(default_factory=default_invoke_id)
 
     def to_bytes(self) -> bytes:
         """Encode the APDU."""
         return (
-            bytes([self.TAG, self.CHOICE, self.invoke_id_and_priority.to_byte()])
+            self._head()
             + self.attribute.to_bytes()
             + encode_optional_selection(self.access_selection)
         )
@@ -114,20 +112,18 @@ class GetRequestNormal:
 
 
 @dataclass(frozen=True, slots=True)
-class GetRequestNext:
+class GetRequestNext(ServiceApdu):
     """Ask for the block after ``block_number`` (the last one received)."""
 
     TAG: ClassVar[int] = REQUEST_TAG
     CHOICE: ClassVar[int] = 2
 
     block_number: int
-    invoke_id_and_priority: InvokeIdAndPriority = field(default_factory=_iid)
+    invoke_id_and_priority: InvokeIdAndPriority = field(default_factory=default_invoke_id)
 
     def to_bytes(self) -> bytes:
         """Encode the APDU."""
-        return bytes(
-            [self.TAG, self.CHOICE, self.invoke_id_and_priority.to_byte()]
-        ) + encode_block_number(self.block_number)
+        return self._head() + encode_block_number(self.block_number)
 
     @classmethod
     def from_bytes(cls, buf: Buffer) -> GetRequestNext:
@@ -140,20 +136,18 @@ class GetRequestNext:
 
 
 @dataclass(frozen=True, slots=True)
-class GetRequestWithList:
+class GetRequestWithList(ServiceApdu):
     """Read several attributes in one request (needs the multiple-references conformance)."""
 
     TAG: ClassVar[int] = REQUEST_TAG
     CHOICE: ClassVar[int] = 3
 
     attributes: tuple[CosemAttributeWithSelection, ...]
-    invoke_id_and_priority: InvokeIdAndPriority = field(default_factory=_iid)
+    invoke_id_and_priority: InvokeIdAndPriority = field(default_factory=default_invoke_id)
 
     def to_bytes(self) -> bytes:
         """Encode the APDU."""
-        return bytes(
-            [self.TAG, self.CHOICE, self.invoke_id_and_priority.to_byte()]
-        ) + encode_attribute_list(self.attributes)
+        return self._head() + encode_attribute_list(self.attributes)
 
     @classmethod
     def from_bytes(cls, buf: Buffer) -> GetRequestWithList:
@@ -166,20 +160,18 @@ class GetRequestWithList:
 
 
 @dataclass(frozen=True, slots=True)
-class GetResponseNormal:
+class GetResponseNormal(ServiceApdu):
     """The attribute value, or why it could not be read."""
 
     TAG: ClassVar[int] = RESPONSE_TAG
     CHOICE: ClassVar[int] = 1
 
     result: Data | DataAccessResult
-    invoke_id_and_priority: InvokeIdAndPriority = field(default_factory=_iid)
+    invoke_id_and_priority: InvokeIdAndPriority = field(default_factory=default_invoke_id)
 
     def to_bytes(self) -> bytes:
         """Encode the APDU."""
-        return bytes(
-            [self.TAG, self.CHOICE, self.invoke_id_and_priority.to_byte()]
-        ) + encode_get_data_result(self.result)
+        return self._head() + encode_get_data_result(self.result)
 
     @classmethod
     def from_bytes(cls, buf: Buffer) -> GetResponseNormal:
@@ -192,7 +184,7 @@ class GetResponseNormal:
 
 
 @dataclass(frozen=True, slots=True)
-class GetResponseWithDatablock:
+class GetResponseWithDatablock(ServiceApdu):
     """One block of a long value: raw bytes of the encoded Data, or a data-access-result."""
 
     TAG: ClassVar[int] = RESPONSE_TAG
@@ -201,7 +193,7 @@ class GetResponseWithDatablock:
     last_block: bool
     block_number: int
     result: bytes | DataAccessResult
-    invoke_id_and_priority: InvokeIdAndPriority = field(default_factory=_iid)
+    invoke_id_and_priority: InvokeIdAndPriority = field(default_factory=default_invoke_id)
 
     def to_bytes(self) -> bytes:
         """Encode the APDU (DataBlock-G)."""
@@ -210,7 +202,7 @@ class GetResponseWithDatablock:
         else:
             body = b"\x00" + octet_string(self.result)
         return (
-            bytes([self.TAG, self.CHOICE, self.invoke_id_and_priority.to_byte()])
+            self._head()
             + (b"\x01" if self.last_block else b"\x00")
             + encode_block_number(self.block_number)
             + body
@@ -237,19 +229,19 @@ class GetResponseWithDatablock:
 
 
 @dataclass(frozen=True, slots=True)
-class GetResponseWithList:
+class GetResponseWithList(ServiceApdu):
     """One result per attribute of a GetRequestWithList, in the same order."""
 
     TAG: ClassVar[int] = RESPONSE_TAG
     CHOICE: ClassVar[int] = 3
 
     results: tuple[Data | DataAccessResult, ...]
-    invoke_id_and_priority: InvokeIdAndPriority = field(default_factory=_iid)
+    invoke_id_and_priority: InvokeIdAndPriority = field(default_factory=default_invoke_id)
 
     def to_bytes(self) -> bytes:
         """Encode the APDU."""
         return (
-            bytes([self.TAG, self.CHOICE, self.invoke_id_and_priority.to_byte()])
+            self._head()
             + encode_length(len(self.results))
             + b"".join(encode_get_data_result(result) for result in self.results)
         )
