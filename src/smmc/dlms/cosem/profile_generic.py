@@ -38,6 +38,7 @@ __all__ = [
     "ProfileGeneric",
     "RowSource",
     "SortMethod",
+    "element_of",
 ]
 
 RANGE_SELECTOR = 1
@@ -124,7 +125,7 @@ class _Instant:
         return self.wall
 
 
-def _element(value: Data, column: CaptureObject) -> Data:
+def element_of(value: Data, column: CaptureObject) -> Data:
     """The attribute value, or its element ``data_index`` (1-based) when one is named."""
     if column.data_index == 0:
         return value
@@ -196,7 +197,7 @@ class ProfileGeneric(CosemObject):
         if device is None:
             raise CosemAccessError(AccessResult.TEMPORARY_FAILURE, f"{self!r} is not in a device")
         row = tuple(
-            _element(device.get(c.class_id, c.logical_name, c.attribute), c)
+            element_of(device.get(c.class_id, c.logical_name, c.attribute), c)
             for c in self.capture_objects
         )
         self.append(row)
