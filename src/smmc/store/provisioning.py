@@ -194,7 +194,7 @@ def _ids(
     query = sa.select(table.c[key], table.c.id)
     if only is not None:
         query = query.where(table.c[key].in_(only))
-    return dict(conn.execute(query).tuples().all())
+    return dict(conn.execute(query).all())
 
 
 class _Applier:
@@ -228,7 +228,7 @@ class _Applier:
         if kind in (TemplateKind.CONCENTRATOR_ATTRIBUTES, TemplateKind.CONCENTRATOR_COMPOSITION):
             c = t.concentrators.c
             query = sa.select(c.serial_number, c.name).where(c.serial_number.is_not(None))
-            self.serials = dict(conn.execute(query).tuples().all())
+            self.serials = dict(conn.execute(query).all())
             self.serial_of = {name: serial for serial, name in self.serials.items()}
         if kind in (TemplateKind.METER, TemplateKind.METER_LINK):
             self.meters = _ids(conn, t.meters, "serial_number")
@@ -306,7 +306,7 @@ class _Applier:
             {
                 "description": ("description",),
                 "address": ("address",),
-                "city": ("city", "comuna"),
+                "city": ("city",),
                 "comuna": ("comuna",),
                 "latitude": ("latitude",),
                 "longitude": ("longitude",),
@@ -386,6 +386,12 @@ class _Applier:
             if owner == r.serial_number != r.name:
                 self._adopt(conn, placeholder=owner, name=r.name)
             accepted.append(r)
+            # Claim the serial now, so a later row of this file naming it is refused
+            # instead of breaking the chunk's upsert on the unique serial number.
+            if previous is not None:
+                self.serials.pop(previous, None)
+            self.serials[r.serial_number] = r.name
+            self.serial_of[r.name] = r.serial_number
         self._ensure_substations(conn, {r.substation_name for r in accepted})
         new_transformers: list[dict[str, Any]] = [
             {"code": r.transformer_code, "substation_id": self.substations[r.substation_name]}
@@ -415,9 +421,6 @@ class _Applier:
             conn, t.concentrators, rows, "name", [k for k in rows[0] if k != "name"] if rows else []
         )
         self.concentrators = _ids(conn, t.concentrators, "name")
-        for r in accepted:
-            self.serials[r.serial_number] = r.name
-            self.serial_of[r.name] = r.serial_number
         return issues
 
     def _clear_credentials(self, conn: Connection, name: str) -> None:
@@ -530,7 +533,7 @@ class _Applier:
         update = self._present(
             {
                 "address": ("address",),
-                "city": ("city", "comuna"),
+                "city": ("city",),
                 "comuna": ("comuna",),
                 "latitude": ("latitude",),
                 "longitude": ("longitude",),
@@ -649,8 +652,6 @@ class _Applier:
             if meter_id is None or point_id is None:
                 continue
             current = self.open_by_meter.get(meter_id)
-            if current is not None and current[1] == point_id:
-                continue
             if point_id in self.points_linked:
                 issues.append(
                     RowIssue(
@@ -663,6 +664,9 @@ class _Applier:
                 )
                 continue
             self.points_linked[point_id] = row
+            if current is not None and current[1] == point_id:
+                self.updated += 1
+                continue
             valid_from = r.valid_from or self.started
             for link in (current, self.open_by_point.get(point_id)):
                 if link is None:
@@ -711,7 +715,7 @@ class _Applier:
         )
         if meter_ids is not None:
             query = query.where(c.meter_id.in_(meter_ids))
-        for link_id, meter_id, point_id, valid_from in conn.execute(query).tuples():
+        for link_id, meter_id, point_id, valid_from in conn.execute(query):
             self.open_by_meter[meter_id] = (link_id, point_id, valid_from)
             self.open_by_point[point_id] = (link_id, meter_id, valid_from)
 
