@@ -8,6 +8,7 @@ models. Records without usable coordinates are left out and counted in
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 from collections.abc import Iterable
@@ -20,6 +21,12 @@ from smmc.web.api.deps import ConcentratorFilterDep, EngineDep, MeterFilterDep
 from smmc.web.queries import BBox, concentrator_map_rows, meter_map_rows, meter_state
 
 GEOJSON_MEDIA_TYPE = "application/geo+json"
+_finite = math.isfinite
+
+# The lifecycle state of each flag combination, as the string the map shows.
+_STATE_NAMES = {
+    flags: meter_state(*flags).value for flags in itertools.product((False, True), repeat=4)
+}
 
 router = APIRouter(prefix="/api/map", tags=["map"])
 
@@ -85,9 +92,11 @@ BBoxDep = Annotated[BBox | None, Depends(bbox_parameter)]
 
 
 def _point(lon: Any, lat: Any, alt: Any) -> list[float] | None:
-    if lon is None or lat is None or not (math.isfinite(lon) and math.isfinite(lat)):
+    """RFC 7946 position: longitude, latitude, then altitude only when known. PostgreSQL can
+    hold NaN and infinities, which JSON cannot: such a record counts as without coordinates."""
+    if lon is None or lat is None or not _finite(lon + lat):
         return None
-    if alt is None or not math.isfinite(alt):
+    if alt is None or not _finite(alt):
         return [lon, lat]
     return [lon, lat, alt]
 
@@ -124,7 +133,7 @@ def _meter_features(rows: Iterable[Any]) -> tuple[list[dict[str, Any]], int]:
             skipped += 1
             continue
         linked = concentrator is not None or host is not None
-        state = meter_state(linked, commissioned, reachable, in_dc_table)
+        state = _STATE_NAMES[(linked, commissioned, reachable, in_dc_table)]
         features.append(
             {
                 "type": "Feature",
@@ -139,7 +148,7 @@ def _meter_features(rows: Iterable[Any]) -> tuple[list[dict[str, Any]], int]:
                     "commissioned": commissioned,
                     "reachable": reachable,
                     "in_dc_table": in_dc_table,
-                    "lifecycle_state": state.value,
+                    "lifecycle_state": state,
                 },
             }
         )
