@@ -23,7 +23,11 @@ from smmc.dlms.cosem.base import (
     expect_items,
     obis_from,
 )
-from smmc.dlms.cosem.extended_register import date_time_value, decode_date_time
+from smmc.dlms.cosem.extended_register import (
+    UNSPECIFIED_DATE_TIME,
+    date_time_value,
+    decode_date_time,
+)
 from smmc.dlms.cosem_time import NOT_SPECIFIED, YEAR_NOT_SPECIFIED, CosemDateTime, CosemTime
 from smmc.dlms.errors import DecodeError
 from smmc.dlms.obis import Obis
@@ -41,18 +45,6 @@ __all__ = [
 ACTIVITY_CALENDAR_OBIS = Obis(0, 0, 13, 0, 0, 255)
 
 _T = TypeVar("_T")
-
-
-def _unspecified() -> CosemDateTime:
-    """A date-time with every field "not specified" (no activation pending)."""
-    return CosemDateTime(
-        YEAR_NOT_SPECIFIED, NOT_SPECIFIED, NOT_SPECIFIED, NOT_SPECIFIED, NOT_SPECIFIED,
-        NOT_SPECIFIED, NOT_SPECIFIED, NOT_SPECIFIED,
-    )  # fmt: skip
-
-
-def _text(value: Data, what: str) -> bytes:
-    return expect_bytes(value, what)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +70,9 @@ class Season:
         """Parse a season_profile element."""
         name, start, week = expect_items(value, DataTag.STRUCTURE, 3, "season_profile")
         return cls(
-            _text(name, "season_profile_name"), decode_date_time(start), _text(week, "week_name")
+            expect_bytes(name, "season_profile_name"),
+            decode_date_time(start),
+            expect_bytes(week, "week_name"),
         )
 
     def start_in(self, year: int) -> dt.datetime | None:
@@ -121,7 +115,9 @@ class WeekProfile:
         """Parse a week_profile element."""
         name, *days = expect_items(value, DataTag.STRUCTURE, 8, "week_profile")
         d = [expect_int(x, DataTag.UNSIGNED, what="day_id") for x in days]
-        return cls(_text(name, "week_profile_name"), (d[0], d[1], d[2], d[3], d[4], d[5], d[6]))
+        return cls(
+            expect_bytes(name, "week_profile_name"), (d[0], d[1], d[2], d[3], d[4], d[5], d[6])
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -255,7 +251,7 @@ class ActivityCalendar(CosemObject):
         super().__init__(logical_name)
         self.active = active or Calendar()
         self.passive = passive or Calendar()
-        self.activation_time = activation_time or _unspecified()
+        self.activation_time = activation_time or UNSPECIFIED_DATE_TIME
         self._applied: DayAction | None = None
 
     def active_action(self, local: dt.datetime) -> DayAction | None:
@@ -287,7 +283,7 @@ class ActivityCalendar(CosemObject):
     def activate_passive(self) -> None:
         """Method 1: the passive calendar becomes active (the passive one is kept)."""
         self.active = self.passive
-        self.activation_time = _unspecified()
+        self.activation_time = UNSPECIFIED_DATE_TIME
         self._applied = None
 
     def _get(self, attribute: int, selective_access: SelectiveAccess | None) -> Data:
@@ -313,7 +309,9 @@ class ActivityCalendar(CosemObject):
             return
         p = self.passive
         if attribute == 6:
-            self.passive = Calendar(_text(value, "calendar_name"), p.seasons, p.weeks, p.days)
+            self.passive = Calendar(
+                expect_bytes(value, "calendar_name"), p.seasons, p.weeks, p.days
+            )
         elif attribute == 7:
             seasons = _items(value, Season.from_data, "season_profile")
             self.passive = Calendar(p.name, seasons, p.weeks, p.days)

@@ -25,13 +25,12 @@ from smmc.dlms.cosem.base import (
     expect_int,
     expect_items,
 )
-from smmc.dlms.cosem.extended_register import date_time_value, decode_date_time
-from smmc.dlms.cosem_time import (
-    NOT_SPECIFIED,
-    YEAR_NOT_SPECIFIED,
-    ClockStatus,
-    CosemDateTime,
+from smmc.dlms.cosem.extended_register import (
+    UNSPECIFIED_DATE_TIME,
+    date_time_value,
+    decode_date_time,
 )
+from smmc.dlms.cosem_time import ClockStatus, CosemDateTime
 from smmc.dlms.errors import DecodeError
 from smmc.dlms.obis import Obis
 
@@ -41,17 +40,6 @@ CLOCK_OBIS = Obis(0, 0, 1, 0, 0, 255)
 
 TimeSource = Callable[[], dt.datetime]
 """Returns the true current time as an aware datetime."""
-
-_UNSPECIFIED = CosemDateTime(
-    YEAR_NOT_SPECIFIED,
-    NOT_SPECIFIED,
-    NOT_SPECIFIED,
-    NOT_SPECIFIED,
-    NOT_SPECIFIED,
-    NOT_SPECIFIED,
-    NOT_SPECIFIED,
-    NOT_SPECIFIED,
-)
 
 
 def system_time() -> dt.datetime:
@@ -106,8 +94,8 @@ class Clock(CosemObject):
         now = self.local_now()
         standard = (now.utcoffset() or dt.timedelta(0)) - (now.dst() or dt.timedelta(0))
         self._values[3] = Data.long(-int(standard.total_seconds()) // 60)
-        self._values[5] = date_time_value(_UNSPECIFIED)
-        self._values[6] = date_time_value(_UNSPECIFIED)
+        self._values[5] = date_time_value(UNSPECIFIED_DATE_TIME)
+        self._values[6] = date_time_value(UNSPECIFIED_DATE_TIME)
         self._values[7] = Data.integer(60)
         self._values[8] = Data.boolean(self._has_dst(now))
         self._values[9] = Data.enum(clock_base)

@@ -6,7 +6,11 @@ from typing import ClassVar
 
 from smmc.dlms.axdr import Data, DataTag
 from smmc.dlms.cosem.base import AccessResult, CosemAccessError, CosemObject
-from smmc.dlms.cosem.extended_register import date_time_value, decode_date_time
+from smmc.dlms.cosem.extended_register import (
+    UNSPECIFIED_DATE_TIME,
+    date_time_value,
+    decode_date_time,
+)
 from smmc.dlms.cosem.register import NUMERIC_TYPES, Unit, decode_scaler_unit, scaler_unit, zero_like
 from smmc.dlms.cosem_time import CosemDateTime
 from smmc.dlms.obis import Obis
@@ -44,7 +48,7 @@ class DemandRegister(CosemObject):
     ) -> None:
         super().__init__(logical_name)
         zero = Data.double_long_unsigned(0) if value is None else zero_like(value)
-        stamp = date_time_value(start or CosemDateTime(0xFFFF, 0xFF, 0xFF, 0xFF, 0xFF))
+        stamp = date_time_value(start or UNSPECIFIED_DATE_TIME)
         self._values.update(
             {
                 2: zero if value is None else value,

@@ -7,10 +7,16 @@ from typing import ClassVar
 from smmc.dlms.axdr import Data, DataTag
 from smmc.dlms.cosem.base import AccessResult, CosemAccessError, expect_bytes
 from smmc.dlms.cosem.register import Register, Unit
-from smmc.dlms.cosem_time import CosemDateTime
+from smmc.dlms.cosem_time import NOT_SPECIFIED, YEAR_NOT_SPECIFIED, CosemDateTime
 from smmc.dlms.obis import Obis
 
-__all__ = ["ExtendedRegister", "date_time_value", "decode_date_time"]
+__all__ = ["UNSPECIFIED_DATE_TIME", "ExtendedRegister", "date_time_value", "decode_date_time"]
+
+UNSPECIFIED_DATE_TIME = CosemDateTime(
+    YEAR_NOT_SPECIFIED, NOT_SPECIFIED, NOT_SPECIFIED, NOT_SPECIFIED, NOT_SPECIFIED,
+    NOT_SPECIFIED, NOT_SPECIFIED, NOT_SPECIFIED,
+)  # fmt: skip
+"""A date-time with every field "not specified": the value of a time never set."""
 
 
 def date_time_value(value: CosemDateTime) -> Data:
@@ -49,7 +55,7 @@ class ExtendedRegister(Register):
         super().__init__(logical_name, value, scaler, unit)
         self._values[self.STATUS_ATTRIBUTE] = Data.unsigned(0) if status is None else status
         self._values[self.CAPTURE_TIME_ATTRIBUTE] = date_time_value(
-            capture_time or CosemDateTime(0xFFFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF)
+            capture_time or UNSPECIFIED_DATE_TIME
         )
 
     @property
