@@ -20,6 +20,7 @@ from sqlalchemy.engine import Engine, make_url
 
 from smmc.config import Settings
 from smmc.domain.geo import CHILE, ServiceArea
+from smmc.domain.provisioning import TemplateKind
 from smmc.store.db import create_engine, normalise_url
 from smmc.store.migrate import upgrade
 from smmc.store.provisioning import ImportOptions, ImportResult, import_file, import_order
@@ -40,6 +41,15 @@ console = Console()
 err = Console(stderr=True)
 
 PROGRESS_FROM_ROWS = 2000
+TEMPLATE_LABELS = {
+    TemplateKind.SERVICE_POINT: "POD",
+    TemplateKind.METER: "meter",
+    TemplateKind.METER_LINK: "meter-POD link",
+    TemplateKind.CONCENTRATOR_SITE: "DC site",
+    TemplateKind.TRANSFORMER: "transformer",
+    TemplateKind.CONCENTRATOR_ATTRIBUTES: "DC attributes",
+    TemplateKind.CONCENTRATOR_COMPOSITION: "DC composition",
+}
 SERVICE_AREAS = {"chile": CHILE}
 
 
@@ -88,16 +98,16 @@ def run_import(
     quiet: bool = False,
 ) -> list[ImportResult]:
     results = []
-    for path in import_order(files):
-        with Progress(
-            "[progress.description]{task.description}",
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeRemainingColumn(),
-            console=console,
-            transient=True,
-            disable=quiet,
-        ) as progress:
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+        disable=quiet,
+    ) as progress:
+        for path in import_order(files):
             task = progress.add_task(path.name, total=None, visible=False)
 
             def advance(done: int, total: int, task: TaskID = task) -> None:
@@ -106,21 +116,25 @@ def run_import(
                 )
 
             results.append(import_file(engine, box, path, options, advance))
+            progress.update(task, visible=False)
     return results
 
 
 def _print_results(results: list[ImportResult]) -> None:
-    table = Table(
-        "file", "template", "rows", "accepted", "rejected", "created", "updated", "warnings"
-    )
+    table = Table(box=None, pad_edge=False)
+    table.add_column("file", overflow="fold", min_width=20)
+    table.add_column("template")
+    for label in ("rows", "ok", "rejected", "new", "updated", "warn"):
+        table.add_column(label, justify="right")
     for r in results:
-        template = f"{r.template.number} {r.template.kind}" if r.template else "-"
+        template = f"{r.template.number} {TEMPLATE_LABELS[r.template.kind]}" if r.template else "-"
+        rejected = f"[red]{r.rejected}[/]" if r.rejected else "0"
         table.add_row(
             r.path.name,
             template,
             str(r.rows_total),
             str(r.accepted),
-            f"[red]{r.rejected}[/]" if r.rejected else "0",
+            rejected,
             str(r.created),
             str(r.updated),
             str(r.warnings),
