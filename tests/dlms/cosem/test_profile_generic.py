@@ -8,19 +8,20 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from smmc.dlms.apdu.selective_access import CaptureObjectDefinition
 from smmc.dlms.axdr import Data
-from smmc.dlms.cosem.base import CosemAccessError, LogicalDevice, SelectiveAccess
+from smmc.dlms.cosem.base import CosemAccessError, LogicalDevice, SelectiveAccessDescriptor
 from smmc.dlms.cosem.clock import Clock
 from smmc.dlms.cosem.data import DataObject
-from smmc.dlms.cosem.profile_generic import CaptureObject, ProfileGeneric
+from smmc.dlms.cosem.profile_generic import ProfileGeneric, parse_definition
 from smmc.dlms.cosem.register import Register
 from smmc.dlms.cosem_time import ClockStatus, CosemDateTime
 from smmc.dlms.obis import Obis
 
-CLOCK = CaptureObject(8, Obis.parse("0.0.1.0.0.255"), 2)
-STATUS = CaptureObject(1, Obis.parse("0.0.96.10.7.255"), 2)
-IMPORT = CaptureObject(3, Obis.parse("1.0.1.8.0.255"), 2)
-EXPORT = CaptureObject(3, Obis.parse("1.0.2.8.0.255"), 2)
+CLOCK = CaptureObjectDefinition(8, Obis.parse("0.0.1.0.0.255"), 2)
+STATUS = CaptureObjectDefinition(1, Obis.parse("0.0.96.10.7.255"), 2)
+IMPORT = CaptureObjectDefinition(3, Obis.parse("1.0.1.8.0.255"), 2)
+EXPORT = CaptureObjectDefinition(3, Obis.parse("1.0.2.8.0.255"), 2)
 COLUMNS = (CLOCK, STATUS, IMPORT, EXPORT)
 START = dt.datetime(2026, 4, 1, 0, 0, tzinfo=dt.timezone(dt.timedelta(hours=-3)))
 
@@ -44,15 +45,17 @@ def _profile(rows: int = 8) -> ProfileGeneric:
     return profile
 
 
-def _range(low: Data, high: Data, selected: tuple[CaptureObject, ...] = ()) -> SelectiveAccess:
-    return SelectiveAccess(
+def _range(
+    low: Data, high: Data, selected: tuple[CaptureObjectDefinition, ...] = ()
+) -> SelectiveAccessDescriptor:
+    return SelectiveAccessDescriptor(
         1,
         Data.structure((CLOCK.to_data(), low, high, Data.array(c.to_data() for c in selected))),
     )
 
 
-def _entry(a: int, b: int, c: int, d: int) -> SelectiveAccess:
-    return SelectiveAccess(
+def _entry(a: int, b: int, c: int, d: int) -> SelectiveAccessDescriptor:
+    return SelectiveAccessDescriptor(
         2,
         Data.structure(
             (
@@ -79,11 +82,11 @@ def test_plain_attributes() -> None:
     assert len(profile.get(2).to_python()) == 3
 
 
-def test_capture_object_round_trip() -> None:
+def test_capture_object_parsing() -> None:
     for column in COLUMNS:
-        assert CaptureObject.from_data(column.to_data()) == column
+        assert parse_definition(column.to_data()) == column
     with pytest.raises(CosemAccessError) as exc:
-        CaptureObject.from_data(Data.structure((Data.long_unsigned(3),)))
+        parse_definition(Data.structure((Data.long_unsigned(3),)))
     assert exc.value.result == 12
 
 
@@ -119,7 +122,7 @@ def test_range_selected_columns_in_requested_order() -> None:
 
 def test_range_on_uncaptured_column_rejected() -> None:
     profile = _profile(2)
-    other = CaptureObject(3, Obis.parse("1.0.3.8.0.255"), 2)
+    other = CaptureObjectDefinition(3, Obis.parse("1.0.3.8.0.255"), 2)
     with pytest.raises(CosemAccessError) as exc:
         profile.get(2, _range(_stamp(START), _stamp(START), (other,)))
     assert exc.value.result == 250
@@ -128,7 +131,7 @@ def test_range_on_uncaptured_column_rejected() -> None:
 def test_range_malformed_rejected() -> None:
     profile = _profile(2)
     with pytest.raises(CosemAccessError) as exc:
-        profile.get(2, SelectiveAccess(1, Data.structure((CLOCK.to_data(),))))
+        profile.get(2, SelectiveAccessDescriptor(1, Data.structure((CLOCK.to_data(),))))
     assert exc.value.result == 12
     with pytest.raises(CosemAccessError) as exc:
         profile.get(2, _range(Data.octet_string(b"\xff" * 12), _stamp(START)))
@@ -137,7 +140,7 @@ def test_range_malformed_rejected() -> None:
 
 def test_unknown_selector_rejected() -> None:
     with pytest.raises(CosemAccessError):
-        _profile(1).get(2, SelectiveAccess(3, Data.null()))
+        _profile(1).get(2, SelectiveAccessDescriptor(3, Data.null()))
 
 
 def test_selective_access_only_on_buffer() -> None:
@@ -208,7 +211,7 @@ def test_capture_reads_device_and_reset_empties() -> None:
     )
     device.add(Register(IMPORT.logical_name, Data.double_long_unsigned(42)))
     device.add(Register(EXPORT.logical_name, Data.double_long_unsigned(1)))
-    status_second = CaptureObject(1, STATUS.logical_name, 2, 2)
+    status_second = CaptureObjectDefinition(1, STATUS.logical_name, 2, 2)
     profile = device.add(
         ProfileGeneric(Obis.parse("1.0.99.1.0.255"), (CLOCK, status_second, IMPORT, EXPORT))
     )

@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import pytest
 
+from smmc.dlms.apdu.selective_access import CaptureObjectDefinition
 from smmc.dlms.axdr import Data
 from smmc.dlms.cosem.base import CosemAccessError, LogicalDevice
 from smmc.dlms.cosem.data import DataObject
-from smmc.dlms.cosem.profile_generic import CaptureObject
 from smmc.dlms.cosem.push_setup import PUSH_SETUP_OBIS, PushSetup, TransportService
 from smmc.dlms.obis import Obis
 
 LDN = Obis.parse("0.0.42.0.0.255")
 ALARM = Obis.parse("0.0.97.98.0.255")
 OBJECTS = (
-    CaptureObject(40, PUSH_SETUP_OBIS, 1),
-    CaptureObject(1, LDN, 2),
-    CaptureObject(1, ALARM, 2),
+    CaptureObjectDefinition(40, PUSH_SETUP_OBIS, 1),
+    CaptureObjectDefinition(1, LDN, 2),
+    CaptureObjectDefinition(1, ALARM, 2),
 )
 
 

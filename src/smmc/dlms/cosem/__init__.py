@@ -5,6 +5,7 @@ dispatches GET/SET/ACTION; a device is usually built from a profile
 (:mod:`smmc.dlms.profiles`).
 """
 
+from smmc.dlms.apdu.selective_access import CaptureObjectDefinition, SelectiveAccessDescriptor
 from smmc.dlms.cosem.activity_calendar import ActivityCalendar, Calendar
 from smmc.dlms.cosem.association_ln import AssociationLN, AuthenticationMechanism, ContextName
 from smmc.dlms.cosem.base import (
@@ -15,7 +16,6 @@ from smmc.dlms.cosem.base import (
     CosemObject,
     LogicalDevice,
     MethodAccess,
-    SelectiveAccess,
 )
 from smmc.dlms.cosem.clock import Clock
 from smmc.dlms.cosem.data import DataObject
@@ -24,7 +24,7 @@ from smmc.dlms.cosem.disconnect_control import ControlState, DisconnectControl
 from smmc.dlms.cosem.extended_register import ExtendedRegister
 from smmc.dlms.cosem.image_transfer import ImageTransfer
 from smmc.dlms.cosem.limiter import Limiter
-from smmc.dlms.cosem.profile_generic import CaptureObject, ProfileGeneric
+from smmc.dlms.cosem.profile_generic import ProfileGeneric
 from smmc.dlms.cosem.push_setup import PushSetup
 from smmc.dlms.cosem.register import Register, Unit
 from smmc.dlms.cosem.script_table import ScriptTable
@@ -39,7 +39,7 @@ __all__ = [
     "AttributeAccess",
     "AuthenticationMechanism",
     "Calendar",
-    "CaptureObject",
+    "CaptureObjectDefinition",
     "Clock",
     "ContextName",
     "ControlState",
@@ -58,7 +58,7 @@ __all__ = [
     "Register",
     "ScriptTable",
     "SecuritySetup",
-    "SelectiveAccess",
+    "SelectiveAccessDescriptor",
     "Unit",
 ]
 

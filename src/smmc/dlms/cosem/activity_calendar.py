@@ -17,7 +17,7 @@ from smmc.dlms.cosem.base import (
     AccessResult,
     CosemAccessError,
     CosemObject,
-    SelectiveAccess,
+    SelectiveAccessDescriptor,
     expect_bytes,
     expect_int,
     expect_items,
@@ -286,7 +286,7 @@ class ActivityCalendar(CosemObject):
         self.activation_time = UNSPECIFIED_DATE_TIME
         self._applied = None
 
-    def _get(self, attribute: int, selective_access: SelectiveAccess | None) -> Data:
+    def _get(self, attribute: int, selective_access: SelectiveAccessDescriptor | None) -> Data:
         if attribute == 10:
             return date_time_value(self.activation_time)
         calendar = self.active if attribute <= 5 else self.passive

@@ -20,7 +20,7 @@ from smmc.dlms.cosem.base import (
     AccessRights,
     CosemAccessError,
     CosemObject,
-    SelectiveAccess,
+    SelectiveAccessDescriptor,
     expect_bytes,
 )
 from smmc.dlms.obis import Obis
@@ -165,7 +165,7 @@ class AssociationLN(CosemObject):
 
     # -- COSEM interface -----------------------------------------------------------------
 
-    def _get(self, attribute: int, selective_access: SelectiveAccess | None) -> Data:
+    def _get(self, attribute: int, selective_access: SelectiveAccessDescriptor | None) -> Data:
         if attribute == 2:
             return self.object_list()
         if attribute == 3:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import ClassVar, TypeVar
 
+from smmc.dlms.apdu.selective_access import SelectiveAccessDescriptor
 from smmc.dlms.axdr import Data, DataTag
 from smmc.dlms.cosem_time import CosemDateTime
 from smmc.dlms.errors import DlmsError
@@ -26,7 +27,7 @@ __all__ = [
     "CosemObject",
     "LogicalDevice",
     "MethodAccess",
-    "SelectiveAccess",
+    "SelectiveAccessDescriptor",
     "expect",
     "expect_bool",
     "expect_bytes",
@@ -123,14 +124,6 @@ class AccessRights:
     def method(self, method: int) -> MethodAccess:
         """Access mode of one method (``NO_ACCESS`` if not listed)."""
         return self.methods.get(method, MethodAccess.NO_ACCESS)
-
-
-@dataclass(frozen=True, slots=True)
-class SelectiveAccess:
-    """The access-selection of a GET: selector number and its parameters as ``Data``."""
-
-    selector: int
-    parameters: Data
 
 
 def expect(value: Data, *tags: DataTag, what: str = "value") -> Data:
@@ -235,7 +228,9 @@ class CosemObject:
         """Called by ``LogicalDevice.add``."""
         self._device = device
 
-    def get(self, attribute: int, selective_access: SelectiveAccess | None = None) -> Data:
+    def get(
+        self, attribute: int, selective_access: SelectiveAccessDescriptor | None = None
+    ) -> Data:
         """Read an attribute."""
         self._check_attribute(attribute)
         if selective_access is not None and attribute not in self.SELECTIVE_ATTRIBUTES:
@@ -267,7 +262,7 @@ class CosemObject:
                 AccessResult.OBJECT_UNDEFINED, f"{self!r} has no attribute {attribute}"
             )
 
-    def _get(self, attribute: int, selective_access: SelectiveAccess | None) -> Data:
+    def _get(self, attribute: int, selective_access: SelectiveAccessDescriptor | None) -> Data:
         try:
             return self._values[attribute]
         except KeyError:
@@ -420,7 +415,7 @@ class LogicalDevice:
         class_id: int,
         obis: Obis,
         attribute: int,
-        selective_access: SelectiveAccess | None = None,
+        selective_access: SelectiveAccessDescriptor | None = None,
         *,
         client_sap: int | None = None,
         authenticated: bool = False,

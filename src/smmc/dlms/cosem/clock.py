@@ -21,7 +21,7 @@ from smmc.dlms.cosem.base import (
     CosemAccessError,
     CosemObject,
     LogicalDevice,
-    SelectiveAccess,
+    SelectiveAccessDescriptor,
     expect_int,
     expect_items,
 )
@@ -147,7 +147,7 @@ class Clock(CosemObject):
 
     # -- COSEM interface -----------------------------------------------------------------
 
-    def _get(self, attribute: int, selective_access: SelectiveAccess | None) -> Data:
+    def _get(self, attribute: int, selective_access: SelectiveAccessDescriptor | None) -> Data:
         if attribute == 2:
             return date_time_value(self.cosem_now())
         if attribute == 4:

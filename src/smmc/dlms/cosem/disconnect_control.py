@@ -19,7 +19,7 @@ from smmc.dlms.cosem.base import (
     AccessResult,
     CosemAccessError,
     CosemObject,
-    SelectiveAccess,
+    SelectiveAccessDescriptor,
     expect_int,
 )
 from smmc.dlms.obis import Obis
@@ -155,7 +155,7 @@ class DisconnectControl(CosemObject):
         """Method 2."""
         return self.trigger(Trigger.REMOTE_RECONNECT)
 
-    def _get(self, attribute: int, selective_access: SelectiveAccess | None) -> Data:
+    def _get(self, attribute: int, selective_access: SelectiveAccessDescriptor | None) -> Data:
         if attribute == 2:
             return Data.boolean(self.output_state)
         if attribute == 3:

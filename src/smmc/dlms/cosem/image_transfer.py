@@ -15,7 +15,7 @@ from smmc.dlms.cosem.base import (
     AccessResult,
     CosemAccessError,
     CosemObject,
-    SelectiveAccess,
+    SelectiveAccessDescriptor,
     expect_bool,
     expect_bytes,
     expect_int,
@@ -152,7 +152,7 @@ class ImageTransfer(CosemObject):
 
     # -- COSEM interface -----------------------------------------------------------------
 
-    def _get(self, attribute: int, selective_access: SelectiveAccess | None) -> Data:
+    def _get(self, attribute: int, selective_access: SelectiveAccessDescriptor | None) -> Data:
         if attribute == 2:
             return Data.double_long_unsigned(self.block_size)
         if attribute == 3:

@@ -15,7 +15,7 @@ from smmc.dlms.cosem.base import (
     AccessResult,
     CosemAccessError,
     CosemObject,
-    SelectiveAccess,
+    SelectiveAccessDescriptor,
     expect_bool,
     expect_int,
     expect_items,
@@ -133,7 +133,7 @@ class Limiter(CosemObject):
         self.device.action(9, ref.script, 1, Data.long_unsigned(ref.selector))
         return ref
 
-    def _get(self, attribute: int, selective_access: SelectiveAccess | None) -> Data:
+    def _get(self, attribute: int, selective_access: SelectiveAccessDescriptor | None) -> Data:
         if attribute == 2:
             class_id, ln, index = self.monitored
             return Data.structure(

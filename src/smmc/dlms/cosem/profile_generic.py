@@ -15,16 +15,20 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import ClassVar
 
+from smmc.dlms.apdu.selective_access import (
+    CaptureObjectDefinition,
+    EntryDescriptor,
+    RangeDescriptor,
+    SelectiveAccessDescriptor,
+    decode_profile_selector,
+)
 from smmc.dlms.axdr import Data, DataTag
 from smmc.dlms.cosem.base import (
     AccessResult,
     CosemAccessError,
     CosemObject,
-    SelectiveAccess,
-    expect,
     expect_int,
     expect_items,
-    obis_from,
 )
 from smmc.dlms.cosem.extended_register import decode_date_time
 from smmc.dlms.cosem.register import NUMERIC_TYPES
@@ -32,17 +36,13 @@ from smmc.dlms.errors import DecodeError
 from smmc.dlms.obis import Obis
 
 __all__ = [
-    "ENTRY_SELECTOR",
-    "RANGE_SELECTOR",
-    "CaptureObject",
     "ProfileGeneric",
     "RowSource",
     "SortMethod",
     "element_of",
+    "parse_definition",
 ]
 
-RANGE_SELECTOR = 1
-ENTRY_SELECTOR = 2
 
 Row = tuple[Data, ...]
 RowSource = Callable[[], Sequence[Sequence[Data]]]
@@ -60,50 +60,25 @@ class SortMethod(IntEnum):
     FAREST_FROM_ZERO = 6
 
 
-@dataclass(frozen=True, slots=True)
-class CaptureObject:
-    """A capture object definition: which attribute (and element) a column holds."""
-
-    class_id: int
-    logical_name: Obis
-    attribute: int
-    data_index: int = 0
-
-    def to_data(self) -> Data:
-        """The {class_id, logical_name, attribute_index, data_index} structure."""
-        return Data.structure(
-            (
-                Data.long_unsigned(self.class_id),
-                Data.octet_string(self.logical_name.to_bytes()),
-                Data.integer(self.attribute),
-                Data.long_unsigned(self.data_index),
-            )
-        )
-
-    @classmethod
-    def from_data(cls, value: Data) -> CaptureObject:
-        """Parse the structure; type-unmatched if malformed."""
-        class_id, ln, attribute, index = expect_items(
-            value, DataTag.STRUCTURE, 4, "capture object definition"
-        )
-        return cls(
-            expect_int(class_id, DataTag.LONG_UNSIGNED, what="class_id"),
-            obis_from(ln),
-            expect_int(attribute, DataTag.INTEGER, what="attribute_index"),
-            expect_int(index, DataTag.LONG_UNSIGNED, what="data_index"),
-        )
-
-    def same_column(self, other: CaptureObject) -> bool:
-        """Whether ``other`` designates this column (data_index 0 matches any element)."""
-        return (
-            self.class_id == other.class_id
-            and self.logical_name == other.logical_name
-            and self.attribute == other.attribute
-            and (other.data_index in (0, self.data_index))
-        )
+def parse_definition(value: Data) -> CaptureObjectDefinition:
+    """A capture object definition from its structure; type-unmatched if malformed."""
+    try:
+        return CaptureObjectDefinition.from_data(value)
+    except DecodeError as exc:
+        raise CosemAccessError(AccessResult.TYPE_UNMATCHED, str(exc)) from None
 
 
-_NO_SORT_OBJECT = CaptureObject(0, Obis(0, 0, 0, 0, 0, 0), 0, 0)
+def _same_column(column: CaptureObjectDefinition, wanted: CaptureObjectDefinition) -> bool:
+    """Whether ``wanted`` designates ``column`` (a data_index of 0 matches any element)."""
+    return (
+        column.class_id == wanted.class_id
+        and column.logical_name == wanted.logical_name
+        and column.attribute_index == wanted.attribute_index
+        and wanted.data_index in (0, column.data_index)
+    )
+
+
+_NO_SORT_OBJECT = CaptureObjectDefinition(0, Obis(0, 0, 0, 0, 0, 0), 0, 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,7 +100,7 @@ class _Instant:
         return self.wall
 
 
-def element_of(value: Data, column: CaptureObject) -> Data:
+def element_of(value: Data, column: CaptureObjectDefinition) -> Data:
     """The attribute value, or its element ``data_index`` (1-based) when one is named."""
     if column.data_index == 0:
         return value
@@ -151,13 +126,13 @@ class ProfileGeneric(CosemObject):
     def __init__(
         self,
         logical_name: Obis,
-        capture_objects: Sequence[CaptureObject] = (),
+        capture_objects: Sequence[CaptureObjectDefinition] = (),
         capture_period: int = 0,
         profile_entries: int = 1000,
         row_source: RowSource | None = None,
     ) -> None:
         super().__init__(logical_name)
-        self.capture_objects: tuple[CaptureObject, ...] = tuple(capture_objects)
+        self.capture_objects: tuple[CaptureObjectDefinition, ...] = tuple(capture_objects)
         self.capture_period = capture_period
         self.profile_entries = profile_entries
         self.sort_method = SortMethod.FIFO
@@ -197,7 +172,7 @@ class ProfileGeneric(CosemObject):
         if device is None:
             raise CosemAccessError(AccessResult.TEMPORARY_FAILURE, f"{self!r} is not in a device")
         row = tuple(
-            element_of(device.get(c.class_id, c.logical_name, c.attribute), c)
+            element_of(device.get(c.class_id, c.logical_name, c.attribute_index), c)
             for c in self.capture_objects
         )
         self.append(row)
@@ -205,28 +180,21 @@ class ProfileGeneric(CosemObject):
 
     # -- selective access ----------------------------------------------------------------
 
-    def _columns(self, selected: Sequence[CaptureObject]) -> list[int]:
+    def _columns(self, selected: Sequence[CaptureObjectDefinition]) -> list[int]:
         if not selected:
             return list(range(len(self.capture_objects)))
         return [self._column_of(wanted) for wanted in selected]
 
-    def _column_of(self, wanted: CaptureObject) -> int:
+    def _column_of(self, wanted: CaptureObjectDefinition) -> int:
         for i, column in enumerate(self.capture_objects):
-            if column.same_column(wanted):
+            if _same_column(column, wanted):
                 return i
         raise CosemAccessError(AccessResult.OTHER_REASON, f"{self!r} does not capture {wanted}")
 
-    def _by_range(self, parameters: Data) -> list[Row]:
-        restricting, low, high, selected = expect_items(
-            parameters, DataTag.STRUCTURE, 4, "range descriptor"
-        )
-        column = self._column_of(CaptureObject.from_data(restricting))
-        wanted = [
-            CaptureObject.from_data(c)
-            for c in expect_items(selected, DataTag.ARRAY, None, "selected_values")
-        ]
-        columns = self._columns(wanted)
-        keep = self._range_filter(low, high)
+    def _by_range(self, descriptor: RangeDescriptor) -> list[Row]:
+        column = self._column_of(descriptor.restricting_object)
+        columns = self._columns(descriptor.selected_values)
+        keep = self._range_filter(descriptor.from_value, descriptor.to_value)
         return [tuple(row[c] for c in columns) for row in self.rows() if keep(row[column])]
 
     def _range_filter(self, low: Data, high: Data) -> Callable[[Data], bool]:
@@ -254,12 +222,9 @@ class ProfileGeneric(CosemObject):
 
         return in_time
 
-    def _by_entry(self, parameters: Data) -> list[Row]:
-        fields = expect_items(parameters, DataTag.STRUCTURE, 4, "entry descriptor")
-        from_entry = expect_int(fields[0], DataTag.DOUBLE_LONG_UNSIGNED, what="from_entry")
-        to_entry = expect_int(fields[1], DataTag.DOUBLE_LONG_UNSIGNED, what="to_entry")
-        from_value = expect_int(fields[2], DataTag.LONG_UNSIGNED, what="from_selected_value")
-        to_value = expect_int(fields[3], DataTag.LONG_UNSIGNED, what="to_selected_value")
+    def _by_entry(self, descriptor: EntryDescriptor) -> list[Row]:
+        from_entry, to_entry = descriptor.from_entry, descriptor.to_entry
+        from_value, to_value = descriptor.from_selected_value, descriptor.to_selected_value
         width = len(self.capture_objects)
         first_col = max(from_value, 1)
         last_col = width if to_value == 0 else to_value
@@ -274,7 +239,7 @@ class ProfileGeneric(CosemObject):
 
     # -- COSEM interface -----------------------------------------------------------------
 
-    def _get(self, attribute: int, selective_access: SelectiveAccess | None) -> Data:
+    def _get(self, attribute: int, selective_access: SelectiveAccessDescriptor | None) -> Data:
         if attribute == 2:
             return self._buffer(selective_access)
         if attribute == 3:
@@ -289,23 +254,26 @@ class ProfileGeneric(CosemObject):
             return Data.double_long_unsigned(min(len(self.rows()), self.profile_entries))
         return Data.double_long_unsigned(self.profile_entries)
 
-    def _buffer(self, selective_access: SelectiveAccess | None) -> Data:
+    def _buffer(self, selective_access: SelectiveAccessDescriptor | None) -> Data:
         if selective_access is None:
-            rows = self.rows()
-        elif selective_access.selector == RANGE_SELECTOR:
-            rows = self._by_range(selective_access.parameters)
-        elif selective_access.selector == ENTRY_SELECTOR:
-            rows = self._by_entry(selective_access.parameters)
+            return Data.array(Data.structure(r) for r in self.rows())
+        selector = selective_access.access_selector
+        if selector not in (RangeDescriptor.SELECTOR, EntryDescriptor.SELECTOR):
+            raise CosemAccessError(AccessResult.OTHER_REASON, f"access selector {selector}")
+        try:
+            descriptor = decode_profile_selector(selective_access)
+        except DecodeError as exc:
+            raise CosemAccessError(AccessResult.TYPE_UNMATCHED, str(exc)) from None
+        if isinstance(descriptor, RangeDescriptor):
+            rows = self._by_range(descriptor)
         else:
-            raise CosemAccessError(
-                AccessResult.OTHER_REASON, f"access selector {selective_access.selector}"
-            )
+            rows = self._by_entry(descriptor)
         return Data.array(Data.structure(r) for r in rows)
 
     def _set(self, attribute: int, value: Data) -> None:
         if attribute == 3:
             columns = [
-                CaptureObject.from_data(c)
+                parse_definition(c)
                 for c in expect_items(value, DataTag.ARRAY, None, "capture_objects")
             ]
             self.capture_objects = tuple(columns)
@@ -318,7 +286,7 @@ class ProfileGeneric(CosemObject):
                 raise CosemAccessError(AccessResult.OTHER_REASON, f"sort method {method}")
             self.sort_method = SortMethod(method)
         elif attribute == 6:
-            self.sort_object = CaptureObject.from_data(expect(value, DataTag.STRUCTURE))
+            self.sort_object = parse_definition(value)
         elif attribute == 8:
             self.profile_entries = expect_int(value, DataTag.DOUBLE_LONG_UNSIGNED)
             self._trim()

@@ -6,17 +6,18 @@ from collections.abc import Callable, Sequence
 from enum import IntEnum
 from typing import ClassVar
 
+from smmc.dlms.apdu.selective_access import CaptureObjectDefinition
 from smmc.dlms.axdr import Data, DataTag
 from smmc.dlms.cosem.base import (
     AccessResult,
     CosemAccessError,
     CosemObject,
-    SelectiveAccess,
+    SelectiveAccessDescriptor,
     expect_bytes,
     expect_int,
     expect_items,
 )
-from smmc.dlms.cosem.profile_generic import CaptureObject, element_of
+from smmc.dlms.cosem.profile_generic import element_of, parse_definition
 from smmc.dlms.obis import Obis
 
 __all__ = ["PUSH_SETUP_OBIS", "PushSetup", "TransportService"]
@@ -63,13 +64,13 @@ class PushSetup(CosemObject):
     def __init__(
         self,
         logical_name: Obis = PUSH_SETUP_OBIS,
-        objects: Sequence[CaptureObject] = (),
+        objects: Sequence[CaptureObjectDefinition] = (),
         transport: TransportService = TransportService.TCP,
         destination: bytes = b"",
         on_push: PushHandler | None = None,
     ) -> None:
         super().__init__(logical_name)
-        self.objects: tuple[CaptureObject, ...] = tuple(objects)
+        self.objects: tuple[CaptureObjectDefinition, ...] = tuple(objects)
         self.transport = transport
         self.destination = destination
         self.on_push = on_push
@@ -98,13 +99,14 @@ class PushSetup(CosemObject):
         if device is None:
             raise CosemAccessError(AccessResult.TEMPORARY_FAILURE, f"{self!r} is not in a device")
         values = tuple(
-            element_of(device.get(o.class_id, o.logical_name, o.attribute), o) for o in self.objects
+            element_of(device.get(o.class_id, o.logical_name, o.attribute_index), o)
+            for o in self.objects
         )
         if self.on_push is not None:
             self.on_push(self, values)
         return values
 
-    def _get(self, attribute: int, selective_access: SelectiveAccess | None) -> Data:
+    def _get(self, attribute: int, selective_access: SelectiveAccessDescriptor | None) -> Data:
         if attribute == 2:
             return Data.array(o.to_data() for o in self.objects)
         if attribute == 3:
@@ -116,7 +118,7 @@ class PushSetup(CosemObject):
     def _set(self, attribute: int, value: Data) -> None:
         if attribute == 2:
             items = expect_items(value, DataTag.ARRAY, None, "push_object_list")
-            self.objects = tuple(CaptureObject.from_data(i) for i in items)
+            self.objects = tuple(parse_definition(i) for i in items)
         elif attribute == 3:
             transport, destination, message = expect_items(
                 value, DataTag.STRUCTURE, 3, "send_destination_and_method"

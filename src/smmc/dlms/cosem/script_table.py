@@ -17,7 +17,7 @@ from smmc.dlms.cosem.base import (
     AccessResult,
     CosemAccessError,
     CosemObject,
-    SelectiveAccess,
+    SelectiveAccessDescriptor,
     expect_int,
     expect_items,
     obis_from,
@@ -141,7 +141,7 @@ class ScriptTable(CosemObject):
         if self.on_execute is not None:
             self.on_execute(identifier)
 
-    def _get(self, attribute: int, selective_access: SelectiveAccess | None) -> Data:
+    def _get(self, attribute: int, selective_access: SelectiveAccessDescriptor | None) -> Data:
         return Data.array(s.to_data() for s in self.scripts.values())
 
     def _set(self, attribute: int, value: Data) -> None:

@@ -18,7 +18,7 @@ from smmc.dlms.cosem.base import (
     AccessResult,
     CosemAccessError,
     CosemObject,
-    SelectiveAccess,
+    SelectiveAccessDescriptor,
     expect_bytes,
     expect_int,
     expect_items,
@@ -106,7 +106,7 @@ class SecuritySetup(CosemObject):
         if self.on_keys_changed is not None:
             self.on_keys_changed(dict(unwrapped))
 
-    def _get(self, attribute: int, selective_access: SelectiveAccess | None) -> Data:
+    def _get(self, attribute: int, selective_access: SelectiveAccessDescriptor | None) -> Data:
         if attribute == 2:
             return Data.enum(self.policy)
         if attribute == 3:
