@@ -158,6 +158,8 @@ def test_map_scales_without_per_row_queries(client: TestClient, assets: AssetFac
         "nan,0,1,1",
         "0,0,inf,1",
         "1;2;3;4",
+        "1_0,0,2,1",
+        "0x1,0,2,1",
     ],
 )
 @pytest.mark.parametrize("path", ["/api/map/meters", "/api/map/concentrators"])

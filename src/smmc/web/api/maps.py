@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import re
 from collections.abc import Iterable
 from typing import Annotated, Any
 
@@ -38,6 +39,10 @@ _GEOJSON_RESPONSE: dict[int | str, dict[str, Any]] = {
 }
 
 
+# Plain decimal degrees: Python's float() would also take "nan", "inf" and "1_0".
+_DECIMAL = re.compile(r"\s*[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?\s*", re.ASCII)
+
+
 class BBoxError(ValueError):
     """A `bbox` parameter that is not four numbers forming a valid WGS 84 box."""
 
@@ -50,12 +55,9 @@ def parse_bbox(text: str) -> BBox:
         raise BBoxError(f"expected 4 comma-separated numbers, got {len(parts)}")
     values = []
     for label, part in zip(("minLon", "minLat", "maxLon", "maxLat"), parts, strict=True):
-        try:
-            value = float(part)
-        except ValueError:
-            raise BBoxError(f"{label} {part.strip()[:40]!r} is not a number") from None
-        if not math.isfinite(value):
-            raise BBoxError(f"{label} must be a finite number")
+        if not _DECIMAL.fullmatch(part):
+            raise BBoxError(f"{label} {part.strip()[:40]!r} is not a decimal number")
+        value = float(part)
         limit = 180.0 if label.endswith("Lon") else 90.0
         if not -limit <= value <= limit:
             raise BBoxError(f"{label} {value} is outside [-{limit:g}, {limit:g}]")
