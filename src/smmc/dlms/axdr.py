@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any, Final, TypeAlias
 
-from smmc.dlms.cosem_time import ClockStatus, CosemDate, CosemDateTime, CosemTime
+from smmc.dlms.cosem_time import CosemDate, CosemDateTime, CosemTime, datetime_from_wire
 from smmc.dlms.errors import DecodeError, EncodeError
 
 __all__ = [
@@ -582,8 +582,6 @@ _T_STRUCT: Final = DataTag.STRUCTURE
 _T_BOOL: Final = DataTag.BOOLEAN
 _T_OCTET: Final = DataTag.OCTET_STRING
 _T_DATETIME: Final = DataTag.DATE_TIME
-_DT_STRUCT: Final = struct.Struct(">HBBBBBBBhB")
-_STATUS: Final[tuple[ClockStatus | None, ...]] = (*(ClockStatus(i) for i in range(255)), None)
 _TRUE: Final = Data(DataTag.BOOLEAN, True)
 _FALSE: Final = Data(DataTag.BOOLEAN, False)
 
@@ -591,8 +589,7 @@ _FALSE: Final = Data(DataTag.BOOLEAN, False)
 def _decode_datetime(buf: bytes, pos: int, end: int) -> CosemDateTime:
     if pos + 12 > end:
         raise DecodeError("truncated date-time", pos)
-    y, mo, d, wd, h, mi, s, hs, dev, st = _DT_STRUCT.unpack_from(buf, pos)
-    return CosemDateTime(y, mo, d, wd, h, mi, s, hs, None if dev == -0x8000 else dev, _STATUS[st])
+    return datetime_from_wire(buf, pos)
 
 
 def _decode_length(buf: bytes, pos: int, end: int) -> tuple[int, int]:
@@ -611,6 +608,8 @@ def _decode_length(buf: bytes, pos: int, end: int) -> tuple[int, int]:
 
 def _decode_other(buf: bytes, pos: int, end: int, tag: DataTag, depth: int) -> tuple[Data, int]:
     """Decode the body of a non-fixed-size value whose tag byte is at ``pos - 1``."""
+    if tag is _T_STRUCT or tag is _T_ARRAY:
+        return _decode_container(buf, pos, end, tag, depth)
     if tag is _T_OCTET:
         n, pos = _decode_length(buf, pos, end)
         if n > end - pos:
@@ -659,8 +658,6 @@ def _decode_other(buf: bytes, pos: int, end: int, tag: DataTag, depth: int) -> t
         return _mk(tag, hi * 10 + lo), pos + 1
     if tag is DataTag.COMPACT_ARRAY:
         return _decode_compact(buf, pos, end, depth)
-    if tag is _T_ARRAY or tag is _T_STRUCT:
-        return _decode_container(buf, pos, end, tag, depth)
     raise DecodeError(f"unexpected data tag {tag!r}", pos - 1)  # pragma: no cover
 
 

@@ -27,6 +27,7 @@ __all__ = [
     "CosemDate",
     "CosemDateTime",
     "CosemTime",
+    "datetime_from_wire",
 ]
 
 NOT_SPECIFIED: Final = 0xFF
@@ -160,8 +161,7 @@ class CosemDateTime:
         """Decode 12 octets at ``offset``; any byte values are accepted, none is lost."""
         if offset < 0 or len(buf) - offset < 12:
             raise DecodeError("date-time needs 12 octets", offset)
-        y, mo, d, wd, h, mi, s, hs, dev, st = _DATETIME.unpack_from(buf, offset)
-        return cls(y, mo, d, wd, h, mi, s, hs, None if dev == -0x8000 else dev, _STATUS[st])
+        return datetime_from_wire(buf, offset)
 
     @classmethod
     def from_datetime(
@@ -289,3 +289,33 @@ class CosemTime:
             return _dt.time(self.hour, self.minute, self.second, hs * 10_000)
         except ValueError as exc:
             raise DecodeError(f"invalid time: {exc}") from None
+
+
+_new = object.__new__
+(_s_year, _s_month, _s_day, _s_weekday, _s_hour, _s_minute, _s_second, _s_hundredths,
+ _s_deviation, _s_status) = (
+    CosemDateTime.__dict__[name].__set__
+    for name in ("year", "month", "day", "weekday", "hour", "minute", "second", "hundredths",
+                 "deviation", "clock_status")
+)  # fmt: skip
+
+
+def datetime_from_wire(buf: bytes | bytearray | memoryview, offset: int) -> CosemDateTime:
+    """Decode 12 octets known to be present; the hot path of load-profile decoding.
+
+    Builds the frozen dataclass through its slot descriptors, which is about twice as
+    fast as ``__init__`` (each row of a profile carries a date-time).
+    """
+    y, mo, d, wd, h, mi, s, hs, dev, st = _DATETIME.unpack_from(buf, offset)
+    o: CosemDateTime = _new(CosemDateTime)
+    _s_year(o, y)
+    _s_month(o, mo)
+    _s_day(o, d)
+    _s_weekday(o, wd)
+    _s_hour(o, h)
+    _s_minute(o, mi)
+    _s_second(o, s)
+    _s_hundredths(o, hs)
+    _s_deviation(o, None if dev == -0x8000 else dev)
+    _s_status(o, _STATUS[st])
+    return o
