@@ -796,3 +796,18 @@ def test_import_order_sorts_the_seven_files(tmp_path: Path) -> None:
         files[K.METER_LINK],
         junk,
     ]
+
+
+def test_composition_new_transformer_claimed_by_two_substations(
+    db: Engine, secret_box: SecretBox, tmp_path: Path
+) -> None:
+    path = write(
+        tmp_path / "c.csv",
+        COMPOSITION_HEADER,
+        [composition("TD-1", "S1", "SE-A", "TR-X"), composition("TD-2", "S2", "SE-B", "TR-X")],
+    )
+    result = run(db, secret_box, path)
+    assert errors(result) == {3: {"transformername": "belongs to another substation than SE-B"}}
+    tr = one(db, t.transformers, code="TR-X")
+    assert one(db, t.substations, id=tr["substation_id"])["name"] == "SE-A"
+    assert [c["name"] for c in rows_of(db, t.concentrators)] == ["TD-1"]

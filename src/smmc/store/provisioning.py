@@ -324,6 +324,8 @@ class _Applier:
     ) -> list[RowIssue]:
         issues: list[RowIssue] = []
         accepted: list[ConcentratorComposition] = []
+        # New transformer code → its substation, as named by an earlier row of this chunk.
+        planned: dict[str, str] = {}
         for row, r in records:
             if not isinstance(r, ConcentratorComposition):
                 continue
@@ -339,7 +341,10 @@ class _Applier:
                 )
                 continue
             known = self.transformers.get(r.transformer_code)
-            if known is not None and known[1] != self.substations.get(r.substation_name):
+            planned_under = planned.get(r.transformer_code, r.substation_name)
+            if (
+                known is not None and known[1] != self.substations.get(r.substation_name)
+            ) or planned_under != r.substation_name:
                 issues.append(
                     RowIssue(
                         row,
@@ -349,7 +354,7 @@ class _Applier:
                     )
                 )
                 continue
-            if known is None:
+            if known is None and r.transformer_code not in planned:
                 issues.append(
                     RowIssue(
                         row,
@@ -386,6 +391,8 @@ class _Applier:
             if owner == r.serial_number != r.name:
                 self._adopt(conn, placeholder=owner, name=r.name)
             accepted.append(r)
+            if known is None:
+                planned[r.transformer_code] = r.substation_name
             # Claim the serial now, so a later row of this file naming it is refused
             # instead of breaking the chunk's upsert on the unique serial number.
             if previous is not None:
@@ -394,9 +401,8 @@ class _Applier:
             self.serial_of[r.name] = r.serial_number
         self._ensure_substations(conn, {r.substation_name for r in accepted})
         new_transformers: list[dict[str, Any]] = [
-            {"code": r.transformer_code, "substation_id": self.substations[r.substation_name]}
-            for r in accepted
-            if r.transformer_code not in self.transformers
+            {"code": code, "substation_id": self.substations[substation]}
+            for code, substation in planned.items()
         ]
         if new_transformers:
             upsert(conn, t.transformers, new_transformers, "code", ["substation_id"])
