@@ -811,3 +811,24 @@ def test_composition_new_transformer_claimed_by_two_substations(
     tr = one(db, t.transformers, code="TR-X")
     assert one(db, t.substations, id=tr["substation_id"])["name"] == "SE-A"
     assert [c["name"] for c in rows_of(db, t.concentrators)] == ["TD-1"]
+
+
+def test_row_numbers_are_the_spreadsheet_rows(
+    db: Engine, secret_box: SecretBox, tmp_path: Path
+) -> None:
+    path = tmp_path / "t.csv"
+    path.write_text(
+        "\n"  # row 1: blank
+        "code,substationname,description,colour\n"  # row 2: header
+        'TR-1,SE,"two\nlines",\n'  # row 3, one record over two lines
+        "\n"  # row 4: blank
+        ",SE,missing code,\n",  # row 5
+        encoding="utf-8",
+    )
+    result = run(db, secret_box, path)
+    assert (result.accepted, result.rejected) == (1, 1)
+    assert errors(result) == {5: {"code": "is required"}}
+    assert [(x["row"], x["column"]) for x in report(result) if x["level"] == "warning"] == [
+        ("2", "colour")
+    ]
+    assert one(db, t.transformers, code="TR-1")["description"] == "two\nlines"

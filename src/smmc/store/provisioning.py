@@ -141,18 +141,23 @@ def parse_file(path: Path) -> _Parsed:
         raise UnreadableFile(f"{path}: {exc}") from exc
     columns = [normalise_column(c) for c in header]
     known = set(template.columns)
+    header_row = header_index + 1
     for name in columns:
         if name and name not in known:
-            issues.append(RowIssue(1, name, None, "unknown column, ignored", "warning"))
+            issues.append(RowIssue(header_row, name, None, "unknown column, ignored", "warning"))
     total = sum(1 for line in lines[header_index + 1 :] if line.strip())
 
     def rows() -> Iterator[tuple[int, dict[str, str], int]]:
+        # Count records, not physical lines: a spreadsheet shows a quoted cell that spans
+        # lines as one row, and a blank line as an empty row.
+        row = header_row
         try:
             for fields in reader:
+                row += 1
                 if not any(f.strip() for f in fields):
                     continue
                 extra = sum(1 for f in fields[len(columns) :] if f.strip())
-                yield reader.line_num, dict(zip(columns, fields, strict=False)), extra
+                yield row, dict(zip(columns, fields, strict=False)), extra
         except csv.Error as exc:
             raise UnreadableFile(f"{path}: line {reader.line_num}: {exc}") from exc
 
