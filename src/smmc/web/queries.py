@@ -59,29 +59,14 @@ _TRANSFORMER_FROM = transformers.join(substations, transformers.c.substation_id 
 
 _IS_POINT_TO_POINT = sa.and_(meters.c.concentrator_id.is_(None), meters.c.host.is_not(None))
 
-# Sixteen combinations of four flags: computed once with the domain rule, then looked up, so
-# building 100,000 map features does not build 100,000 status objects.
-_STATES: dict[tuple[bool, bool, bool, bool], LifecycleState] = {
-    (linked, commissioned, reachable, in_table): lifecycle_state(
-        MeterStatus(linked, commissioned, reachable, in_table)
-    )
-    for linked in (False, True)
-    for commissioned in (False, True)
-    for reachable in (False, True)
-    for in_table in (False, True)
-}
-
 
 def meter_state(
     linked: bool, commissioned: bool, reachable: bool, in_dc_table: bool
 ) -> LifecycleState:
-    """A meter counts as linked once it has a communication path: a concentrator or its own
-    network address (DOMAIN.md §2, "linked to a concentrator", extended to point-to-point)."""
-    return _STATES[(linked, commissioned, reachable, in_dc_table)]
-
-
-def meter_is_linked(row: RowMapping) -> bool:
-    return row["concentrator_id"] is not None or row["host"] is not None
+    """`linked` means the meter has a communication path: a concentrator or its own network
+    address (DOMAIN.md §2 says "linked to a concentrator"; point-to-point meters are linked
+    to the head-end directly)."""
+    return lifecycle_state(MeterStatus(linked, commissioned, reachable, in_dc_table))
 
 
 @dataclass(frozen=True, slots=True)
