@@ -106,6 +106,24 @@ def _refuse_secrets(response: httpx.Response) -> None:
     assert SECRET_MARK not in body, f"{response.request.url} leaked a sealed secret"
 
 
+@dataclass
+class StatementLog:
+    """SQL statements the engine ran, to prove a response costs a fixed number of queries."""
+
+    statements: list[str] = field(default_factory=list)
+
+    def __call__(self, _conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        self.statements.append(statement)
+
+
+@pytest.fixture
+def statements(db: Engine) -> Iterator[StatementLog]:
+    log = StatementLog()
+    sa.event.listen(db, "before_cursor_execute", log)
+    yield log
+    sa.event.remove(db, "before_cursor_execute", log)
+
+
 @pytest.fixture
 def client(db: Engine) -> Iterator[TestClient]:
     with TestClient(create_app(db), raise_server_exceptions=False) as test_client:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -10,7 +11,7 @@ from hypothesis import strategies as st
 from smmc.web.api.deps import MAX_OFFSET
 
 if TYPE_CHECKING:
-    from conftest import AssetFactory
+    from conftest import AssetFactory, StatementLog
 
 SECRET_MARK = "SECRET"
 JAN_ISO = "2025-01-01T03:00:00Z"
@@ -330,6 +331,42 @@ def test_transformer_detail(client: TestClient, fleet: AssetFactory) -> None:
     assert body["substation"] == "SS-NORTE"
     assert body["description"] == "north feeder"
     assert body["concentrators"] == ["TD-0500", "TD-1000"]
+
+
+@pytest.mark.parametrize(
+    ("path", "queries"),
+    [
+        ("/api/meters", 2),
+        ("/api/concentrators", 2),
+        ("/api/service-points", 2),
+        ("/api/transformers", 2),
+        ("/api/concentrators/TD-1", 2),
+        ("/api/transformers/TR-1", 2),
+        ("/api/meters/UAA010", 1),
+        ("/api/service-points/POD-010", 1),
+    ],
+)
+def test_a_response_costs_a_fixed_number_of_queries(
+    client: TestClient,
+    assets: AssetFactory,
+    statements: StatementLog,
+    path: str,
+    queries: int,
+) -> None:
+    assets.transformer("TR-1", "SS-1")
+    for index in range(3):
+        assets.concentrator(f"TD-{index}", "TR-1")
+    for index in range(30):
+        serial = f"UAA{index:03d}"
+        assets.meter(serial, f"TD-{index % 3}", commissioned=True)
+        assets.service_point(f"POD-{index:03d}")
+        assets.link(serial, f"POD-{index:03d}", datetime(2025, 1, 1, tzinfo=UTC))
+    statements.statements.clear()
+    response = client.get(path)
+    assert response.status_code == 200
+    assert len(statements.statements) == queries, statements.statements
+    if path == "/api/concentrators/TD-1":
+        assert response.json()["meters"] == {"total": 10, "commissioned": 10, "reachable": 0}
 
 
 def test_no_endpoint_returns_a_sealed_secret(client: TestClient, fleet: AssetFactory) -> None:

@@ -13,7 +13,7 @@ from smmc.web.api.maps import BBoxError, parse_bbox
 from smmc.web.queries import BBox
 
 if TYPE_CHECKING:
-    from conftest import AssetFactory
+    from conftest import AssetFactory, StatementLog
 
 
 def feature_ids(body: dict[str, Any]) -> list[str]:
@@ -129,7 +129,9 @@ def test_bbox_across_the_antimeridian(client: TestClient, assets: AssetFactory) 
     assert feature_ids(plain) == ["DC-ZERO"]
 
 
-def test_map_scales_without_per_row_queries(client: TestClient, assets: AssetFactory) -> None:
+def test_map_scales_without_per_row_queries(
+    client: TestClient, assets: AssetFactory, statements: StatementLog
+) -> None:
     assets.concentrator("TD-1", latitude=-33.0, longitude=-70.0)
     for index in range(60):
         serial = f"UAA{index:03d}"
@@ -137,11 +139,15 @@ def test_map_scales_without_per_row_queries(client: TestClient, assets: AssetFac
         if index % 3:
             assets.service_point(f"POD-{index:03d}", latitude=-33 - index / 100, longitude=-70.5)
             assets.link(serial, f"POD-{index:03d}", valid_from=datetime(2025, 1, 1, tzinfo=UTC))
+    statements.statements.clear()
     body = client.get("/api/map/meters").json()
+    assert len(statements.statements) == 1
     located = [f"UAA{i:03d}" for i in range(60) if i % 3]
     assert feature_ids(body) == located
     assert body["skipped_without_coordinates"] == 20
+    statements.statements.clear()
     conc = client.get("/api/map/concentrators").json()
+    assert len(statements.statements) == 1
     assert conc["features"][0]["properties"]["meter_count"] == 60
 
 
