@@ -321,6 +321,8 @@ def test_encode_depth_limit() -> None:
         "13 01 ffff 00 00",  # compact array of nulls (no content per element)
         "13 01 ffff 11 02 0102",  # compact array count beyond its contents
         "13 13",  # compact array inside a type description
+        "13 02 02 01ffff 00 11 04 01020304",  # array of 65535 nulls per 1-octet element
+        "13 02 02 01ffff 01ffff 00 11 02 0102",  # nested: billions of nulls per element
         "13 02 01 11 05 0102",  # contents length beyond the buffer
     ],
 )

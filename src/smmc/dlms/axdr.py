@@ -710,6 +710,9 @@ def _decode_description(buf: bytes, pos: int, end: int, depth: int) -> tuple[Typ
             raise DecodeError("truncated array type description", pos)
         count = int.from_bytes(buf[pos : pos + 2], "big")
         child, pos = _decode_description(buf, pos + 2, end, depth + 1)
+        if count and _min_size(child) == 0:
+            # Elements without content would let a few octets expand into billions of values.
+            raise DecodeError("compact-array type has an array of empty elements", pos)
         return TypeDescription(t, (child,), count), pos
     if t is _T_STRUCT:
         n, pos = _decode_length(buf, pos, end)
