@@ -832,3 +832,16 @@ def test_row_numbers_are_the_spreadsheet_rows(
         ("2", "colour")
     ]
     assert one(db, t.transformers, code="TR-1")["description"] == "two\nlines"
+
+
+@pytest.mark.parametrize("chunk_rows", [1, 5000])
+def test_composition_name_equal_to_serial_is_not_a_placeholder_within_a_file(
+    db: Engine, secret_box: SecretBox, tmp_path: Path, chunk_rows: int
+) -> None:
+    rows = [composition("SER-1", "SER-1"), composition("TD-1", "SER-1")]
+    path = write(tmp_path / "c.csv", COMPOSITION_HEADER, rows)
+    result = run(db, secret_box, path, chunk_rows=chunk_rows)
+    assert errors(result) == {
+        3: {"concentratorserialnumber": "already belongs to concentrator SER-1"}
+    }
+    assert [c["name"] for c in rows_of(db, t.concentrators)] == ["SER-1"]

@@ -235,6 +235,7 @@ class _Applier:
             query = sa.select(c.serial_number, c.name).where(c.serial_number.is_not(None))
             self.serials = dict(conn.execute(query).all())
             self.serial_of = {name: serial for serial, name in self.serials.items()}
+            self.claimed: set[str] = set()
         if kind in (TemplateKind.METER, TemplateKind.METER_LINK):
             self.meters = _ids(conn, t.meters, "serial_number")
         if kind in (TemplateKind.SERVICE_POINT, TemplateKind.METER_LINK):
@@ -335,7 +336,10 @@ class _Applier:
             if not isinstance(r, ConcentratorComposition):
                 continue
             owner = self.serials.get(r.serial_number)
-            if owner is not None and owner not in (r.name, r.serial_number):
+            # A record named after its serial is a placeholder left by template 6, unless
+            # an earlier row of this file gave it that name.
+            placeholder = owner == r.serial_number and r.serial_number not in self.claimed
+            if owner is not None and owner != r.name and not placeholder:
                 issues.append(
                     RowIssue(
                         row,
@@ -404,6 +408,7 @@ class _Applier:
                 self.serials.pop(previous, None)
             self.serials[r.serial_number] = r.name
             self.serial_of[r.name] = r.serial_number
+            self.claimed.add(r.serial_number)
         self._ensure_substations(conn, {r.substation_name for r in accepted})
         new_transformers: list[dict[str, Any]] = [
             {"code": code, "substation_id": self.substations[substation]}
