@@ -459,3 +459,56 @@ def test_any_apdu_sizes_cross_the_link(
         link.server.send_apdu(apdu[::-1])
         at_client, _ = link.pump()
         assert at_client == [ApduReceived(apdu[::-1])]
+
+
+def test_rnr_holds_segments_until_rr() -> None:
+    link = Link(client_info=32, server_info=32)
+    link.connect()
+    link.client.send_apdu(b"\x02" * 80)
+    first = link.client.data_to_send()
+    link.server.receive_data(first)
+    link.server.data_to_send()
+    busy = HdlcFrame(FrameType.RNR, CLIENT, SERVER, recv_seq=1)
+    link.client.receive_data(busy.to_bytes())
+    assert link.client.data_to_send() == b""  # held back while the server is busy
+    assert link.client.sending
+    link.client.poll()
+    _, at_server = link.pump()  # the server answers the poll with RR, the rest flows
+    assert at_server == [ApduReceived(b"\x02" * 80)]
+
+
+@settings(max_examples=60)
+@given(
+    st.integers(32, 128),
+    st.binary(min_size=1, max_size=600),
+    st.lists(st.integers(1, 40), min_size=1, max_size=10),
+)
+def test_link_survives_arbitrary_chunking(info: int, apdu: bytes, sizes: list[int]) -> None:
+    link = Link(info, info)
+    chunk = itertools.cycle(sizes)
+
+    def deliver(data: bytes, to: HdlcConnection) -> list[HdlcEvent]:
+        events: list[HdlcEvent] = []
+        pos = 0
+        while pos < len(data):
+            n = next(chunk)
+            events += to.receive_data(data[pos : pos + n])
+            pos += n
+        return events
+
+    def run() -> list[HdlcEvent]:
+        events: list[HdlcEvent] = []
+        for _ in range(10_000):
+            up, down = link.client.data_to_send(), link.server.data_to_send()
+            if not up and not down:
+                break
+            events += deliver(up, link.server)
+            events += deliver(down, link.client)
+        return events
+
+    link.client.connect()
+    assert len(run()) == 2  # Connected on both sides
+    link.client.send_apdu(apdu)
+    assert run() == [ApduReceived(apdu)]
+    link.server.send_apdu(apdu[::-1])
+    assert run() == [ApduReceived(apdu[::-1])]

@@ -615,6 +615,14 @@ class HdlcConnection:
         self._out.clear()
         return out
 
+    def poll(self) -> None:
+        """Client: queue RR with the poll bit (ask a busy or silent server to answer)."""
+        if not self.is_client:
+            raise ProtocolError("only the client polls")
+        if self.state is not HdlcState.CONNECTED:
+            raise ProtocolError(f"cannot poll while {self.state.value}")
+        self._emit(FrameType.RR, recv_seq=self._vr)
+
     def resend_last(self) -> None:
         """Queue the last frame sent again (after a response timeout)."""
         if self._last_frame is not None:
@@ -754,8 +762,10 @@ class HdlcConnection:
         if not self._awaiting_ack:
             return False
         if frame.recv_seq == self._vs:
+            if frame.frame_type is FrameType.RNR:
+                return True  # peer busy: stay waiting; the I/O layer polls or resends later
             self._awaiting_ack = False
-            if frame.frame_type is FrameType.RR and self._tx_segments:
+            if self._tx_segments:
                 self._send_next_segment()
             return True
         self.resend_last()  # N(R) does not acknowledge our last segment: it was lost
