@@ -148,6 +148,8 @@ def test_truncated_raises(cut: int) -> None:
         "6119A109060760857405080101A203020100A305A10302010F",  # user diagnostic 15
         "6119A109060760857405080101A203020100A305A1030401FF",  # diagnostic not INTEGER
         "601DA109060760857405080101BE10040E01000000065F1F0400007E1F04B0",  # AARQ
+        # responding authentication value without a mechanism name
+        "611FA109060760857405080101A203020100A305A103020100AA0480024142",
     ],
 )
 def test_malformed_raises(bad: str) -> None:

@@ -3,29 +3,57 @@
 from __future__ import annotations
 
 import pytest
+from apdu_strategies import (
+    attribute_descriptors,
+    attributes_with_selection,
+    blocks,
+    ciphered,
+    data_values,
+    get_data_results,
+    initiate_requests,
+    initiate_responses,
+    invoke_ids,
+    method_descriptors,
+    protected_contents,
+    selections,
+)
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from smmc.dlms.apdu import (
     Aare,
     Aarq,
+    AcseServiceUserDiagnostic,
     ActionRequestNormal,
+    ActionRequestWithList,
     ActionResponseNormal,
+    ActionResponseWithList,
+    ActionResponseWithOptionalData,
+    ActionResult,
+    AssociationResult,
     CipheredApdu,
+    CipheredTag,
     ConfirmedServiceError,
     DataNotification,
     EventNotificationRequest,
     ExceptionResponse,
+    ExceptionServiceError,
     GeneralDedCiphering,
     GeneralGloCiphering,
+    GetRequestNext,
     GetRequestNormal,
+    GetRequestWithList,
+    GetResponseNormal,
     GetResponseWithDatablock,
+    GetResponseWithList,
     InitiateRequest,
     InitiateResponse,
     ReleaseRequest,
     ReleaseResponse,
+    SetRequestWithFirstDatablock,
     SetRequestWithList,
     SetResponseLastDatablockWithList,
+    StateError,
     decode_apdu,
 )
 from smmc.dlms.errors import DecodeError
@@ -117,3 +145,56 @@ def test_mutated_vectors(buf: bytes, edits: list[tuple[int, int]]) -> None:
     for position, value in edits:
         mutated[position % len(mutated)] = value
     _check(bytes(mutated))
+
+
+apdus = st.one_of(
+    st.builds(Aarq, user_information=st.none() | initiate_requests),
+    st.builds(
+        Aare,
+        st.sampled_from(AssociationResult),
+        st.sampled_from(AcseServiceUserDiagnostic),
+        user_information=st.none() | initiate_responses,
+    ),
+    st.builds(ReleaseRequest, user_information=ciphered(CipheredTag.GLO_INITIATE_REQUEST)),
+    initiate_requests,
+    initiate_responses,
+    st.builds(GetRequestNormal, attribute_descriptors(), selections, invoke_ids),
+    st.builds(GetRequestNext, st.integers(0, 2**32 - 1), invoke_ids),
+    st.builds(GetRequestWithList, st.lists(attributes_with_selection, max_size=3).map(tuple)),
+    st.builds(GetResponseNormal, get_data_results, invoke_ids),
+    st.builds(GetResponseWithList, st.lists(get_data_results, max_size=3).map(tuple)),
+    st.builds(SetRequestWithFirstDatablock, attribute_descriptors(), blocks, selections),
+    st.builds(
+        ActionRequestWithList,
+        st.lists(method_descriptors(), min_size=2, max_size=2).map(tuple),
+        st.lists(data_values, min_size=2, max_size=2).map(tuple),
+    ),
+    st.builds(
+        ActionResponseWithList,
+        st.lists(
+            st.builds(
+                ActionResponseWithOptionalData,
+                st.sampled_from(ActionResult),
+                st.none() | get_data_results,
+            ),
+            max_size=3,
+        ).map(tuple),
+    ),
+    st.builds(DataNotification, data_values),
+    st.builds(EventNotificationRequest, attribute_descriptors(), data_values),
+    st.builds(
+        ExceptionResponse, st.sampled_from(StateError), st.just(ExceptionServiceError.PDU_TOO_LONG)
+    ),
+    st.builds(CipheredApdu, st.sampled_from(CipheredTag), protected_contents),
+    st.builds(GeneralGloCiphering, st.binary(max_size=8), protected_contents),
+)
+
+
+@settings(max_examples=300)
+@given(apdus)
+def test_every_strict_prefix_of_a_valid_apdu_raises(apdu: object) -> None:
+    encoded = apdu.to_bytes()  # type: ignore[attr-defined]
+    assert decode_apdu(encoded) == apdu
+    for cut in range(len(encoded)):
+        with pytest.raises(DecodeError):
+            decode_apdu(encoded[:cut])

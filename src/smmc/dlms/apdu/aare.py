@@ -119,15 +119,22 @@ class Aare:
     mechanism_name: AuthenticationMechanism | None = None
     responding_authentication_value: bytes | None = None
 
-    def to_bytes(self) -> bytes:
-        """Encode the AARE; components appear in tag order."""
+    def _inconsistency(self) -> str | None:
+        """Why this AARE breaks the Green Book rules, or None; shared by encode and decode."""
         if self.responding_authentication_value is not None and self.mechanism_name is None:
-            raise EncodeError("an authentication value needs a mechanism name")
+            return "an authentication value needs a mechanism name"
         if (
             isinstance(self.user_information, CipheredApdu)
             and self.user_information.tag is not CipheredTag.GLO_INITIATE_RESPONSE
         ):
-            raise EncodeError("AARE user information must be a (glo-)initiate-response")
+            return "AARE user information must be a (glo-)initiate-response"
+        return None
+
+    def to_bytes(self) -> bytes:
+        """Encode the AARE; components appear in tag order."""
+        problem = self._inconsistency()
+        if problem is not None:
+            raise EncodeError(problem)
         source_tag = (
             _USER_DIAGNOSTIC_TAG
             if isinstance(self.result_source_diagnostic, AcseServiceUserDiagnostic)
@@ -188,7 +195,7 @@ class Aare:
                 raise DecodeError(f"AARE: unexpected element tag {tag:#04x}", tag_offset)
         if context is None or result is None or diagnostic is None:
             raise DecodeError("AARE: context name, result or diagnostic missing", offset)
-        return cls(
+        aare = cls(
             result=result,
             result_source_diagnostic=diagnostic,
             application_context_name=context,
@@ -197,6 +204,10 @@ class Aare:
             mechanism_name=mechanism,
             responding_authentication_value=authentication_value,
         )
+        problem = aare._inconsistency()
+        if problem is not None:
+            raise DecodeError(f"AARE: {problem}", offset)
+        return aare
 
 
 def _diagnostic(reader: Reader) -> ResultSourceDiagnostic:

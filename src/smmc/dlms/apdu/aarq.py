@@ -73,7 +73,9 @@ class Aarq:
 
     def to_bytes(self) -> bytes:
         """Encode the AARQ; components appear in tag order."""
-        self._check()
+        problem = self._inconsistency()
+        if problem is not None:
+            raise EncodeError(problem)
         body = tlv(0xA1, encode_context_name(self.application_context_name))
         if self.calling_ap_title is not None:
             body += tlv(0xA6, encode_octet_string(self.calling_ap_title))
@@ -88,21 +90,23 @@ class Aarq:
             body += encode_user_information(self.user_information.to_bytes())
         return tlv(self.TAG, body)
 
-    def _check(self) -> None:
+    def _inconsistency(self) -> str | None:
+        """Why this AARQ breaks the Green Book rules, or None; shared by encode and decode."""
         if self.calling_authentication_value is not None and self.mechanism_name is None:
-            raise EncodeError("an authentication value needs a mechanism name")
+            return "an authentication value needs a mechanism name"
         if (
             self.mechanism_name is not None
             and self.mechanism_name >= AuthenticationMechanism.HIGH
             and self.calling_authentication_value is not None
             and len(self.calling_authentication_value) not in _HLS_CHALLENGE_SIZES
         ):
-            raise EncodeError("an HLS challenge must be 8 to 64 bytes long")
+            return "an HLS challenge must be 8 to 64 bytes long"
         if (
             isinstance(self.user_information, CipheredApdu)
             and self.user_information.tag is not CipheredTag.GLO_INITIATE_REQUEST
         ):
-            raise EncodeError("AARQ user information must be a (glo-)initiate-request")
+            return "AARQ user information must be a (glo-)initiate-request"
+        return None
 
     @classmethod
     def from_bytes(cls, buf: bytes | bytearray | memoryview) -> Aarq:
@@ -142,7 +146,7 @@ class Aarq:
                 raise DecodeError(f"AARQ: unexpected element tag {tag:#04x}", tag_offset)
         if context is None:
             raise DecodeError("AARQ: application context name missing", offset)
-        return cls(
+        aarq = cls(
             application_context_name=context,
             user_information=user_information,
             calling_ap_title=ap_title,
@@ -150,3 +154,7 @@ class Aarq:
             calling_authentication_value=authentication_value,
             calling_ae_invocation_id=ae_invocation_id,
         )
+        problem = aarq._inconsistency()
+        if problem is not None:
+            raise DecodeError(f"AARQ: {problem}", offset)
+        return aarq
