@@ -17,6 +17,7 @@ from smmc.dlms.apdu._common import (
     InvokeIdAndPriority,
     LongInvokeIdAndPriority,
 )
+from smmc.dlms.apdu._reader import Buffer
 from smmc.dlms.apdu.aare import (
     Aare,
     AcseServiceProviderDiagnostic,
@@ -208,8 +209,6 @@ Apdu = (
     | GeneralGloCiphering
     | GeneralDedCiphering
 )
-
-Buffer = bytes | bytearray | memoryview
 
 _DECODERS: dict[int, Callable[[Buffer], Apdu]] = {
     Aarq.TAG: Aarq.from_bytes,

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import ClassVar, TypeVar
 
-from smmc.dlms.apdu._reader import Reader, i8, octet_string, u16, u32
+from smmc.dlms.apdu._reader import Buffer, Reader, i8, octet_string, u16, u32
 from smmc.dlms.axdr import Data, encode_data
 from smmc.dlms.errors import DecodeError, EncodeError
 from smmc.dlms.obis import Obis
@@ -229,9 +229,7 @@ def decode_get_data_result(reader: Reader) -> Data | DataAccessResult:
     raise DecodeError(f"get-data-result: unknown choice {choice}", offset)
 
 
-def open_apdu(
-    buf: bytes | bytearray | memoryview, tag: int, choice: int | None, what: str
-) -> Reader:
+def open_apdu(buf: Buffer, tag: int, choice: int | None, what: str) -> Reader:
     """Check the APDU tag (and CHOICE byte) and return a reader positioned after them."""
     reader = Reader(buf)
     if reader.u8(f"{what} tag") != tag:
@@ -242,9 +240,9 @@ def open_apdu(
 
 
 def dispatch_choice(
-    buf: bytes | bytearray | memoryview,
+    buf: Buffer,
     tag: int,
-    table: Mapping[int, Callable[[bytes | bytearray | memoryview], T]],
+    table: Mapping[int, Callable[[Buffer], T]],
     what: str,
 ) -> T:
     """Decode a CHOICE-style APDU (GET/SET/ACTION) by its second byte."""

@@ -14,9 +14,12 @@ from smmc.dlms.axdr import Data, decode_data, decode_length, encode_length
 from smmc.dlms.errors import DecodeError, EncodeError
 from smmc.dlms.obis import Obis
 
-__all__ = ["Reader", "encode_length", "i8", "octet_string", "to_enum", "u8", "u16", "u32"]
+__all__ = ["Buffer", "Reader", "encode_length", "i8", "octet_string", "to_enum", "u8", "u16", "u32"]
 
 E = TypeVar("E", bound=IntEnum)
+
+Buffer = bytes | bytearray | memoryview
+"""What every decoder accepts."""
 
 
 def to_enum(enum: type[E], value: int, offset: int | None) -> E:
@@ -65,14 +68,9 @@ class Reader:
 
     __slots__ = ("_buf", "_pos")
 
-    def __init__(self, buf: bytes | bytearray | memoryview, offset: int = 0) -> None:
+    def __init__(self, buf: Buffer, offset: int = 0) -> None:
         self._buf = bytes(buf)
         self._pos = offset
-
-    @property
-    def buffer(self) -> bytes:
-        """The whole underlying buffer (for decoders that take ``(buf, offset)``)."""
-        return self._buf
 
     @property
     def pos(self) -> int:

@@ -33,7 +33,7 @@ from smmc.dlms.apdu._ber import (
     read_user_information,
     tlv,
 )
-from smmc.dlms.apdu._reader import Reader, to_enum
+from smmc.dlms.apdu._reader import Buffer, Reader, to_enum
 from smmc.dlms.apdu.ciphered import CipheredApdu, CipheredTag, ciphered_reader
 from smmc.dlms.apdu.initiate import InitiateResponse
 from smmc.dlms.apdu.service_error import ConfirmedServiceError
@@ -155,7 +155,7 @@ class Aare:
         return tlv(self.TAG, body)
 
     @classmethod
-    def from_bytes(cls, buf: bytes | bytearray | memoryview) -> Aare:
+    def from_bytes(cls, buf: Buffer) -> Aare:
         """Decode a complete AARE; trailing bytes are an error."""
         reader = Reader(buf)
         offset = reader.pos

@@ -32,7 +32,7 @@ from smmc.dlms.apdu._ber import (
     read_user_information,
     tlv,
 )
-from smmc.dlms.apdu._reader import Reader
+from smmc.dlms.apdu._reader import Buffer, Reader
 from smmc.dlms.apdu.ciphered import CipheredApdu, CipheredTag, ciphered_reader
 from smmc.dlms.apdu.initiate import InitiateRequest
 from smmc.dlms.errors import DecodeError, EncodeError
@@ -109,7 +109,7 @@ class Aarq:
         return None
 
     @classmethod
-    def from_bytes(cls, buf: bytes | bytearray | memoryview) -> Aarq:
+    def from_bytes(cls, buf: Buffer) -> Aarq:
         """Decode a complete AARQ; trailing bytes are an error."""
         reader = Reader(buf)
         offset = reader.pos

@@ -24,7 +24,7 @@ from smmc.dlms.apdu._common import (
     encode_get_data_result,
     open_apdu,
 )
-from smmc.dlms.apdu._reader import Reader, encode_length
+from smmc.dlms.apdu._reader import Buffer, Reader, encode_length
 from smmc.dlms.axdr import Data, encode_data
 from smmc.dlms.errors import DecodeError, EncodeError
 
@@ -50,8 +50,6 @@ __all__ = [
 REQUEST_TAG = 0xC3
 RESPONSE_TAG = 0xC7
 _METHOD_DESCRIPTOR_SIZE = 9
-
-Buffer = bytes | bytearray | memoryview
 
 
 class ActionResult(IntEnum):

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import ClassVar
 
-from smmc.dlms.apdu._reader import Reader, octet_string
+from smmc.dlms.apdu._reader import Buffer, Reader, octet_string
 from smmc.dlms.errors import DecodeError, EncodeError
 
 __all__ = [
@@ -89,7 +89,7 @@ class CipheredApdu(_ProtectedContent):
         return bytes([self.tag]) + octet_string(self.content)
 
     @classmethod
-    def from_bytes(cls, buf: bytes | bytearray | memoryview) -> CipheredApdu:
+    def from_bytes(cls, buf: Buffer) -> CipheredApdu:
         """Decode a complete ciphered APDU; trailing bytes are an error."""
         reader = Reader(buf)
         value = cls.read(reader)
@@ -140,7 +140,7 @@ class GeneralGloCiphering(_ProtectedContent):
         return bytes([self.TAG]) + octet_string(self.system_title) + octet_string(self.content)
 
     @classmethod
-    def from_bytes(cls, buf: bytes | bytearray | memoryview) -> GeneralGloCiphering:
+    def from_bytes(cls, buf: Buffer) -> GeneralGloCiphering:
         """Decode a complete general ciphering APDU; trailing bytes are an error."""
         reader = Reader(buf)
         offset = reader.pos

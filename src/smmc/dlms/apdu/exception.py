@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import ClassVar
 
-from smmc.dlms.apdu._reader import Reader, u32
+from smmc.dlms.apdu._reader import Buffer, Reader, u32
 from smmc.dlms.errors import DecodeError, EncodeError
 
 __all__ = ["ExceptionResponse", "ExceptionServiceError", "StateError"]
@@ -60,7 +60,7 @@ class ExceptionResponse:
         return out
 
     @classmethod
-    def from_bytes(cls, buf: bytes | bytearray | memoryview) -> ExceptionResponse:
+    def from_bytes(cls, buf: Buffer) -> ExceptionResponse:
         """Decode a complete ExceptionResponse; trailing bytes are an error."""
         reader = Reader(buf)
         offset = reader.pos

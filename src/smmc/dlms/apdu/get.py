@@ -22,7 +22,7 @@ from smmc.dlms.apdu._common import (
     encode_get_data_result,
     open_apdu,
 )
-from smmc.dlms.apdu._reader import Reader, encode_length, octet_string
+from smmc.dlms.apdu._reader import Buffer, Reader, encode_length, octet_string
 from smmc.dlms.apdu.selective_access import (
     SelectiveAccessDescriptor,
     encode_optional_selection,
@@ -49,8 +49,6 @@ REQUEST_TAG = 0xC0
 RESPONSE_TAG = 0xC4
 _ATTRIBUTE_WITH_SELECTION_MIN = 10  # descriptor (9 bytes) + presence flag
 _GET_DATA_RESULT_MIN = 2
-
-Buffer = bytes | bytearray | memoryview
 
 
 @dataclass(frozen=True, slots=True)

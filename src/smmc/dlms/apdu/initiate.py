@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from enum import IntFlag
 from typing import ClassVar
 
-from smmc.dlms.apdu._reader import Reader, i8, octet_string, u8, u16
+from smmc.dlms.apdu._reader import Buffer, Reader, i8, octet_string, u8, u16
 from smmc.dlms.errors import DecodeError
 
 __all__ = ["Conformance", "InitiateRequest", "InitiateResponse"]
@@ -96,7 +96,7 @@ class InitiateRequest:
         )
 
     @classmethod
-    def from_bytes(cls, buf: bytes | bytearray | memoryview) -> InitiateRequest:
+    def from_bytes(cls, buf: Buffer) -> InitiateRequest:
         """Decode a complete InitiateRequest; trailing bytes are an error."""
         reader = Reader(buf)
         value = cls.read(reader)
@@ -151,7 +151,7 @@ class InitiateResponse:
         )
 
     @classmethod
-    def from_bytes(cls, buf: bytes | bytearray | memoryview) -> InitiateResponse:
+    def from_bytes(cls, buf: Buffer) -> InitiateResponse:
         """Decode a complete InitiateResponse; trailing bytes are an error."""
         reader = Reader(buf)
         value = cls.read(reader)

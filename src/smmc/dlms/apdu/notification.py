@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from smmc.dlms.apdu._common import CosemAttributeDescriptor, LongInvokeIdAndPriority, open_apdu
+from smmc.dlms.apdu._reader import Buffer
 from smmc.dlms.axdr import Data, encode_data
 from smmc.dlms.cosem_time import CosemDateTime
 from smmc.dlms.errors import DecodeError
@@ -17,8 +18,6 @@ from smmc.dlms.errors import DecodeError
 __all__ = ["DataNotification", "EventNotificationRequest"]
 
 _DATE_TIME_SIZE = 12
-
-Buffer = bytes | bytearray | memoryview
 
 
 @dataclass(frozen=True, slots=True)

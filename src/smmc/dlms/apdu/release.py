@@ -18,7 +18,7 @@ from smmc.dlms.apdu._ber import (
     read_user_information,
     tlv,
 )
-from smmc.dlms.apdu._reader import Reader, to_enum, u8
+from smmc.dlms.apdu._reader import Buffer, Reader, to_enum, u8
 from smmc.dlms.apdu.ciphered import CipheredApdu, CipheredTag, ciphered_reader
 from smmc.dlms.apdu.initiate import InitiateRequest, InitiateResponse
 from smmc.dlms.errors import DecodeError
@@ -61,7 +61,7 @@ def _encode(
 
 
 def _decode(
-    buf: bytes | bytearray | memoryview,
+    buf: Buffer,
     tag: int,
     reasons: type[R],
     decoders: Mapping[int, Callable[[Reader], U]],
@@ -110,7 +110,7 @@ class ReleaseRequest:
         return _encode(self.TAG, self.reason, self.user_information)
 
     @classmethod
-    def from_bytes(cls, buf: bytes | bytearray | memoryview) -> ReleaseRequest:
+    def from_bytes(cls, buf: Buffer) -> ReleaseRequest:
         """Decode a complete RLRQ; trailing bytes are an error."""
         reason, user_information = _decode(
             buf, cls.TAG, ReleaseRequestReason, _RLRQ_DECODERS, "RLRQ"
@@ -132,7 +132,7 @@ class ReleaseResponse:
         return _encode(self.TAG, self.reason, self.user_information)
 
     @classmethod
-    def from_bytes(cls, buf: bytes | bytearray | memoryview) -> ReleaseResponse:
+    def from_bytes(cls, buf: Buffer) -> ReleaseResponse:
         """Decode a complete RLRE; trailing bytes are an error."""
         reason, user_information = _decode(
             buf, cls.TAG, ReleaseResponseReason, _RLRE_DECODERS, "RLRE"

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import ClassVar
 
-from smmc.dlms.apdu._reader import Reader, u8
+from smmc.dlms.apdu._reader import Buffer, Reader, u8
 from smmc.dlms.errors import DecodeError
 
 __all__ = ["ConfirmedService", "ConfirmedServiceError", "InitiateErrorCode", "ServiceErrorKind"]
@@ -81,7 +81,7 @@ class ConfirmedServiceError:
         return bytes([self.TAG, self.service, self.error]) + u8(self.value, "service error value")
 
     @classmethod
-    def from_bytes(cls, buf: bytes | bytearray | memoryview) -> ConfirmedServiceError:
+    def from_bytes(cls, buf: Buffer) -> ConfirmedServiceError:
         """Decode a complete ConfirmedServiceError; trailing bytes are an error."""
         reader = Reader(buf)
         value = cls.read(reader)

@@ -21,7 +21,7 @@ from smmc.dlms.apdu._common import (
     encode_block_number,
     open_apdu,
 )
-from smmc.dlms.apdu._reader import Reader, encode_length
+from smmc.dlms.apdu._reader import Buffer, Reader, encode_length
 from smmc.dlms.apdu.get import (
     CosemAttributeWithSelection,
     encode_attribute_list,
@@ -54,8 +54,6 @@ __all__ = [
 
 REQUEST_TAG = 0xC1
 RESPONSE_TAG = 0xC5
-
-Buffer = bytes | bytearray | memoryview
 
 
 def _encode_results(results: tuple[DataAccessResult, ...]) -> bytes:
