@@ -41,6 +41,12 @@ def test_openapi_and_docs_are_served(client: TestClient) -> None:
         "/api/health",
     ):
         assert path in spec["paths"], path
+    meter = spec["paths"]["/api/meters/{serial}"]["get"]["responses"]
+    for status in ("404", "422", "500"):
+        assert list(meter[status]["content"]) == ["application/problem+json"], status
+    errors = meter["422"]["content"]["application/problem+json"]["schema"]["properties"]["errors"]
+    assert set(errors["items"]["required"]) == {"in", "name", "detail"}
+    assert "#/$defs" not in client.get("/openapi.json").text
     docs = client.get("/docs")
     assert docs.status_code == 200
     assert "/openapi.json" in docs.text

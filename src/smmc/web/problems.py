@@ -17,6 +17,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
@@ -25,6 +26,55 @@ INVALID_PARAMETERS_TYPE = "urn:smmc:problem:invalid-parameters"
 INTERNAL_ERROR_TYPE = "urn:smmc:problem:internal-error"
 
 logger = logging.getLogger(__name__)
+
+
+class Problem(BaseModel):
+    """RFC 9457 §3.1 members (documentation of the error responses in the OpenAPI)."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    instance: str
+
+
+class InvalidParameter(BaseModel):
+    in_: str = Field(alias="in", description="query, path, header or body")
+    name: str
+    detail: str
+
+
+def _problem_schema(with_errors: bool) -> dict[str, Any]:
+    """Inline JSON schemas (no `$defs`: a `#/...` reference would resolve against the whole
+    OpenAPI document, not this schema)."""
+    schema = Problem.model_json_schema()
+    if with_errors:
+        schema["title"] = "ValidationProblem"
+        schema["properties"]["errors"] = {
+            "type": "array",
+            "items": InvalidParameter.model_json_schema(by_alias=True),
+        }
+        schema["required"] = [*schema["required"], "errors"]
+    return schema
+
+
+_DOCUMENTED: dict[int, tuple[bool, str]] = {
+    404: (False, "no record with this key"),
+    422: (True, "invalid parameters, each named in `errors`"),
+    500: (False, "internal error; `instance` is the incident id in the server log"),
+}
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` documenting these statuses as `application/problem+json` (and
+    replacing FastAPI's default 422 schema, which this app never sends)."""
+    return {
+        status: {
+            "description": _DOCUMENTED[status][1],
+            "content": {PROBLEM_MEDIA_TYPE: {"schema": _problem_schema(_DOCUMENTED[status][0])}},
+        }
+        for status in statuses
+    }
 
 
 class NotFoundError(Exception):

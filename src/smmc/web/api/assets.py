@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from fastapi import APIRouter
 from pydantic import BaseModel
@@ -40,7 +39,7 @@ from smmc.web.api.schemas import (
     TransformerSummary,
     ViaConcentratorPath,
 )
-from smmc.web.problems import NotFoundError
+from smmc.web.problems import NotFoundError, problem_responses
 from smmc.web.queries import (
     Page,
     concentrator_meter_counts,
@@ -56,11 +55,9 @@ from smmc.web.queries import (
     meter_state,
 )
 
-router = APIRouter(prefix="/api", tags=["assets"])
+router = APIRouter(prefix="/api", tags=["assets"], responses=problem_responses(422, 500))
 
-_NOT_FOUND: dict[int | str, dict[str, Any]] = {
-    404: {"description": "no record with this key (problem details)"}
-}
+_NOT_FOUND = problem_responses(404)
 
 
 def _page_of(items: Sequence[BaseModel], total: int, page: Page) -> dict[str, object]:

@@ -19,6 +19,7 @@ from fastapi import APIRouter, Depends, Query, Response
 from pydantic import AfterValidator
 
 from smmc.web.api.deps import ConcentratorFilterDep, EngineDep, MeterFilterDep
+from smmc.web.problems import problem_responses
 from smmc.web.queries import BBox, concentrator_map_rows, meter_map_rows, meter_state
 
 GEOJSON_MEDIA_TYPE = "application/geo+json"
@@ -30,7 +31,7 @@ _STATE_NAMES = {
     flags: meter_state(*flags).value for flags in itertools.product((False, True), repeat=4)
 }
 
-router = APIRouter(prefix="/api/map", tags=["map"])
+router = APIRouter(prefix="/api/map", tags=["map"], responses=problem_responses(422, 500))
 
 _GEOJSON_RESPONSE: dict[int | str, dict[str, Any]] = {
     200: {
