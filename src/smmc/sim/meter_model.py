@@ -1,0 +1,617 @@
+"""The metrology of one simulated meter: registers, load profile, billing, clock and status.
+
+All values are functions of time computed on demand from the consumption model, the
+breaker and outage history, the clock history and the injected anomalies. Registers are
+whole Wh/varh, summed slot by slot from a forward-moving checkpoint, so reading a meter
+again later costs only the slots in between and a meter keeps O(1) state besides its
+(short) event histories.
+"""
+
+from __future__ import annotations
+
+import bisect
+import enum
+import itertools
+import math
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+
+from smmc.domain.time import local_day_bounds, to_local
+from smmc.sim.anomalies import Anomaly, AnomalyKind
+from smmc.sim.consumption import (
+    HOUSEHOLD_TYPES,
+    SLOT_SECONDS,
+    ConsumptionModel,
+    Measurands,
+    offset_seconds,
+    unit_interval,
+)
+from smmc.sim.tariff import CHILEAN_TOU, TIER_COUNT, TouCalendar
+
+__all__ = [
+    "BillingRow",
+    "ExtendedWord1",
+    "ExtendedWord2",
+    "LoadProfileRow",
+    "LoadProfileStatus",
+    "MeasurandRow",
+    "MeterModel",
+    "MeterModelError",
+    "NormalWord1",
+    "RegisterSet",
+    "Registers",
+    "StatusWords",
+]
+
+_EPOCH = date(1970, 1, 1)
+_KINDS = 4  # active import, active export, reactive import, reactive export
+_WIDTH = _KINDS * TIER_COUNT
+
+
+class MeterModelError(ValueError):
+    """A request the simulated meter refuses (bad capture period, naive time, …)."""
+
+
+class NormalWord1(enum.IntFlag):
+    """Meter status normal word 1 (DOMAIN.md §4), the bits the simulator drives."""
+
+    PUP = 1 << 0
+    ORD = 1 << 1
+    ONSI = 1 << 2
+
+
+class ExtendedWord1(enum.IntFlag):
+    WDOG = 1 << 0
+    INTA = 1 << 1
+    CAPE = 1 << 3
+    DRAM = 1 << 4
+
+
+class ExtendedWord2(enum.IntFlag):
+    TC_REM = 1 << 4
+
+
+class LoadProfileStatus(enum.IntFlag):
+    """Status byte of a load-profile row (the IDIS/DSMR "AMR profile status" layout)."""
+
+    CRITICAL_ERROR = 1 << 0
+    CLOCK_INVALID = 1 << 1
+    DATA_NOT_VALID = 1 << 2
+    DAYLIGHT_SAVING = 1 << 3
+    CLOCK_ADJUSTED = 1 << 5
+    POWER_DOWN = 1 << 7
+
+
+@dataclass(frozen=True, slots=True)
+class StatusWords:
+    normal1: int = 0
+    normal2: int = 0
+    extended1: int = 0
+    extended2: int = 0
+
+    def masked(self, masks: tuple[int, int, int, int]) -> StatusWords:
+        return StatusWords(
+            self.normal1 & masks[0],
+            self.normal2 & masks[1],
+            self.extended1 & masks[2],
+            self.extended2 & masks[3],
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class RegisterSet:
+    """One energy's tier registers T1..T6 and total, cumulative Wh (or varh)."""
+
+    tiers: tuple[int, ...]
+    total: int
+
+
+@dataclass(frozen=True, slots=True)
+class Registers:
+    active_import: RegisterSet
+    active_export: RegisterSet
+    reactive_import: RegisterSet
+    reactive_export: RegisterSet
+
+
+@dataclass(frozen=True, slots=True)
+class LoadProfileRow:
+    """Energies of one capture period; ``clock`` is the meter's own local time at capture."""
+
+    captured_utc: datetime
+    clock: datetime
+    status: LoadProfileStatus
+    active_import_wh: int
+    active_export_wh: int
+    reactive_import_varh: int
+    reactive_export_varh: int
+
+
+@dataclass(frozen=True, slots=True)
+class MeasurandRow:
+    captured_utc: datetime
+    clock: datetime
+    voltages: tuple[float, ...]
+    currents: tuple[float, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class BillingRow:
+    """Daily closure of meter-local ``day``, captured at the meter's next local midnight."""
+
+    day: date
+    captured_utc: datetime
+    clock: datetime
+    registers: Registers
+
+
+def _seconds(moment: datetime) -> float:
+    if moment.tzinfo is None:
+        raise MeterModelError(f"times must be timezone-aware, got {moment.isoformat()}")
+    return moment.timestamp()
+
+
+def _instant(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, UTC)
+
+
+def _overlap(start: float, end: float, periods: list[tuple[float, float]]) -> float:
+    total = 0.0
+    for low, high in periods:
+        if high > start and low < end:
+            total += min(end, high) - max(start, low)
+    return total
+
+
+# Alarm bits latched by an anomaly's start until the alarms are cleared.
+_LATCHED_BITS: dict[AnomalyKind, ExtendedWord1 | ExtendedWord2] = {
+    AnomalyKind.CONSUMPTION_WITH_BREAKER_OPEN: ExtendedWord1.INTA,
+    AnomalyKind.METER_CASE_OPENED: ExtendedWord1.CAPE,
+    AnomalyKind.TERMINAL_COVER_REMOVED: ExtendedWord2.TC_REM,
+}
+
+
+def _inside(moment: float, periods: list[tuple[float, float]]) -> bool:
+    return any(low <= moment < high for low, high in periods)
+
+
+class MeterModel:
+    """One meter; every public method takes and returns aware datetimes (true UTC time).
+
+    ``clock_set_at`` is when the meter clock was last exact; ``drift_ppm`` is its rate
+    error (positive runs fast; ``ppm_from_seconds_per_day`` converts). Registers start
+    at seeded values at ``installed_at``.
+    """
+
+    def __init__(
+        self,
+        serial: str,
+        seed: int,
+        household: str = "family_house",
+        *,
+        installed_at: datetime,
+        polyphase: bool = False,
+        pv_kwp: float = 0.0,
+        time_zone: str = "America/Santiago",
+        drift_ppm: float = 0.0,
+        clock_set_at: datetime | None = None,
+        clock_tolerance_s: float = 60.0,
+        anomalies: tuple[Anomaly, ...] = (),
+        tariff: TouCalendar = CHILEAN_TOU,
+        capture_minutes: int = 15,
+        firmware: str = "1.0.0",
+    ) -> None:
+        if household not in HOUSEHOLD_TYPES:
+            raise MeterModelError(f"unknown household type {household!r}")
+        self.serial = serial
+        self.seed = seed
+        self.time_zone = time_zone
+        self.tariff = tariff
+        self.clock_tolerance_s = clock_tolerance_s
+        self.anomalies = anomalies
+        self.alarm_masks: tuple[int, int, int, int] = (0xFFFF, 0xFFFF, 0xFFFF, 0xFFFF)
+        self._installed = _seconds(installed_at)
+        self._consumption = ConsumptionModel(seed, HOUSEHOLD_TYPES[household], polyphase, pv_kwp)
+        self._rogue_pv: list[tuple[float, ConsumptionModel]] = []
+        self._breaker: list[tuple[float, bool]] = []
+        self._outages: list[tuple[float, float]] = []
+        self._intact_breaker: list[tuple[float, float]] = []
+        self._clears: list[float] = []
+        self._periods: list[tuple[float, int]] = []
+        self._firmware: list[tuple[float, str]] = [(-math.inf, firmware)]
+        self.set_capture_period(capture_minutes, installed_at)
+        for anomaly in anomalies:
+            self._apply(anomaly)
+        drift = next(
+            (a.magnitude for a in anomalies if a.kind is AnomalyKind.CLOCK_DRIFT), drift_ppm
+        )
+        set_at = _seconds(clock_set_at or installed_at)
+        self._clock: list[tuple[float, float, float]] = [(set_at, set_at, drift * 1e-6)]
+        self._reset_checkpoint()
+        self._backward: tuple[int, int] | None = None
+
+    # --- construction ---------------------------------------------------------------------
+
+    def _apply(self, anomaly: Anomaly) -> None:
+        start = _seconds(anomaly.start)
+        end = math.inf if anomaly.end is None else _seconds(anomaly.end)
+        if anomaly.kind is AnomalyKind.REPEATED_OUTAGES:
+            self.power_outage(anomaly.start, anomaly.end or anomaly.start)
+        elif anomaly.kind is AnomalyKind.CONSUMPTION_WITH_BREAKER_OPEN:
+            self.disconnect(anomaly.start)
+            if anomaly.end is not None:
+                self.reconnect(anomaly.end)
+            self._intact_breaker.append((start, end))
+        elif anomaly.kind is AnomalyKind.EXPORT_WITHOUT_NET_BILLING:
+            c = self._consumption
+            pv = ConsumptionModel(c.seed, c.household, c.polyphase, anomaly.magnitude / 10)
+            self._rogue_pv.append((start, pv))
+
+    @staticmethod
+    def ppm_from_seconds_per_day(seconds: float) -> float:
+        """Clock drift in ppm for a drift given in seconds per day."""
+        return seconds / 0.0864
+
+    # --- events ---------------------------------------------------------------------------
+
+    def _reset_checkpoint(self) -> None:
+        self._ck_slot = math.floor(self._installed / SLOT_SECONDS)
+        self._ck_values = self._initial_values()
+
+    def _touch(self, at: float) -> None:
+        if at < (self._ck_slot + 1) * SLOT_SECONDS:
+            self._reset_checkpoint()
+
+    def disconnect(self, at: datetime) -> None:
+        """Open the breaker at ``at``: import and export stop from then on."""
+        self._set_breaker(at, False)
+
+    def reconnect(self, at: datetime) -> None:
+        """Close the breaker at ``at``."""
+        self._set_breaker(at, True)
+
+    def _set_breaker(self, at: datetime, closed: bool) -> None:
+        moment = _seconds(at)
+        bisect.insort(self._breaker, (moment, closed))
+        self._touch(moment)
+
+    def breaker_closed(self, at: datetime) -> bool:
+        moment = _seconds(at)
+        state = True
+        for when, closed in self._breaker:
+            if when > moment:
+                break
+            state = closed
+        return state
+
+    def power_outage(self, start: datetime, end: datetime) -> None:
+        """Supply is lost during ``[start, end)``: no energy, no voltage, PUP raised."""
+        low, high = _seconds(start), _seconds(end)
+        if high < low:
+            raise MeterModelError("an outage must end after it starts")
+        bisect.insort(self._outages, (low, high))
+        self._touch(low)
+
+    def clear_alarms(self, at: datetime) -> None:
+        """Reset the latched alarm bits (PUP, INTA, CAPE, TC_REM) at ``at``."""
+        bisect.insort(self._clears, _seconds(at))
+
+    def activate_firmware(self, version: str, at: datetime) -> None:
+        """Image activation: the firmware version reads ``version`` from ``at`` on."""
+        bisect.insort(self._firmware, (_seconds(at), version))
+
+    def firmware_version(self, at: datetime) -> str:
+        moment = _seconds(at)
+        version = self._firmware[0][1]
+        for when, candidate in self._firmware:
+            if when > moment:
+                break
+            version = candidate
+        return version
+
+    def set_capture_period(self, minutes: int, at: datetime) -> None:
+        """Load-profile capture period from ``at`` on (a divisor of a day, in minutes)."""
+        if minutes <= 0 or 1440 % minutes:
+            raise MeterModelError(f"capture period must divide 1440 minutes, got {minutes}")
+        bisect.insort(self._periods, (_seconds(at), minutes))
+
+    def capture_minutes(self, at: datetime) -> int:
+        return self._period_at(self.meter_seconds(_seconds(at)))
+
+    def _period_at(self, meter_seconds: float) -> int:
+        minutes = self._periods[0][1]
+        for when, candidate in self._periods:
+            if self.meter_seconds(when) > meter_seconds:
+                break
+            minutes = candidate
+        return minutes
+
+    # --- clock ----------------------------------------------------------------------------
+
+    def set_clock(self, at: datetime, value: datetime) -> None:
+        """At true instant ``at`` the meter clock is set to ``value`` (a MeterSync)."""
+        moment = _seconds(at)
+        rate = self._clock[-1][2]
+        self._clock = [s for s in self._clock if s[0] < moment]
+        self._clock.append((moment, _seconds(value), rate))
+
+    def meter_seconds(self, true_seconds: float) -> float:
+        segment = self._clock[0]
+        for candidate in self._clock:
+            if candidate[0] > true_seconds:
+                break
+            segment = candidate
+        origin, value, rate = segment
+        return value + (true_seconds - origin) * (1 + rate)
+
+    def true_seconds(self, meter_seconds: float) -> float | None:
+        """True instant at which the meter clock shows ``meter_seconds``; None if skipped.
+
+        After a clock set backwards the later occurrence wins.
+        """
+        for index in range(len(self._clock) - 1, -1, -1):
+            origin, value, rate = self._clock[index]
+            moment = origin + (meter_seconds - value) / (1 + rate)
+            following = self._clock[index + 1][0] if index + 1 < len(self._clock) else math.inf
+            if (moment >= origin or index == 0) and moment < following:
+                return moment
+        return None
+
+    def meter_time(self, at: datetime) -> datetime:
+        """What the meter clock shows at true ``at`` (aware, UTC)."""
+        return _instant(self.meter_seconds(_seconds(at)))
+
+    def clock_error(self, at: datetime) -> timedelta:
+        """Meter clock minus true time."""
+        moment = _seconds(at)
+        return timedelta(seconds=self.meter_seconds(moment) - moment)
+
+    # --- energy ---------------------------------------------------------------------------
+
+    def _initial_values(self) -> list[int]:
+        values = [0] * _WIDTH
+        for tier in range(TIER_COUNT):
+            base = int(200_000 + 2_000_000 * unit_interval(self.seed, 20, tier))
+            values[tier] = base
+            values[2 * TIER_COUNT + tier] = base // 3
+            if self._consumption.pv_kwp > 0:
+                values[TIER_COUNT + tier] = base // 4
+                values[3 * TIER_COUNT + tier] = base // 80
+        return values
+
+    def _slot_tier(self, slot: int) -> int:
+        meter = int(self.meter_seconds(slot * SLOT_SECONDS + SLOT_SECONDS // 2))
+        local = meter + offset_seconds(self.time_zone, meter // 3600)
+        day = _EPOCH + timedelta(days=local // 86400)
+        return self.tariff.day_profile_on(day).tier_at(local % 86400 // 60) - 1
+
+    def _slot_values(self, slot: int) -> tuple[int, tuple[int, int, int, int]]:
+        """Tier index and gated (import, export, reactive import, reactive export)."""
+        energy = self._consumption.slot_energy(slot)
+        start = slot * SLOT_SECONDS
+        end = start + SLOT_SECONDS
+        values = [
+            energy.import_wh,
+            energy.export_wh,
+            energy.reactive_import_varh,
+            energy.reactive_export_varh,
+        ]
+        for since, pv in self._rogue_pv:
+            if start >= since:
+                rogue = pv.slot_energy(slot)
+                values = [
+                    rogue.import_wh,
+                    rogue.export_wh,
+                    rogue.reactive_import_varh,
+                    rogue.reactive_export_varh,
+                ]
+        gate = self._available(start, end)
+        if gate < 1.0:
+            values = [int(value * gate) for value in values]
+        return self._slot_tier(slot), (values[0], values[1], values[2], values[3])
+
+    def _off_periods(self) -> list[tuple[float, float]]:
+        periods: list[tuple[float, float]] = []
+        opened: float | None = None
+        for when, closed in self._breaker:
+            if not closed and opened is None:
+                opened = when
+            elif closed and opened is not None:
+                periods.append((opened, when))
+                opened = None
+        if opened is not None:
+            periods.append((opened, math.inf))
+        return periods
+
+    def _available(self, start: float, end: float) -> float:
+        """Share of ``[start, end)`` with supply and the breaker closed (or bypassed)."""
+        if not self._breaker and not self._outages:
+            return 1.0
+        off = self._off_periods()
+        cuts = {start, end}
+        for low, high in (*self._outages, *off, *self._intact_breaker):
+            cuts.update(edge for edge in (low, high) if start < edge < end)
+        edges = sorted(cuts)
+        lost = 0.0
+        for low, high in itertools.pairwise(edges):
+            middle = (low + high) / 2
+            if _inside(middle, self._outages) or (
+                _inside(middle, off) and not _inside(middle, self._intact_breaker)
+            ):
+                lost += high - low
+        return 1.0 - lost / (end - start)
+
+    def _raw(self, at: float) -> list[int]:
+        """True cumulative values at ``at`` (24 ints: 4 energies × 6 tiers)."""
+        if at < self._installed:
+            raise MeterModelError(f"{_instant(at).isoformat()} is before the meter was installed")
+        slot = math.floor(at / SLOT_SECONDS)
+        if slot < self._ck_slot:
+            self._reset_checkpoint()
+        values = self._ck_values
+        while self._ck_slot < slot:
+            tier, energies = self._slot_values(self._ck_slot)
+            for kind in range(_KINDS):
+                values[kind * TIER_COUNT + tier] += energies[kind]
+            self._ck_slot += 1
+        result = list(values)
+        elapsed = at - slot * SLOT_SECONDS
+        if elapsed > 0:
+            tier, energies = self._slot_values(slot)
+            for kind in range(_KINDS):
+                result[kind * TIER_COUNT + tier] += math.floor(
+                    energies[kind] * elapsed / SLOT_SECONDS
+                )
+        return result
+
+    def registers(self, at: datetime) -> Registers:
+        """Register values the meter shows at ``at``, anomalies included."""
+        moment = _seconds(at)
+        raw = self._raw(moment)
+        sets = []
+        for kind in range(_KINDS):
+            tiers = raw[kind * TIER_COUNT : (kind + 1) * TIER_COUNT]
+            sets.append(RegisterSet(tuple(tiers), sum(tiers)))
+        active = self._active_import(at, sets[0])
+        return Registers(active, sets[1], sets[2], sets[3])
+
+    def _active_import(self, at: datetime, true: RegisterSet) -> RegisterSet:
+        tiers, total = list(true.tiers), true.total
+        for anomaly in self.anomalies:
+            if anomaly.kind is AnomalyKind.BACKWARD_REGISTER and anomaly.start <= at:
+                tier, drop = self._backward_drop(anomaly)
+                tiers[tier] -= drop
+                total -= drop
+        for anomaly in self.anomalies:
+            if anomaly.kind is AnomalyKind.TIER_TOTAL_MISMATCH and anomaly.active(at):
+                total += anomaly.magnitude
+            if anomaly.kind is AnomalyKind.TIERS_AND_TOTAL_ZERO and anomaly.active(at):
+                return RegisterSet((0,) * TIER_COUNT, 0)
+        return RegisterSet(tuple(tiers), total)
+
+    def _backward_drop(self, anomaly: Anomaly) -> tuple[int, int]:
+        if self._backward is None:
+            raw = self._raw(_seconds(anomaly.start))[:TIER_COUNT]
+            tier = max(range(TIER_COUNT), key=raw.__getitem__)
+            self._backward = (tier, min(anomaly.magnitude, raw[tier]))
+        return self._backward
+
+    # --- profiles -------------------------------------------------------------------------
+
+    def _captures(self, start: datetime, end: datetime) -> list[tuple[float, float, float]]:
+        """(meter seconds, true seconds, true seconds of previous capture) in meter range."""
+        low, high = _seconds(start), _seconds(end)
+        result: list[tuple[float, float, float]] = []
+        minutes = self._period_at(low)
+        cursor = float((math.floor(low / (minutes * 60)) + 1) * minutes * 60)
+        while cursor <= high:
+            true_end = self.true_seconds(cursor)
+            true_start = self.true_seconds(cursor - minutes * 60)
+            if true_end is not None and true_start is not None and true_start >= self._installed:
+                result.append((cursor, true_end, true_start))
+            minutes = self._period_at(cursor)
+            cursor = float((math.floor(cursor / (minutes * 60)) + 1) * minutes * 60)
+        return result
+
+    def _meter_local(self, meter_seconds: float) -> datetime:
+        return to_local(_instant(meter_seconds), self.time_zone)
+
+    def _row_status(self, low: float, high: float, clock: datetime) -> LoadProfileStatus:
+        status = LoadProfileStatus(0)
+        if _overlap(low, high, self._outages) > 0:
+            status |= LoadProfileStatus.POWER_DOWN
+        if any(low < origin <= high for origin, _, _ in self._clock[1:]):
+            status |= LoadProfileStatus.CLOCK_ADJUSTED
+        if abs(self.meter_seconds(high) - high) > self.clock_tolerance_s:
+            status |= LoadProfileStatus.CLOCK_INVALID
+        if clock.dst():
+            status |= LoadProfileStatus.DAYLIGHT_SAVING
+        return status
+
+    def load_profile(self, start: datetime, end: datetime) -> list[LoadProfileRow]:
+        """Rows whose capture time on the meter clock lies in ``(start, end]``."""
+        rows = []
+        for meter, true_end, true_start in self._captures(start, end):
+            before, after = self._raw(true_start), self._raw(true_end)
+            clock = self._meter_local(meter)
+            deltas = [
+                sum(after[k * TIER_COUNT : (k + 1) * TIER_COUNT])
+                - sum(before[k * TIER_COUNT : (k + 1) * TIER_COUNT])
+                for k in range(_KINDS)
+            ]
+            rows.append(
+                LoadProfileRow(
+                    _instant(true_end),
+                    clock,
+                    self._row_status(true_start, true_end, clock),
+                    *deltas,
+                )
+            )
+        return rows
+
+    def load_profile_day(self, day: date) -> list[LoadProfileRow]:
+        """The rows of one local day of the meter's own clock (92/96/100 at 15 min)."""
+        start, end = local_day_bounds(day, self.time_zone)
+        return self.load_profile(start, end)
+
+    def measurands(self, start: datetime, end: datetime) -> list[MeasurandRow]:
+        """Average voltage and current per capture period, captured like the load profile."""
+        rows = []
+        for meter, true_end, true_start in self._captures(start, end):
+            before, after = self._raw(true_start), self._raw(true_end)
+            energy = sum(after[: 2 * TIER_COUNT]) - sum(before[: 2 * TIER_COUNT])
+            power = energy * 3600.0 / (true_end - true_start)
+            powered = _overlap(true_start, true_end, self._outages) < true_end - true_start
+            slot = math.floor((true_start + true_end) / 2 / SLOT_SECONDS)
+            values: Measurands = self._consumption.measurands(slot, power, powered)
+            rows.append(
+                MeasurandRow(
+                    _instant(true_end), self._meter_local(meter), values.voltages, values.currents
+                )
+            )
+        return rows
+
+    def billing_row(self, day: date) -> BillingRow | None:
+        """Daily closure of ``day``: registers at the meter clock's next local midnight.
+
+        None when that midnight has no true instant (the clock was set forward over it).
+        """
+        midnight = local_day_bounds(day + timedelta(days=1), self.time_zone)[0]
+        meter = midnight.timestamp()
+        true = self.true_seconds(meter)
+        if true is None:
+            return None
+        captured = _instant(true)
+        return BillingRow(day, captured, self._meter_local(meter), self.registers(captured))
+
+    # --- status ---------------------------------------------------------------------------
+
+    def _latched(self, event: float, moment: float) -> bool:
+        if event > moment:
+            return False
+        index = bisect.bisect_left(self._clears, event)
+        return index == len(self._clears) or self._clears[index] > moment
+
+    def status_words(self, at: datetime) -> StatusWords:
+        """Status words at ``at`` (DOMAIN.md §4 bit positions)."""
+        moment = _seconds(at)
+        normal1 = extended1 = extended2 = 0
+        if any(self._latched(low, moment) for low, _ in self._outages):
+            normal1 |= NormalWord1.PUP
+        if abs(self.meter_seconds(moment) - moment) > self.clock_tolerance_s:
+            normal1 |= NormalWord1.ORD
+        for anomaly in self.anomalies:
+            latch = _LATCHED_BITS.get(anomaly.kind)
+            if latch is not None and self._latched(_seconds(anomaly.start), moment):
+                if isinstance(latch, ExtendedWord1):
+                    extended1 |= latch
+                else:
+                    extended2 |= latch
+        active = self.registers(at).active_import
+        if sum(active.tiers) != active.total:
+            extended1 |= ExtendedWord1.DRAM
+        return StatusWords(int(normal1), 0, int(extended1), int(extended2))
+
+    def alarm_register(self, at: datetime) -> StatusWords:
+        """Status words filtered by ``alarm_masks`` (a set bit in a mask enables the alarm)."""
+        return self.status_words(at).masked(self.alarm_masks)
