@@ -845,3 +845,35 @@ def test_composition_name_equal_to_serial_is_not_a_placeholder_within_a_file(
         3: {"concentratorserialnumber": "already belongs to concentrator SER-1"}
     }
     assert [c["name"] for c in rows_of(db, t.concentrators)] == ["SER-1"]
+
+
+def test_cp1252_file_with_a_utf8_bom(db: Engine, secret_box: SecretBox, tmp_path: Path) -> None:
+    path = tmp_path / "t.csv"
+    path.write_bytes(b"\xef\xbb\xbfcode;substationname;description\nTR-1;SE-\xd1uble;d\n")
+    result = run(db, secret_box, path)
+    assert (result.exit_code, result.accepted, result.warnings) == (0, 1, 1)
+    assert rows_of(db, t.substations)[0]["name"] == "SE-Ñuble"
+
+
+def test_reports_of_the_same_second_do_not_overwrite_each_other(
+    db: Engine, secret_box: SecretBox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class FrozenClock(datetime):
+        @classmethod
+        def now(cls, tz: Any = None) -> FrozenClock:
+            return cls(2025, 6, 1, 12, 0, 0, tzinfo=tz)
+
+    monkeypatch.setattr("smmc.store.provisioning.datetime", FrozenClock)
+    first_dir, second_dir = tmp_path / "a", tmp_path / "b"
+    first_dir.mkdir()
+    second_dir.mkdir()
+    first = write(first_dir / "pods.csv", POD_HEADER, [pod("", lat="1")])
+    second = write(second_dir / "pods.csv", POD_HEADER, [pod("P2", lat="x")])
+    options = ImportOptions(None, tmp_path / "reports")
+    paths = [import_file(db, secret_box, p, options).report_path for p in (first, second, first)]
+    assert len({str(p) for p in paths}) == 3
+    contents = [p.read_text("utf-8") for p in paths if p is not None]
+    assert "name,,error,is required" in contents[0]
+    assert "latitude,x,error" in contents[1]
+    assert contents[2] == contents[0]
+    assert sorted(r["error_report"] for r in rows_of(db, t.import_runs)) == sorted(map(str, paths))

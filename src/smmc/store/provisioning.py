@@ -8,6 +8,7 @@ in an error report with its row number, column and reason.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 from collections.abc import Callable, Iterator, Sequence
@@ -122,7 +123,8 @@ def _decode(path: Path) -> tuple[str, list[RowIssue]]:
         issue = RowIssue(
             0, None, None, f"not UTF-8 (byte {exc.start}); read as Windows-1252", "warning"
         )
-        return raw.decode("cp1252", errors="replace"), [issue]
+        # A BOM says UTF-8, but the bytes after it are not: drop it so the header still reads.
+        return raw.removeprefix(codecs.BOM_UTF8).decode("cp1252", errors="replace"), [issue]
 
 
 def parse_file(path: Path) -> _Parsed:
@@ -753,6 +755,18 @@ def write_report(path: Path, issues: Sequence[RowIssue]) -> None:
             )
 
 
+def _report_path(report_dir: Path, stem: str, started: datetime) -> Path:
+    """A new file per import: two imports of one name in the same second (the same file
+    twice, or equal names from two folders) must not overwrite each other's report."""
+    stamp = started.strftime("%Y%m%dT%H%M%S")
+    candidate = report_dir / f"{stem}.{stamp}.errors.csv"
+    attempt = 1
+    while candidate.exists():
+        attempt += 1
+        candidate = report_dir / f"{stem}.{stamp}-{attempt}.errors.csv"
+    return candidate
+
+
 def import_file(
     engine: Engine,
     box: SecretBox,
@@ -816,8 +830,7 @@ def import_file(
         result.fatal = str(exc)
     result.created, result.updated = applier.created, applier.updated
     if result.issues:
-        stamp = started.strftime("%Y%m%dT%H%M%S")
-        result.report_path = options.report_dir / f"{path.stem}.{stamp}.errors.csv"
+        result.report_path = _report_path(options.report_dir, path.stem, started)
         write_report(result.report_path, result.issues)
     with engine.begin() as conn:
         conn.execute(
