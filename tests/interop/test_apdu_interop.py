@@ -441,7 +441,13 @@ def test_general_glo_ciphering() -> None:
 
 gurux = pytest.importorskip("gurux_dlms")
 
-from gurux_dlms import GXByteBuffer, GXDLMSClient, GXReplyData  # noqa: E402
+from gurux_dlms import (  # noqa: E402
+    GXByteBuffer,
+    GXDateTime,
+    GXDLMSClient,
+    GXDLMSNotify,
+    GXReplyData,
+)
 from gurux_dlms.enums import Authentication, InterfaceType  # noqa: E402
 from gurux_dlms.objects import (  # noqa: E402
     GXDLMSClock,
@@ -543,3 +549,36 @@ def test_gurux_parses_our_get_response(
     client.getData(_wrap(response.to_bytes()), reply)
     assert reply.value == value
     assert reply.error == error
+
+
+def test_gurux_data_notification_with_date_time() -> None:
+    # gurux frames the date-time as an OCTET STRING (0x0C + 12 bytes), as we do; dlms-cosem
+    # 21.3.2 uses a 0x01 presence flag instead, so only the no-date-time form is shared there.
+    notify = GXDLMSNotify(True, 16, 1, InterfaceType.WRAPPER)
+    body = GXByteBuffer()
+    body.setUInt8(17)
+    body.setUInt8(5)
+    theirs = _unwrap(
+        notify.generateDataNotificationMessages(GXDateTime(datetime(2024, 5, 17, 13, 45)), body)
+    )
+    ours = our.DataNotification(
+        Data.unsigned(5),
+        CosemDateTime(2024, 5, 17, 0xFF, 13, 45, 0, 0, 0, ClockStatus.OK),
+        our.LongInvokeIdAndPriority(1, confirmed=True, high_priority=True),
+    )
+    assert our.decode_apdu(theirs) == ours
+    assert ours.to_bytes() == theirs
+
+
+def test_gurux_parses_our_data_notification() -> None:
+    push = our.DataNotification(
+        Data.structure((Data.unsigned(5), Data.long_unsigned(7))),
+        CosemDateTime(2024, 5, 17, 5, 13, 45, 0, 0, None, ClockStatus.OK),
+        our.LongInvokeIdAndPriority(3),
+    )
+    reply = GXReplyData()
+    _gurux_client().getData(_wrap(push.to_bytes()), reply)
+    assert reply.command == our.DataNotification.TAG
+    assert reply.invokeId == 3
+    assert reply.value == [5, 7]
+    assert reply.time is not None
