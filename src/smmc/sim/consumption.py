@@ -53,7 +53,8 @@ def unit_interval(*values: int) -> float:
 class HouseholdType:
     """A kind of customer: typical daily energy, hourly shape and seasonal sensitivity.
 
-    ``weekday`` and ``weekend`` are 24 relative hourly weights (normalised on use).
+    ``weekday`` and ``weekend`` are 24 relative hourly weights (normalised on use);
+    ``weekend_level`` scales the daily energy on weekends and holidays.
     ``winter_evening`` multiplies 18:00-23:00 from June to August (electric heating);
     ``summer_afternoon`` multiplies 13:00-18:00 from December to February (cooling).
     """
@@ -65,6 +66,7 @@ class HouseholdType:
     winter_evening: float
     summer_afternoon: float
     power_factor: float
+    weekend_level: float
 
 
 @functools.cache
@@ -84,6 +86,7 @@ HOUSEHOLD_TYPES: dict[str, HouseholdType] = {
             1.5,
             1.2,
             0.95,
+            1.1,
         ),
         HouseholdType(
             "family_house",
@@ -93,6 +96,7 @@ HOUSEHOLD_TYPES: dict[str, HouseholdType] = {
             1.6,
             1.3,
             0.93,
+            1.15,
         ),
         HouseholdType(
             "commercial",
@@ -102,6 +106,7 @@ HOUSEHOLD_TYPES: dict[str, HouseholdType] = {
             1.1,
             1.5,
             0.88,
+            0.45,
         ),
     )
 }
@@ -193,6 +198,8 @@ class ConsumptionModel:
         hour = local % 86400 // 3600
         shape = _normalised(self.household.weekend if day.rest_day else self.household.weekday)
         level = shape[hour] * _MONTH_LEVEL[day.month - 1]
+        if day.rest_day:
+            level *= self.household.weekend_level
         if day.month in (6, 7, 8) and 18 <= hour < 23:
             level *= self.household.winter_evening
         elif day.month in (12, 1, 2) and 13 <= hour < 18:
