@@ -252,7 +252,7 @@ class ActivityCalendar(CosemObject):
         self.active = active or Calendar()
         self.passive = passive or Calendar()
         self.activation_time = activation_time or UNSPECIFIED_DATE_TIME
-        self._applied: DayAction | None = None
+        self._applied: tuple[Obis, int] | None = None
 
     def active_action(self, local: dt.datetime) -> DayAction | None:
         """The script and selector the active calendar selects at this local time."""
@@ -267,9 +267,10 @@ class ActivityCalendar(CosemObject):
         """Activate the passive calendar if due, then run the script in force if it changed."""
         self._activate_if_due(local)
         action = self.active_action(local)
-        if action is not None and action != self._applied and self.device is not None:
+        selected = None if action is None else (action.script, action.selector)
+        if action is not None and selected != self._applied and self.device is not None:
             self.device.action(9, action.script, 1, Data.long_unsigned(action.selector))
-        self._applied = action
+        self._applied = selected
         return action
 
     def _activate_if_due(self, local: dt.datetime) -> None:
