@@ -371,6 +371,10 @@ _DONT_CARE: Final = Data(DataTag.DONT_CARE, None)
 # Encoding
 # --------------------------------------------------------------------------------------------
 
+_T_ARRAY: Final = DataTag.ARRAY
+_T_STRUCT: Final = DataTag.STRUCTURE
+_T_DATETIME: Final = DataTag.DATE_TIME
+
 _FIXED_STRUCTS: Final[dict[DataTag, struct.Struct]] = {
     DataTag.INTEGER: struct.Struct(">b"),
     DataTag.LONG: struct.Struct(">h"),
@@ -386,35 +390,55 @@ _FIXED_STRUCTS: Final[dict[DataTag, struct.Struct]] = {
 }
 
 
+# Per tag octet: (pack, min, max) for the integer types, else None (list: IntEnum indexes fast).
+_INT_SPECS: list[tuple[Callable[[int], bytes], int, int] | None] = [None] * 256
+for _t, (_lo, _hi) in _INT_RANGES.items():
+    if _t in _FIXED_STRUCTS:
+        _INT_SPECS[_t] = (_FIXED_STRUCTS[_t].pack, _lo, _hi)
+
+
 def _bcd_byte(value: int) -> int:
     return ((value // 10) << 4) | (value % 10)
 
 
 def _encode_value(out: bytearray, tag: DataTag, value: Any, depth: int) -> None:
     """Append the tagless encoding of ``value`` (the body after the tag byte)."""
-    st = _FIXED_STRUCTS.get(tag)
-    if st is not None:
-        if tag is DataTag.FLOAT32 or tag is DataTag.FLOAT64:
-            if not isinstance(value, (int, float)) or isinstance(value, bool):
-                raise EncodeError(f"{tag.name.lower()} needs a float, got {value!r}")
-            try:
-                out += st.pack(value)
-            except (OverflowError, struct.error) as exc:
-                raise EncodeError(f"{tag.name.lower()} cannot hold {value!r}: {exc}") from None
+    spec = _INT_SPECS[tag]
+    if spec is not None:  # hot path: integers of every width
+        pack, lo, hi = spec
+        if value.__class__ is int and lo <= value <= hi:
+            out += pack(value)
             return
-        lo, hi = _INT_RANGES[tag]
         if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
             raise EncodeError(f"{tag.name.lower()} must be an integer {lo}..{hi}, got {value!r}")
-        out += st.pack(value)
+        out += pack(int(value))
         return
-    if tag is DataTag.STRUCTURE or tag is DataTag.ARRAY:
+    if tag is _T_STRUCT or tag is _T_ARRAY:
         if not isinstance(value, tuple):
             raise EncodeError(f"{tag.name.lower()} needs a tuple of Data, got {type(value)}")
         if depth >= MAX_DEPTH:
             raise EncodeError(f"nesting deeper than {MAX_DEPTH}")
-        out += encode_length(len(value))
+        n = len(value)
+        if n < 0x80:
+            out.append(n)
+        else:
+            out += encode_length(n)
+        depth += 1
         for item in value:
-            _encode(out, item, depth + 1)
+            _encode(out, item, depth)
+        return
+    if tag is _T_DATETIME:
+        if not isinstance(value, CosemDateTime):
+            raise EncodeError("date-time needs a CosemDateTime")
+        out += value.to_bytes()
+        return
+    if tag is DataTag.FLOAT32 or tag is DataTag.FLOAT64:
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            raise EncodeError(f"{tag.name.lower()} needs a float, got {value!r}")
+        try:
+            out += _FIXED_STRUCTS[tag].pack(value)
+        except (OverflowError, struct.error) as exc:
+            raise EncodeError(f"{tag.name.lower()} cannot hold {value!r}: {exc}") from None
         return
     if tag is DataTag.OCTET_STRING:
         if not isinstance(value, (bytes, bytearray, memoryview)):
@@ -448,11 +472,6 @@ def _encode_value(out: bytearray, tag: DataTag, value: Any, depth: int) -> None:
         if value is not None:
             raise EncodeError(f"{tag.name.lower()} carries no value, got {value!r}")
         return
-    if tag is DataTag.DATE_TIME:
-        if not isinstance(value, CosemDateTime):
-            raise EncodeError("date-time needs a CosemDateTime")
-        out += value.to_bytes()
-        return
     if tag is DataTag.DATE:
         if not isinstance(value, CosemDate):
             raise EncodeError("date needs a CosemDate")
@@ -483,13 +502,14 @@ def _encode_value(out: bytearray, tag: DataTag, value: Any, depth: int) -> None:
 
 
 def _encode(out: bytearray, d: Data, depth: int) -> None:
-    if not isinstance(d, Data):
+    if d.__class__ is not Data and not isinstance(d, Data):
         raise EncodeError(f"expected Data, got {type(d).__name__}")
     tag = d.tag
-    try:
-        tag = DataTag(tag)
-    except ValueError:
-        raise EncodeError(f"unknown data tag {tag!r}") from None
+    if tag.__class__ is not DataTag:
+        try:
+            tag = DataTag(tag)
+        except ValueError:
+            raise EncodeError(f"unknown data tag {tag!r}") from None
     out.append(tag)
     _encode_value(out, tag, d.value, depth)
 
@@ -577,11 +597,8 @@ _TAGS: Final[tuple[DataTag | None, ...]] = tuple(
 )
 
 _T_NULL: Final = DataTag.NULL_DATA
-_T_ARRAY: Final = DataTag.ARRAY
-_T_STRUCT: Final = DataTag.STRUCTURE
 _T_BOOL: Final = DataTag.BOOLEAN
 _T_OCTET: Final = DataTag.OCTET_STRING
-_T_DATETIME: Final = DataTag.DATE_TIME
 _TRUE: Final = Data(DataTag.BOOLEAN, True)
 _FALSE: Final = Data(DataTag.BOOLEAN, False)
 

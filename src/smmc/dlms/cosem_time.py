@@ -133,28 +133,28 @@ class CosemDateTime:
 
     def to_bytes(self) -> bytes:
         """Encode as the 12-octet wire form; ranges are checked (``EncodeError``)."""
+        deviation = -0x8000 if self.deviation is None else self.deviation
+        status = 0xFF if self.clock_status is None else self.clock_status
+        try:  # struct checks every range; the slow path below only explains the failure
+            return _DATETIME.pack(
+                self.year,
+                self.month,
+                self.day,
+                self.weekday,
+                self.hour,
+                self.minute,
+                self.second,
+                self.hundredths,
+                deviation,
+                status,
+            )
+        except struct.error:
+            pass
         _check_year(self.year)
         for name in ("month", "day", "weekday", "hour", "minute", "second", "hundredths"):
             _check_byte(name, getattr(self, name))
-        deviation = self.deviation
-        if deviation is None:
-            deviation = -0x8000
-        elif not isinstance(deviation, int) or not -0x8000 <= deviation <= 0x7FFF:
-            raise EncodeError(f"deviation must fit a signed 16-bit integer, got {deviation!r}")
-        status = 0xFF if self.clock_status is None else int(self.clock_status)
-        _check_byte("clock_status", status)
-        return _DATETIME.pack(
-            self.year,
-            self.month,
-            self.day,
-            self.weekday,
-            self.hour,
-            self.minute,
-            self.second,
-            self.hundredths,
-            deviation,
-            status,
-        )
+        _check_byte("clock_status", int(status))
+        raise EncodeError(f"deviation must fit a signed 16-bit integer, got {deviation!r}")
 
     @classmethod
     def from_bytes(cls, buf: bytes | bytearray | memoryview, offset: int = 0) -> CosemDateTime:
