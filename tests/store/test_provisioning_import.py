@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy.engine import Engine
 
 from smmc.domain.assets import Secret
@@ -22,8 +24,10 @@ from smmc.store.provisioning import (
     REPORT_COLUMNS,
     ImportOptions,
     ImportResult,
+    UnreadableFile,
     import_file,
     import_order,
+    parse_file,
 )
 from smmc.store.secrets import SecretBox
 
@@ -877,3 +881,82 @@ def test_reports_of_the_same_second_do_not_overwrite_each_other(
     assert "latitude,x,error" in contents[1]
     assert contents[2] == contents[0]
     assert sorted(r["error_report"] for r in rows_of(db, t.import_runs)) == sorted(map(str, paths))
+
+
+# --- arbitrary input -------------------------------------------------------------------------
+
+
+@settings(max_examples=200, deadline=None)
+@given(content=st.one_of(st.binary(max_size=300), st.text(max_size=300).map(str.encode)))
+def test_parse_file_reads_anything_or_says_why(
+    tmp_path_factory: pytest.TempPathFactory, content: bytes
+) -> None:
+    path = tmp_path_factory.mktemp("parse") / "x.csv"
+    path.write_bytes(content)
+    try:
+        parsed = parse_file(path)
+        rows = list(parsed.rows)
+    except UnreadableFile as exc:
+        message = str(exc)
+    else:
+        message = ""
+    if message:
+        assert message.startswith(str(path))
+        return
+    assert all(row >= 2 for row, _, _ in rows)
+    assert [row for row, _, _ in rows] == sorted({row for row, _, _ in rows})
+
+
+FIELD = st.one_of(
+    st.text(st.characters(exclude_categories=["Cs"], exclude_characters="\x00"), max_size=12),
+    st.sampled_from(["", "SER-1", "TD-1", "M1", "P1", "TR-1", "SE-1", "-33.4", "-70.6", KEY_A]),
+)
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    kind=st.sampled_from(list(TemplateKind)),
+    rows=st.lists(st.lists(FIELD, min_size=0, max_size=16), min_size=1, max_size=6),
+    chunk_rows=st.sampled_from([1, 2, 5000]),
+)
+def test_arbitrary_rows_never_break_an_import(
+    db: Engine,
+    secret_box: SecretBox,
+    tmp_path_factory: pytest.TempPathFactory,
+    kind: TemplateKind,
+    rows: list[list[str]],
+    chunk_rows: int,
+) -> None:
+    folder = tmp_path_factory.mktemp("rows")
+    path = write(folder / "x.csv", TEMPLATE_BY_KIND[kind].columns, rows)
+    result = run(db, secret_box, path, chunk_rows=chunk_rows, area=True)
+    if result.fatal is not None:
+        # Only a row the csv module cannot split (e.g. a stray quote) may stop the file.
+        assert "line" in result.fatal
+        return
+    assert result.accepted + result.rejected == result.rows_total
+    assert result.created + result.updated <= result.accepted
+    assert result.exit_code == (2 if result.rejected else 0)
+
+
+@pytest.mark.parametrize("separator", ["\x0b", "\x0c", "\x1c", "\u2028", "\x85"])
+def test_other_unicode_line_separators_are_not_line_breaks(tmp_path: Path, separator: str) -> None:
+    path = tmp_path / "t.csv"
+    path.write_text(
+        f"{separator}\ncode,substationname,description\nTR-1,SE,a{separator}b\n", "utf-8"
+    )
+    parsed = parse_file(path)
+    assert parsed.template.kind is K.TRANSFORMER
+    [(row, values, extra)] = list(parsed.rows)
+    assert (row, values["description"], extra) == (3, f"a{separator}b", 0)
+
+
+def test_a_field_over_the_csv_limit_is_unreadable(tmp_path: Path) -> None:
+    path = tmp_path / "t.csv"
+    path.write_text("code," + "x" * 200_000 + "\n", "utf-8")
+    with pytest.raises(UnreadableFile, match="line 1"):
+        parse_file(path)

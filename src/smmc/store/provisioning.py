@@ -11,6 +11,7 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -127,16 +128,23 @@ def _decode(path: Path) -> tuple[str, list[RowIssue]]:
         return raw.removeprefix(codecs.BOM_UTF8).decode("cp1252", errors="replace"), [issue]
 
 
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+
+
 def parse_file(path: Path) -> _Parsed:
     text, issues = _decode(path)
-    lines = text.splitlines()
+    # The line breaks the csv module knows; str.splitlines() also breaks on \v, \f, U+2028...
+    lines = _LINE_BREAK.split(text)
     header_index = next((i for i, line in enumerate(lines) if line.strip()), None)
     if header_index is None:
         raise UnreadableFile(f"{path}: the file is empty")
     delimiter = sniff_delimiter(lines[header_index])
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-    for _ in range(header_index + 1):
-        header = next(reader)
+    try:
+        for _ in range(header_index + 1):
+            header = next(reader)
+    except csv.Error as exc:
+        raise UnreadableFile(f"{path}: line {reader.line_num}: {exc}") from exc
     try:
         template = detect_template(header)
     except UnknownTemplate as exc:
