@@ -33,10 +33,13 @@ def test_format_and_bytes() -> None:
     assert Obis.from_bytes(bytes.fromhex("aa0000010000ff"), 1) == clock
 
 
-@pytest.mark.parametrize("text", ["", "1.0.1.8", "1.0.1.8.0.256", "a.b.c.d.e.f", "1.0.1.8.0.255.1"])
-def test_parse_errors(text: str) -> None:
+@pytest.mark.parametrize(
+    "text",
+    ["", "1.0.1.8", "1.0.1.8.0.256", "a.b.c.d.e.f", "1.0.1.8.0.255.1", "١.0.1.8.0.255", 17, None],
+)
+def test_parse_errors(text: object) -> None:
     with pytest.raises(DecodeError):
-        Obis.parse(text)
+        Obis.parse(text)  # type: ignore[arg-type]
 
 
 def test_range_and_truncation() -> None:

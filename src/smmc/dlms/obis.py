@@ -13,9 +13,10 @@ __all__ = ["Obis"]
 # Accepts "1.0.1.8.0.255", "1-0:1.8.0*255", "1-0:1.8.0.255", "1-0:1.8.0" (F defaults to 255)
 # and twelve hex digits "0100010800FF".
 _SEPARATED: Final = re.compile(
-    r"^\s*(\d{1,3})[.\-](\d{1,3})[.:](\d{1,3})\.(\d{1,3})\.(\d{1,3})(?:[.*&](\d{1,3}))?\s*$"
+    r"^\s*(\d{1,3})[.\-](\d{1,3})[.:](\d{1,3})\.(\d{1,3})\.(\d{1,3})(?:[.*&](\d{1,3}))?\s*$",
+    re.ASCII,
 )
-_HEX: Final = re.compile(r"^\s*([0-9A-Fa-f]{12})\s*$")
+_HEX: Final = re.compile(r"^\s*([0-9A-Fa-f]{12})\s*$", re.ASCII)
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -38,6 +39,8 @@ class Obis:
     @classmethod
     def parse(cls, text: str) -> Obis:
         """Parse the dotted, the IEC ``A-B:C.D.E*F`` or the 12-hex-digit form."""
+        if not isinstance(text, str):
+            raise DecodeError(f"an OBIS code must be text, got {type(text).__name__}")
         m = _SEPARATED.match(text)
         if m is not None:
             groups = [int(g) for g in m.groups() if g is not None]
