@@ -220,15 +220,15 @@ class MeterModel:
         self._periods: list[tuple[float, int]] = []
         self._firmware: list[tuple[float, str]] = [(-math.inf, firmware)]
         self.set_capture_period(capture_minutes, installed_at)
-        for anomaly in anomalies:
-            self._apply(anomaly)
         drift = next(
             (a.magnitude for a in anomalies if a.kind is AnomalyKind.CLOCK_DRIFT), drift_ppm
         )
         set_at = _seconds(clock_set_at or installed_at)
         self._clock: list[tuple[float, float, float]] = [(set_at, set_at, drift * 1e-6)]
-        self._reset_checkpoint()
         self._backward: tuple[int, int] | None = None
+        self._reset_checkpoint()
+        for anomaly in anomalies:
+            self._apply(anomaly)
 
     # --- construction ---------------------------------------------------------------------
 
@@ -334,6 +334,7 @@ class MeterModel:
         rate = self._clock[-1][2]
         self._clock = [s for s in self._clock if s[0] < moment]
         self._clock.append((moment, _seconds(value), rate))
+        self._touch(moment)
 
     def meter_seconds(self, true_seconds: float) -> float:
         segment = self._clock[0]
@@ -385,8 +386,14 @@ class MeterModel:
         day = _EPOCH + timedelta(days=local // 86400)
         return self.tariff.day_profile_on(day).tier_at(local % 86400 // 60) - 1
 
-    def _slot_values(self, slot: int) -> tuple[int, tuple[int, int, int, int]]:
-        """Tier index and gated (import, export, reactive import, reactive export)."""
+    def _slot_values(
+        self, slot: int, until: float | None = None
+    ) -> tuple[int, tuple[int, int, int, int]]:
+        """Tier index and (import, export, reactive import, reactive export) of the slot.
+
+        Energy flows evenly over the seconds of the slot with supply and a closed breaker;
+        ``until`` cuts the slot short (a read in the middle of it).
+        """
         energy = self._consumption.slot_energy(slot)
         start = slot * SLOT_SECONDS
         end = start + SLOT_SECONDS
@@ -405,9 +412,9 @@ class MeterModel:
                     rogue.reactive_import_varh,
                     rogue.reactive_export_varh,
                 ]
-        gate = self._available(start, end)
-        if gate < 1.0:
-            values = [int(value * gate) for value in values]
+        share = self._available(start, end if until is None else until) / SLOT_SECONDS
+        if share < 1.0:
+            values = [math.floor(value * share) for value in values]
         return self._slot_tier(slot), (values[0], values[1], values[2], values[3])
 
     def _off_periods(self) -> list[tuple[float, float]]:
@@ -424,9 +431,9 @@ class MeterModel:
         return periods
 
     def _available(self, start: float, end: float) -> float:
-        """Share of ``[start, end)`` with supply and the breaker closed (or bypassed)."""
+        """Seconds of ``[start, end)`` with supply and the breaker closed (or bypassed)."""
         if not self._breaker and not self._outages:
-            return 1.0
+            return end - start
         off = self._off_periods()
         cuts = {start, end}
         for low, high in (*self._outages, *off, *self._intact_breaker):
@@ -439,7 +446,7 @@ class MeterModel:
                 _inside(middle, off) and not _inside(middle, self._intact_breaker)
             ):
                 lost += high - low
-        return 1.0 - lost / (end - start)
+        return end - start - lost
 
     def _raw(self, at: float) -> list[int]:
         """True cumulative values at ``at`` (24 ints: 4 energies × 6 tiers)."""
@@ -455,13 +462,10 @@ class MeterModel:
                 values[kind * TIER_COUNT + tier] += energies[kind]
             self._ck_slot += 1
         result = list(values)
-        elapsed = at - slot * SLOT_SECONDS
-        if elapsed > 0:
-            tier, energies = self._slot_values(slot)
+        if at > slot * SLOT_SECONDS:
+            tier, energies = self._slot_values(slot, at)
             for kind in range(_KINDS):
-                result[kind * TIER_COUNT + tier] += math.floor(
-                    energies[kind] * elapsed / SLOT_SECONDS
-                )
+                result[kind * TIER_COUNT + tier] += energies[kind]
         return result
 
     def registers(self, at: datetime) -> Registers:
