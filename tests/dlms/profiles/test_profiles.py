@@ -451,3 +451,59 @@ def test_attribute_access_derivation() -> None:
     assert rights.attribute(10) is AttributeAccess.NO_ACCESS
     management = PROFILE.object("association_management").access["management"]
     assert management.attribute(7) is AttributeAccess.WRITE_ONLY
+
+
+_scalar_data = st.one_of(
+    st.just(Data.null()),
+    st.booleans().map(Data.boolean),
+    st.integers(-128, 127).map(Data.integer),
+    st.integers(-(2**15), 2**15 - 1).map(Data.long),
+    st.integers(0, 255).map(Data.unsigned),
+    st.integers(0, 255).map(Data.enum),
+    st.integers(0, 2**16 - 1).map(Data.long_unsigned),
+    st.integers(0, 2**32 - 1).map(Data.double_long_unsigned),
+    st.integers(-(2**31), 2**31 - 1).map(Data.double_long),
+    st.binary(max_size=14).map(Data.octet_string),
+    st.text(alphabet="abc019", max_size=5).map(Data.visible_string),
+    st.floats(allow_nan=False, width=32).map(Data.float32),
+)
+_any_data = st.recursive(
+    _scalar_data,
+    lambda inner: (
+        st.lists(inner, max_size=5).map(Data.structure)
+        | st.lists(inner, max_size=3).map(Data.array)
+    ),
+    max_leaves=12,
+)
+_targets = st.sampled_from([(o.class_id, o.obis) for o in PROFILE.objects])
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    _targets,
+    st.integers(-2, 14),
+    _any_data,
+    st.sampled_from([None, PUBLIC, MANAGEMENT, HES]),
+    st.booleans(),
+)
+def test_garbage_requests_only_raise_access_errors(
+    target: tuple[int, Obis], index: int, value: Data, sap: int | None, authenticated: bool
+) -> None:
+    """Whatever a client sends, the device answers with a value or a Blue Book result."""
+    device = build_device(PROFILE, time_source=lambda: dt.datetime(2026, 7, 15, tzinfo=dt.UTC))
+    class_id, obis = target
+    results: list[int] = []
+    for call in (
+        lambda: device.get(class_id, obis, index, client_sap=sap, authenticated=authenticated),
+        lambda: device.set(
+            class_id, obis, index, value, client_sap=sap, authenticated=authenticated
+        ),
+        lambda: device.action(
+            class_id, obis, index, value, client_sap=sap, authenticated=authenticated
+        ),
+    ):
+        try:
+            call()
+        except CosemAccessError as exc:
+            results.append(exc.result)
+    assert set(results) <= {2, 3, 4, 11, 12, 13, 250}
