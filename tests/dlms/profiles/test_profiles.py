@@ -493,7 +493,7 @@ def test_garbage_requests_only_raise_access_errors(
     device = build_device(PROFILE, time_source=lambda: dt.datetime(2026, 7, 15, tzinfo=dt.UTC))
     class_id, obis = target
     results: list[int] = []
-    for call in (
+    calls: list[Callable[[], object]] = [
         lambda: device.get(class_id, obis, index, client_sap=sap, authenticated=authenticated),
         lambda: device.set(
             class_id, obis, index, value, client_sap=sap, authenticated=authenticated
@@ -501,7 +501,8 @@ def test_garbage_requests_only_raise_access_errors(
         lambda: device.action(
             class_id, obis, index, value, client_sap=sap, authenticated=authenticated
         ),
-    ):
+    ]
+    for call in calls:
         try:
             call()
         except CosemAccessError as exc:
