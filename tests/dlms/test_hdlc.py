@@ -512,3 +512,21 @@ def test_link_survives_arbitrary_chunking(info: int, apdu: bytes, sizes: list[in
     assert run() == [ApduReceived(apdu)]
     link.server.send_apdu(apdu[::-1])
     assert run() == [ApduReceived(apdu[::-1])]
+
+
+@pytest.mark.parametrize("info", ["8180", "818006050100060180", "81800305020000"])
+def test_unusable_snrm_parameters_are_refused_with_dm(info: str) -> None:
+    link = Link()
+    snrm = HdlcFrame(FrameType.SNRM, SERVER, CLIENT, information=h(info))
+    assert link.server.receive_data(snrm.to_bytes()) == []
+    assert HdlcFrame.from_bytes(link.server.data_to_send()).frame_type is FrameType.DM
+    assert link.server.state is HdlcState.DISCONNECTED
+
+
+def test_unusable_ua_parameters_reject_the_connection() -> None:
+    link = Link()
+    link.client.connect()
+    link.client.data_to_send()
+    ua = HdlcFrame(FrameType.UA, CLIENT, SERVER, information=h("818003060100"))
+    assert link.client.receive_data(ua.to_bytes()) == [ConnectionRejected()]
+    assert link.client.state is HdlcState.DISCONNECTED

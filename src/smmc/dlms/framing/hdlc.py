@@ -689,17 +689,27 @@ class HdlcConnection:
                 self._server_frame(frame, events)
         return events
 
+    def _negotiate(self, information: bytes) -> bool:
+        """Adopt the smaller of our and the peer's limits; False if its block is unusable."""
+        try:
+            peer = HdlcParameters.from_bytes(information)
+        except DecodeError:
+            return False
+        if not peer.max_info_receive or not peer.max_info_transmit:
+            return False
+        local = self.local_parameters
+        self.max_info_transmit = min(local.max_info_transmit, peer.max_info_receive)
+        self.max_info_receive = min(local.max_info_receive, peer.max_info_transmit)
+        return True
+
     def _client_frame(self, frame: HdlcFrame, events: list[HdlcEvent]) -> None:
         ft = frame.frame_type
         if ft is FrameType.UA:
             if self.state is HdlcState.CONNECTING:
-                peer = HdlcParameters.from_bytes(frame.information)
-                self.max_info_transmit = min(
-                    self.local_parameters.max_info_transmit, peer.max_info_receive
-                )
-                self.max_info_receive = min(
-                    self.local_parameters.max_info_receive, peer.max_info_transmit
-                )
+                if not self._negotiate(frame.information):
+                    self.state = HdlcState.DISCONNECTED
+                    events.append(ConnectionRejected())
+                    return
                 self.state = HdlcState.CONNECTED
                 events.append(Connected(self.max_info_transmit, self.max_info_receive))
             elif self.state is HdlcState.DISCONNECTING:
@@ -727,14 +737,11 @@ class HdlcConnection:
     def _server_frame(self, frame: HdlcFrame, events: list[HdlcEvent]) -> None:
         ft = frame.frame_type
         if ft is FrameType.SNRM:
-            peer = HdlcParameters.from_bytes(frame.information)
             self._reset_sequences()
-            self.max_info_transmit = min(
-                self.local_parameters.max_info_transmit, peer.max_info_receive
-            )
-            self.max_info_receive = min(
-                self.local_parameters.max_info_receive, peer.max_info_transmit
-            )
+            if not self._negotiate(frame.information):
+                self.state = HdlcState.DISCONNECTED
+                self._emit(FrameType.DM)  # unusable parameters: refuse the connection
+                return
             reply = HdlcParameters(self.max_info_transmit, self.max_info_receive)
             self._emit(FrameType.UA, information=reply.to_bytes())
             self.state = HdlcState.CONNECTED
