@@ -303,3 +303,40 @@ async def test_concurrent_clients_are_served(server: DlmsServer) -> None:
 
     results = await asyncio.gather(read(PUBLIC), read(LLS), read(PUBLIC))
     assert results == [Data.double_long_unsigned(123456)] * 3
+
+
+@pytest.fixture
+async def hdlc_server(meter: Meter) -> AsyncIterator[DlmsServer]:
+    served = ServedDevice(meter.device, meter.associations, SERVER_TITLE)
+    async with DlmsServer({1: served}, idle_timeout=5.0, transport="hdlc") as running:
+        yield running
+
+
+async def test_hdlc_over_tcp_lowest_and_segmented_profile(hdlc_server: DlmsServer) -> None:
+    settings = replace(PUBLIC, transport="hdlc")
+    async with DlmsClient.connect(HOST, hdlc_server.port, settings) as client:
+        assert await client.get(3, ENERGY, 2) == Data.double_long_unsigned(123456)
+        # ~2 kB in one GET-Response: many 128-byte HDLC segments, each acknowledged by RR.
+        rows = await client.read_profile(LOAD_PROFILE, profile_time(0), profile_time(95))
+    assert len(rows) == 96
+    assert rows[-1][1] == Data.double_long_unsigned(1095)
+
+
+async def test_hdlc_over_tcp_hls_gmac_ciphered_action(
+    hdlc_server: DlmsServer, meter: Meter
+) -> None:
+    settings = replace(HLS, transport="hdlc", max_pdu_size=256)
+    async with DlmsClient.connect(HOST, hdlc_server.port, settings) as client:
+        await client.action(70, DISCONNECT, 1, Data.integer(0))
+        rows = await client.read_profile(LOAD_PROFILE, profile_time(0), profile_time(40))
+    assert meter.disconnect.control_state is ControlState.DISCONNECTED
+    assert len(rows) == 41
+
+
+async def test_hdlc_server_refuses_garbage(hdlc_server: DlmsServer) -> None:
+    reader, writer = await asyncio.open_connection(HOST, hdlc_server.port)
+    writer.write(b"\x00" * 5000)
+    await writer.drain()
+    assert await asyncio.wait_for(reader.read(4096), 5) == b""
+    writer.close()
+    assert isinstance(hdlc_server.errors[-1], DecodeError)

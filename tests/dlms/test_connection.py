@@ -368,6 +368,17 @@ def test_action_disconnect_control() -> None:
     assert meter.outputs == [False]
 
 
+def test_action_refused_by_the_object_reports_other_reason() -> None:
+    meter = build_meter()
+    meter.disconnect.control_mode = 0  # no remote transitions enabled
+    client, server = associate(meter, HLS)
+    client.action(70, DISCONNECT, 1, Data.integer(0))
+    event = only(exchange(client, server))
+    assert isinstance(event, ActionDone)
+    assert event.result is ActionResult.OTHER_REASON
+    assert meter.disconnect.control_state is ControlState.CONNECTED
+
+
 # -- block transfer ---------------------------------------------------------------------
 
 

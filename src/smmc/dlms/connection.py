@@ -366,7 +366,8 @@ class _Cipher:
         self.on_invocation_counter = on_invocation_counter
         self.peer_title: bytes | None = None
 
-    def _keys(self) -> tuple[bytes, bytes]:
+    def keys(self) -> tuple[bytes, bytes]:
+        """(encryption key, authentication key), or a ciphering error when not configured."""
         if self.encryption_key is None or self.authentication_key is None:
             raise CipheringError("no keys configured for this association")
         return self.encryption_key, self.authentication_key
@@ -383,12 +384,12 @@ class _Cipher:
 
     def encrypt(self, sc: security.SecurityControl, plaintext: bytes) -> bytes:
         """``SC ‖ IC ‖ ciphertext ‖ tag`` with the next counter."""
-        key, auth = self._keys()
+        key, auth = self.keys()
         return security.encrypt(key, auth, self.system_title, self.next_counter(), sc, plaintext)
 
     def decrypt(self, content: bytes, peer_title: bytes) -> tuple[security.SecurityControl, bytes]:
         """Check the counter against replay, verify and decipher, then accept the counter."""
-        key, auth = self._keys()
+        key, auth = self.keys()
         sc, ic = security.split_header(content)
         self.guard.check(peer_title, ic)
         plaintext = security.decrypt(key, auth, peer_title, content)
@@ -704,7 +705,7 @@ class ClientConnection:
             raise ProtocolError("HLS-GMAC AARE without a valid challenge and system title")
         if len(aare.responding_ap_title) != 8:
             raise ProtocolError("server system title must be 8 bytes")
-        key, auth = self._cipher._keys()
+        key, auth = self._cipher.keys()
         # The reply is computed with the counter the enclosing APDU will carry.
         ic = self._cipher.counter
         reply = security.gmac(key, auth, s.system_title, ic, stoc)
@@ -801,7 +802,7 @@ class ClientConnection:
             raise rejected
         if not isinstance(data.value, bytes) or self._cipher.peer_title is None:
             raise rejected
-        key, auth = self._cipher._keys()
+        key, auth = self._cipher.keys()
         try:
             security.verify_gmac(key, auth, self._cipher.peer_title, data.value, self._challenge)
         except CipheringError:
@@ -1167,7 +1168,7 @@ class ServerConnection:
         title = self._cipher.peer_title
         if title is None:
             return None
-        key, auth = self._cipher._keys()
+        key, auth = self._cipher.keys()
         try:
             security.verify_gmac(key, auth, title, reply, self._stoc)
         except CipheringError:
@@ -1420,4 +1421,4 @@ def _action_result(code: int) -> ActionResult:
     try:
         return ActionResult(code)
     except ValueError:
-        return ActionResult.TEMPORARY_FAILURE
+        return ActionResult.OTHER_REASON

@@ -20,11 +20,18 @@ import contextlib
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Literal, Protocol
 
 from smmc.dlms.connection import ServerAssociation, ServerConnection
 from smmc.dlms.cosem.base import LogicalDevice
 from smmc.dlms.errors import DecodeError, DlmsError, DlmsTimeout, EncodeError
+from smmc.dlms.framing.hdlc import (
+    ApduReceived,
+    Disconnected,
+    HdlcConnection,
+    HdlcDecoder,
+    HdlcFrame,
+)
 from smmc.dlms.framing.wrapper import WrapperDecoder, WrapperFrame
 from smmc.dlms.security import InvocationCounterGuard
 
@@ -32,6 +39,7 @@ __all__ = ["DlmsServer", "ServedDevice"]
 
 _LOG = logging.getLogger(__name__)
 _READ_SIZE = 4096
+_MAX_HDLC_PREAMBLE = 4096  # bytes we wait through for the first complete HDLC frame
 
 
 class _Encodable(Protocol):
@@ -79,6 +87,7 @@ class DlmsServer:
         host: str = "127.0.0.1",
         port: int = 0,
         idle_timeout: float | None = 120.0,
+        transport: Literal["wrapper", "hdlc"] = "wrapper",
     ) -> None:
         if not devices:
             raise ValueError("a server needs at least one logical device")
@@ -86,6 +95,7 @@ class DlmsServer:
         self.host = host
         self._requested_port = port
         self.idle_timeout = idle_timeout
+        self.transport = transport
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self.errors: list[DlmsError] = []
@@ -156,7 +166,10 @@ class DlmsServer:
         if task is not None:
             self._tasks.add(task)
         try:
-            await self._serve(reader, writer)
+            if self.transport == "hdlc":
+                await self._serve_hdlc(reader, writer)
+            else:
+                await self._serve(reader, writer)
         except DlmsError as exc:
             _LOG.info("DLMS peer %s dropped: %s", writer.get_extra_info("peername"), exc)
             self.errors.append(exc)
@@ -204,14 +217,57 @@ class DlmsServer:
             if connection is not None:
                 connection.abort()
 
+    async def _serve_hdlc(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """HDLC over TCP: the first frame's addresses pick the client SAP and the device."""
+        preamble = bytearray()
+        first: HdlcFrame | None = None
+        while first is None:
+            data = await self._read(reader)
+            if not data:
+                return
+            preamble += data
+            frames = HdlcDecoder().feed(bytes(preamble))
+            if frames:
+                first = frames[0]
+            elif len(preamble) > _MAX_HDLC_PREAMBLE:
+                raise DecodeError("no HDLC frame in the first bytes of the stream")
+        link = HdlcConnection(
+            client=False, client_address=first.source, server_address=first.destination
+        )
+        connection = self._connection(first.destination.upper, first.source.upper)
+        data = bytes(preamble)
+        try:
+            while data:
+                for event in link.receive_data(data):
+                    if isinstance(event, ApduReceived):
+                        try:
+                            connection.receive_apdu(event.apdu)
+                        finally:
+                            for apdu in connection.data_to_send():
+                                link.send_apdu(apdu)
+                            writer.write(link.data_to_send())
+                            await writer.drain()
+                    elif isinstance(event, Disconnected):
+                        writer.write(link.data_to_send())
+                        await writer.drain()
+                        return
+                writer.write(link.data_to_send())
+                await writer.drain()
+                data = await self._read(reader)
+        finally:
+            connection.abort()
+
     def _open(self, frame: WrapperFrame) -> ServerConnection:
-        served = self.devices.get(frame.destination_wport)
+        return self._connection(frame.destination_wport, frame.source_wport)
+
+    def _connection(self, logical_address: int, client_sap: int) -> ServerConnection:
+        served = self.devices.get(logical_address)
         if served is None:
-            raise DecodeError(f"no logical device at wPort {frame.destination_wport}")
+            raise DecodeError(f"no logical device at address {logical_address}")
         return ServerConnection(
             served.device,
             served.associations,
-            frame.source_wport,
+            client_sap,
             served.system_title,
             guard=served.guard,
             invocation_counter=served.invocation_counter,
