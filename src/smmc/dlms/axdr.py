@@ -810,7 +810,9 @@ def _decode_compact(buf: bytes, pos: int, end: int, depth: int) -> tuple[Data, i
 def decode_data(buf: bytes | bytearray | memoryview, offset: int = 0) -> tuple[Data, int]:
     """Decode one ``Data`` at ``offset``; return it and the offset just after it.
 
-    Raises ``DecodeError`` (and nothing else) on any malformed or truncated input.
+    Raises ``DecodeError`` (and nothing else) on any malformed or truncated input. A
+    ``bytearray``/``memoryview`` is copied to ``bytes`` first, so pass ``bytes`` when
+    decoding many values from one large buffer by offset.
     """
     if not isinstance(buf, bytes):
         buf = bytes(buf)
