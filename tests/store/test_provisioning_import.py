@@ -960,3 +960,24 @@ def test_a_field_over_the_csv_limit_is_unreadable(tmp_path: Path) -> None:
     path.write_text("code," + "x" * 200_000 + "\n", "utf-8")
     with pytest.raises(UnreadableFile, match="line 1"):
         parse_file(path)
+
+
+def test_good_rows_before_an_unsplittable_line_are_kept(
+    db: Engine, secret_box: SecretBox, tmp_path: Path
+) -> None:
+    path = tmp_path / "t.csv"
+    lines = [
+        "code,substationname,description",
+        "TR-1,SE,d",
+        "TR-2,SE,d",
+        "TR-3,SE," + "x" * 200_000,
+    ]
+    path.write_text("\n".join(lines) + "\n", "utf-8")
+    result = run(db, secret_box, path)
+    assert result.exit_code == 1
+    assert result.fatal is not None
+    assert "line 4" in result.fatal
+    assert (result.rows_total, result.accepted, result.created) == (2, 2, 2)
+    assert [r["code"] for r in rows_of(db, t.transformers)] == ["TR-1", "TR-2"]
+    [run_row] = rows_of(db, t.import_runs)
+    assert (run_row["rows_total"], run_row["rows_accepted"]) == (2, 2)

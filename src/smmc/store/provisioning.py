@@ -833,9 +833,10 @@ def import_file(
             chunk.append((row, checked.record))
             if len(chunk) >= options.chunk_rows:
                 flush()
-        flush()
     except UnreadableFile as exc:
         result.fatal = str(exc)
+    # Rows read before a line the csv module cannot split are as good as earlier chunks.
+    flush()
     result.created, result.updated = applier.created, applier.updated
     if result.issues:
         result.report_path = _report_path(options.report_dir, path.stem, started)
