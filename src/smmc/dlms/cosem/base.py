@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import ClassVar, TypeVar
 
+from smmc.dlms.apdu import DataAccessResult
 from smmc.dlms.apdu.selective_access import SelectiveAccessDescriptor
 from smmc.dlms.axdr import Data, DataTag
 from smmc.dlms.cosem_time import CosemDateTime
@@ -37,20 +38,8 @@ __all__ = [
 ]
 
 
-class AccessResult(IntEnum):
-    """Result codes shared by Data-Access-Result and Action-Result (Green Book numbers)."""
-
-    SUCCESS = 0
-    HARDWARE_FAULT = 1
-    TEMPORARY_FAILURE = 2
-    READ_WRITE_DENIED = 3
-    OBJECT_UNDEFINED = 4
-    OBJECT_CLASS_INCONSISTENT = 9
-    OBJECT_UNAVAILABLE = 11
-    TYPE_UNMATCHED = 12
-    SCOPE_OF_ACCESS_VIOLATED = 13
-    DATA_BLOCK_UNAVAILABLE = 14
-    OTHER_REASON = 250
+AccessResult = DataAccessResult
+"""Result numbers of a failed access; Action-Result uses the same numbers for these cases."""
 
 
 class CosemAccessError(DlmsError):
