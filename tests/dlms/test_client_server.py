@@ -340,3 +340,23 @@ async def test_hdlc_server_refuses_garbage(hdlc_server: DlmsServer) -> None:
     assert await asyncio.wait_for(reader.read(4096), 5) == b""
     writer.close()
     assert isinstance(hdlc_server.errors[-1], DecodeError)
+
+
+async def test_concurrent_ciphered_associations_never_share_a_server_counter(
+    server: DlmsServer,
+) -> None:
+    async def read(title: bytes) -> list[int]:
+        seen: list[int] = []
+        guard = InvocationCounterGuard(on_accept=lambda _title, ic: seen.append(ic))
+        async with DlmsClient.connect(
+            HOST, server.port, replace(HLS, system_title=title), guard=guard
+        ) as client:
+            for _ in range(5):
+                await client.get(3, ENERGY, 2)
+                await asyncio.sleep(0)
+        return seen
+
+    first, second = await asyncio.gather(read(CLIENT_TITLE), read(b"MMM\x00\x00\x00\x00\x02"))
+    assert len(first) >= 6
+    assert len(second) >= 6
+    assert not set(first) & set(second)

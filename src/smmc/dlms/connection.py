@@ -114,6 +114,7 @@ __all__ = [
     "ClientSettings",
     "GetListResult",
     "GetResult",
+    "InvocationCounter",
     "NotificationReceived",
     "ReleaseAccepted",
     "Released",
@@ -346,6 +347,38 @@ ServerEvent = AssociationEstablished | AssociationRefused | Released
 # -- ciphering shared by both roles ------------------------------------------------------
 
 
+class InvocationCounter:
+    """Our sending invocation counter for one key.
+
+    Associations that share a key (every connection to one logical device) must share
+    this object: two APDUs under the same key and counter would reuse a GCM nonce.
+    ``on_change`` receives the next value after each use so the owner can persist it.
+    """
+
+    __slots__ = ("_next", "on_change")
+
+    def __init__(self, next_value: int = 1, on_change: Callable[[int], None] | None = None) -> None:
+        if not 0 <= next_value <= 0xFFFF_FFFF:
+            raise EncodeError(f"invocation counter must be 0..2**32-1, got {next_value}")
+        self._next = next_value
+        self.on_change = on_change
+
+    @property
+    def value(self) -> int:
+        """The next counter that will be used."""
+        return self._next
+
+    def take(self) -> int:
+        """Consume and return the next counter."""
+        ic = self._next
+        if ic > 0xFFFF_FFFF:
+            raise CipheringError("invocation counter exhausted; new keys are needed")
+        self._next = ic + 1
+        if self.on_change is not None:
+            self.on_change(self._next)
+        return ic
+
+
 class _Cipher:
     """Suite 0 protection of one association: own counter, peer counter guard, keys."""
 
@@ -354,16 +387,14 @@ class _Cipher:
         encryption_key: bytes | None,
         authentication_key: bytes | None,
         system_title: bytes,
-        invocation_counter: int,
+        counter: InvocationCounter,
         guard: security.InvocationCounterGuard | None,
-        on_invocation_counter: Callable[[int], None] | None,
     ) -> None:
         self.encryption_key = encryption_key
         self.authentication_key = authentication_key
         self.system_title = system_title
-        self.counter = invocation_counter
+        self.counter = counter
         self.guard = guard if guard is not None else security.InvocationCounterGuard()
-        self.on_invocation_counter = on_invocation_counter
         self.peer_title: bytes | None = None
 
     def keys(self) -> tuple[bytes, bytes]:
@@ -374,13 +405,7 @@ class _Cipher:
 
     def next_counter(self) -> int:
         """Consume our next invocation counter (and let the caller persist it)."""
-        ic = self.counter
-        if ic > 0xFFFF_FFFF:
-            raise CipheringError("invocation counter exhausted; new keys are needed")
-        self.counter = ic + 1
-        if self.on_invocation_counter is not None:
-            self.on_invocation_counter(self.counter)
-        return ic
+        return self.counter.take()
 
     def encrypt(self, sc: security.SecurityControl, plaintext: bytes) -> bytes:
         """``SC ‖ IC ‖ ciphertext ‖ tag`` with the next counter."""
@@ -477,9 +502,8 @@ class ClientConnection:
             settings.encryption_key,
             settings.authentication_key,
             settings.system_title,
-            settings.invocation_counter,
+            InvocationCounter(settings.invocation_counter, on_invocation_counter),
             guard,
-            on_invocation_counter,
         )
         self._challenge_source = challenge_source
         self._challenge = b""
@@ -497,7 +521,7 @@ class ClientConnection:
     @property
     def invocation_counter(self) -> int:
         """The next invocation counter this client will send with."""
-        return self._cipher.counter
+        return self._cipher.counter.value
 
     @property
     def busy(self) -> bool:
@@ -707,7 +731,7 @@ class ClientConnection:
             raise ProtocolError("server system title must be 8 bytes")
         key, auth = self._cipher.keys()
         # The reply is computed with the counter the enclosing APDU will carry.
-        ic = self._cipher.counter
+        ic = self._cipher.counter.value
         reply = security.gmac(key, auth, s.system_title, ic, stoc)
         if not s.security.ciphered:
             self._cipher.next_counter()
@@ -929,8 +953,7 @@ class ServerConnection:
         system_title: bytes,
         *,
         guard: security.InvocationCounterGuard | None = None,
-        invocation_counter: int = 1,
-        on_invocation_counter: Callable[[int], None] | None = None,
+        invocation_counter: InvocationCounter | None = None,
         challenge_source: Callable[[int], bytes] = os.urandom,
         challenge_length: int = 16,
     ) -> None:
@@ -947,9 +970,8 @@ class ServerConnection:
             config.encryption_key if config else None,
             config.authentication_key if config else None,
             system_title,
-            invocation_counter,
+            invocation_counter if invocation_counter is not None else InvocationCounter(),
             guard,
-            on_invocation_counter,
         )
         self._challenge_source = challenge_source
         self._challenge_length = challenge_length
@@ -972,7 +994,7 @@ class ServerConnection:
     @property
     def invocation_counter(self) -> int:
         """The next invocation counter the server will send with."""
-        return self._cipher.counter
+        return self._cipher.counter.value
 
     def data_to_send(self) -> list[bytes]:
         """The APDUs queued for the client, in order; the outbox is emptied."""
@@ -1069,6 +1091,8 @@ class ServerConnection:
 
     def _on_aarq(self, aarq: Aarq) -> ServerEvent | None:
         config = self.config
+        self._reply_sc, self._reply_general = security.SecurityControl(), False
+        self._cipher.peer_title = None
         if config is None:
             return self._refuse(_UserDiagnostic.NO_REASON_GIVEN)
         ciphered_context = (

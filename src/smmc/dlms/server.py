@@ -18,11 +18,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
-from smmc.dlms.connection import ServerAssociation, ServerConnection
+from smmc.dlms.connection import InvocationCounter, ServerAssociation, ServerConnection
 from smmc.dlms.cosem.base import LogicalDevice
 from smmc.dlms.errors import DecodeError, DlmsError, DlmsTimeout, EncodeError
 from smmc.dlms.framing.hdlc import (
@@ -52,25 +52,20 @@ class _Encodable(Protocol):
 class ServedDevice:
     """One logical device, its client SAPs and its suite 0 identity.
 
-    ``invocation_counter`` is the next counter the device sends with; ``on_invocation_counter``
-    lets the owner persist it, as ``guard`` (with its own hook) persists the clients' ones.
+    ``invocation_counter`` is the device's sending counter, shared by all its connections
+    (its ``on_change`` hook persists it), as ``guard`` (with its own hook) keeps the
+    clients' counters.
     """
 
     device: LogicalDevice
     associations: Mapping[int, ServerAssociation]
     system_title: bytes = b"SMM\x00\x00\x00\x00\x00"
-    invocation_counter: int = 1
+    invocation_counter: InvocationCounter = field(default_factory=InvocationCounter)
     guard: InvocationCounterGuard = field(default_factory=InvocationCounterGuard)
-    on_invocation_counter: Callable[[int], None] | None = None
 
     def __post_init__(self) -> None:
         if len(self.system_title) != 8:
             raise EncodeError("system title must be 8 bytes")
-
-    def _counter_used(self, next_counter: int) -> None:
-        self.invocation_counter = next_counter
-        if self.on_invocation_counter is not None:
-            self.on_invocation_counter(next_counter)
 
 
 class DlmsServer:
@@ -271,5 +266,4 @@ class DlmsServer:
             served.system_title,
             guard=served.guard,
             invocation_counter=served.invocation_counter,
-            on_invocation_counter=served._counter_used,
         )
