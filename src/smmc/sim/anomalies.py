@@ -48,15 +48,15 @@ _ORDINAL = {kind: number for number, kind in enumerate(AnomalyKind)}
 class AnomalyRates:
     """Share of meters (0..1) that receive each anomaly."""
 
-    backward_register: float = 0.002
-    tier_total_mismatch: float = 0.002
-    tiers_and_total_zero: float = 0.002
-    export_without_net_billing: float = 0.002
-    consumption_with_breaker_open: float = 0.002
-    meter_case_opened: float = 0.002
-    terminal_cover_removed: float = 0.002
-    clock_drift_beyond_tolerance: float = 0.005
-    repeated_outages: float = 0.005
+    backward_register: float = 0.02
+    tier_total_mismatch: float = 0.02
+    tiers_and_total_zero: float = 0.02
+    export_without_net_billing: float = 0.02
+    consumption_with_breaker_open: float = 0.02
+    meter_case_opened: float = 0.02
+    terminal_cover_removed: float = 0.02
+    clock_drift_beyond_tolerance: float = 0.02
+    repeated_outages: float = 0.02
 
     def rate(self, kind: AnomalyKind) -> float:
         value: float = getattr(self, kind.value)
