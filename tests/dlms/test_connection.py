@@ -30,11 +30,14 @@ from smmc.dlms.apdu import (
     AcseServiceUserDiagnostic,
     ActionResult,
     AuthenticationMechanism,
+    CipheredApdu,
+    CipheredTag,
     CosemAttributeDescriptor,
     DataAccessResult,
     EntryDescriptor,
     GetRequestNext,
     GetRequestNormal,
+    GetResponseNormal,
     GetResponseWithDatablock,
     InvokeIdAndPriority,
     decode_get_response,
@@ -70,7 +73,7 @@ from smmc.dlms.errors import (
     ProtocolError,
     ReplayError,
 )
-from smmc.dlms.security import InvocationCounterGuard
+from smmc.dlms.security import InvocationCounterGuard, SecurityControl, encrypt
 
 HLS = ClientSettings(
     client_sap=MANAGEMENT_SAP,
@@ -687,3 +690,20 @@ def test_released_event_on_server() -> None:
     (rlrq,) = client.data_to_send()
     assert server.receive_apdu(rlrq) == Released(PUBLIC_SAP)
     assert next(iter(itertools.chain(server.data_to_send())))[0] == 0x63
+
+
+def test_client_refuses_a_response_protected_below_its_policy() -> None:
+    meter = build_meter()
+    client, server = associate(meter, HLS)
+    client.get(3, ENERGY, 2)
+    server.receive_apdu(client.data_to_send()[0])
+    server.data_to_send()
+    # A server that answers with authentication only, though encryption was agreed.
+    plain = GetResponseNormal(Data.double_long_unsigned(1), InvokeIdAndPriority(2)).to_bytes()
+    content = encrypt(
+        ENCRYPTION_KEY, AUTHENTICATION_KEY, SERVER_TITLE, 1000, SecurityControl(True), plain
+    )
+    downgraded = CipheredApdu(CipheredTag.GLO_GET_RESPONSE, content).to_bytes()
+    with pytest.raises(CipheringError, match="below"):
+        client.receive_apdu(downgraded)
+    assert client.state is State.CLOSED

@@ -685,7 +685,9 @@ class ClientConnection:
             error = ConfirmedServiceError.from_bytes(data)
             raise ServiceError(error.value, f"confirmed service error {error}")
         if _is_ciphered(tag):
-            data, _, _ = self._cipher.unprotect(data)
+            data, sc, _ = self._cipher.unprotect(data)
+            if not self.settings.security.satisfied_by(sc):
+                raise CipheringError("response protection below the association's policy")
             tag = data[0]
         elif self.settings.security.ciphered and tag not in _NOTIFICATION_TAGS:
             raise CipheringError(f"unprotected APDU {tag:#04x} in a ciphered association")
