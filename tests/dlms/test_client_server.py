@@ -29,6 +29,7 @@ from dlms_meter import (
 )
 
 from smmc.dlms.apdu import (
+    AcseServiceUserDiagnostic,
     AuthenticationMechanism,
     CaptureObjectDefinition,
     DataAccessResult,
@@ -36,7 +37,13 @@ from smmc.dlms.apdu import (
 )
 from smmc.dlms.axdr import Data
 from smmc.dlms.client import ClientSettings, DlmsClient, SecurityPolicy
-from smmc.dlms.connection import ClientConnection
+from smmc.dlms.connection import (
+    AssociationEstablished,
+    AssociationRefused,
+    ClientConnection,
+    Released,
+    ServerEvent,
+)
 from smmc.dlms.cosem.clock import CLOCK_OBIS
 from smmc.dlms.cosem.disconnect_control import ControlState
 from smmc.dlms.cosem.register import Unit
@@ -74,9 +81,14 @@ def meter() -> Meter:
 
 
 @pytest.fixture
-async def server(meter: Meter) -> AsyncIterator[DlmsServer]:
+def events() -> list[ServerEvent]:
+    return []
+
+
+@pytest.fixture
+async def server(meter: Meter, events: list[ServerEvent]) -> AsyncIterator[DlmsServer]:
     served = ServedDevice(meter.device, meter.associations, SERVER_TITLE)
-    async with DlmsServer({1: served}, idle_timeout=5.0) as running:
+    async with DlmsServer({1: served}, idle_timeout=5.0, on_event=events.append) as running:
         yield running
 
 
@@ -97,13 +109,20 @@ async def test_lowest_reads_clock_and_registers_with_scaler_unit(server: DlmsSer
         ]
 
 
-async def test_lls_association_and_wrong_password(server: DlmsServer) -> None:
+async def test_lls_association_and_wrong_password(
+    server: DlmsServer, events: list[ServerEvent]
+) -> None:
     async with DlmsClient.connect(HOST, server.port, LLS) as client:
         assert await client.get(3, ENERGY, 2) == Data.double_long_unsigned(123456)
     with pytest.raises(AssociationRejected) as info:
         async with DlmsClient.connect(HOST, server.port, replace(LLS, password=b"nope")):
             pass
     assert info.value.diagnostic == 13  # authentication-failure
+    assert events == [
+        AssociationEstablished(READER_SAP, AuthenticationMechanism.LOW, None),
+        Released(READER_SAP),  # the client released on leaving the block
+        AssociationRefused(READER_SAP, AcseServiceUserDiagnostic.AUTHENTICATION_FAILURE),
+    ]
 
 
 async def test_hls_gmac_encrypted_action_on_disconnect_control(

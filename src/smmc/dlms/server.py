@@ -18,11 +18,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
-from smmc.dlms.connection import InvocationCounter, ServerAssociation, ServerConnection
+from smmc.dlms.connection import (
+    InvocationCounter,
+    ServerAssociation,
+    ServerConnection,
+    ServerEvent,
+)
 from smmc.dlms.cosem.base import LogicalDevice
 from smmc.dlms.errors import DecodeError, DlmsError, DlmsTimeout, EncodeError
 from smmc.dlms.framing.hdlc import (
@@ -72,7 +77,8 @@ class DlmsServer:
     """Serve logical devices (keyed by their wrapper wPort / logical address) over TCP.
 
     ``async with DlmsServer({1: ServedDevice(...)}, port=0) as server:`` listens on an
-    ephemeral port exposed as ``server.port``.
+    ephemeral port exposed as ``server.port``. ``on_event`` hears every association
+    established, refused and released (for logs and the simulator's bookkeeping).
     """
 
     def __init__(
@@ -83,6 +89,7 @@ class DlmsServer:
         port: int = 0,
         idle_timeout: float | None = 120.0,
         transport: Literal["wrapper", "hdlc"] = "wrapper",
+        on_event: Callable[[ServerEvent], None] | None = None,
     ) -> None:
         if not devices:
             raise ValueError("a server needs at least one logical device")
@@ -91,6 +98,7 @@ class DlmsServer:
         self._requested_port = port
         self.idle_timeout = idle_timeout
         self.transport = transport
+        self.on_event = on_event
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self.errors: list[DlmsError] = []
@@ -202,7 +210,7 @@ class DlmsServer:
                             f"on an association of {connection.client_sap}->{logical_address}"
                         )
                     try:
-                        connection.receive_apdu(frame.payload)
+                        self._event(connection.receive_apdu(frame.payload))
                     finally:
                         for apdu in connection.data_to_send():
                             reply = WrapperFrame(1, logical_address, connection.client_sap, apdu)
@@ -236,7 +244,7 @@ class DlmsServer:
                 for event in link.receive_data(data):
                     if isinstance(event, ApduReceived):
                         try:
-                            connection.receive_apdu(event.apdu)
+                            self._event(connection.receive_apdu(event.apdu))
                         finally:
                             for apdu in connection.data_to_send():
                                 link.send_apdu(apdu)
@@ -251,6 +259,10 @@ class DlmsServer:
                 data = await self._read(reader)
         finally:
             connection.abort()
+
+    def _event(self, event: ServerEvent | None) -> None:
+        if event is not None and self.on_event is not None:
+            self.on_event(event)
 
     def _open(self, frame: WrapperFrame) -> ServerConnection:
         return self._connection(frame.destination_wport, frame.source_wport)
