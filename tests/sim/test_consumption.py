@@ -144,15 +144,17 @@ def test_reactive_energy_follows_the_power_factor() -> None:
 def test_measurands_voltage_near_220_and_current_from_power() -> None:
     model = ConsumptionModel(9, FAMILY)
     slot = slot_of(datetime(2026, 3, 3, 22, 0, tzinfo=UTC))
-    values = model.measurands(slot, 2200.0, True)
+    values = model.measurands(slot, 2200.0)
     assert len(values.voltages) == len(values.currents) == 1
     assert 210 < values.voltages[0] < 230
     expected = 2200.0 / (values.voltages[0] * model.power_factor)
     assert abs(values.currents[0] - expected) < 0.02
-    poly = ConsumptionModel(9, FAMILY, polyphase=True).measurands(slot, 6600.0, True)
+    poly = ConsumptionModel(9, FAMILY, polyphase=True).measurands(slot, 6600.0)
     assert len(poly.voltages) == len(poly.currents) == 3
     assert all(c > 0 for c in poly.currents)
-    dark = model.measurands(slot, 0.0, False)
+    half = model.measurands(slot, 0.0, 0.5)
+    assert abs(half.voltages[0] - values.voltages[0] / 2) <= 0.1
+    dark = model.measurands(slot, 0.0, 0.0)
     assert dark.voltages == (0.0,)
     assert dark.currents == (0.0,)
 

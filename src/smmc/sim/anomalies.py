@@ -106,8 +106,16 @@ def _draw(
         end = start + days * rng.randint(1, 3)
         return [Anomaly(kind, start, end, 0, "T1..T6 and total read 0")]
     if kind is AnomalyKind.EXPORT_WITHOUT_NET_BILLING:
-        kwp = rng.randrange(15, 50)
-        return [Anomaly(kind, start, None, kwp, f"unauthorised PV of {kwp / 10:.1f} kWp")]
+        kwp = rng.randrange(40, 100)
+        return [
+            Anomaly(
+                kind,
+                start,
+                None,
+                kwp,
+                f"unauthorised PV, {kwp / 10:.1f} kWp per 9 kWh/day of demand",
+            )
+        ]
     if kind is AnomalyKind.CONSUMPTION_WITH_BREAKER_OPEN:
         end = start + timedelta(hours=rng.randint(12, 72))
         return [Anomaly(kind, start, end, 0, "breaker open, consumption registered (INTA)")]

@@ -18,6 +18,7 @@ from smmc.domain.time import utc_offset_minutes
 
 __all__ = [
     "HOUSEHOLD_TYPES",
+    "POLYPHASE_FACTOR",
     "SLOT_SECONDS",
     "ConsumptionModel",
     "HouseholdType",
@@ -115,7 +116,7 @@ HOUSEHOLD_TYPES: dict[str, HouseholdType] = {
 _MONTH_LEVEL = (0.9, 0.9, 0.95, 1.05, 1.15, 1.3, 1.3, 1.25, 1.1, 1.0, 0.95, 0.9)
 # Santiago lies at about 70.65° W: solar noon is near 16:43 UTC all year.
 _SOLAR_NOON_UTC_HOURS = 16.72
-_POLYPHASE_FACTOR = 2.4
+POLYPHASE_FACTOR = 2.4
 _NOMINAL_VOLTAGE = 220.0
 
 
@@ -206,7 +207,7 @@ class ConsumptionModel:
             level *= self.household.summer_afternoon
         daily_wh = self.household.daily_kwh * 1000.0 * self.scale
         if self.polyphase:
-            daily_wh *= _POLYPHASE_FACTOR
+            daily_wh *= POLYPHASE_FACTOR
         noise = 0.55 + 0.9 * unit_interval(self.seed, 3, slot)
         return daily_wh * level / 4.0 * noise
 
@@ -236,16 +237,17 @@ class ConsumptionModel:
         tan_phi = math.tan(math.acos(self.power_factor))
         return SlotEnergy(imported, exported, round(imported * tan_phi), round(exported * 0.05))
 
-    def measurands(self, slot: int, power_w: float, powered: bool) -> Measurands:
+    def measurands(self, slot: int, power_w: float, supplied: float = 1.0) -> Measurands:
         """Average voltages and currents around ``slot`` for an average active power.
 
-        Without supply (``powered`` false) every voltage and current is zero.
+        ``supplied`` is the share (0..1) of the interval with supply: an outage pulls the
+        average voltage down, and a whole interval without supply reads zero.
         """
         phases = 3 if self.polyphase else 1
-        if not powered:
+        if supplied <= 0:
             return Measurands((0.0,) * phases, (0.0,) * phases)
-        voltages = tuple(
-            round(_NOMINAL_VOLTAGE * (1 + 0.06 * (unit_interval(self.seed, 6, slot, p) - 0.5)), 1)
+        line = tuple(
+            _NOMINAL_VOLTAGE * (1 + 0.06 * (unit_interval(self.seed, 6, slot, p) - 0.5))
             for p in range(phases)
         )
         weights = (
@@ -256,6 +258,6 @@ class ConsumptionModel:
         share = sum(weights)
         currents = tuple(
             round(power_w * weight / share / (voltage * self.power_factor), 2)
-            for weight, voltage in zip(weights, voltages, strict=True)
+            for weight, voltage in zip(weights, line, strict=True)
         )
-        return Measurands(voltages, currents)
+        return Measurands(tuple(round(v * min(supplied, 1.0), 1) for v in line), currents)

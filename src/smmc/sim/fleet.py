@@ -28,6 +28,7 @@ from smmc.domain.time import UnknownTimeZone, zone
 from smmc.sim.anomalies import Anomaly, AnomalyKind, AnomalyRates, assign_anomalies
 from smmc.sim.clock import SimClock, TimeMode
 from smmc.sim.consumption import HOUSEHOLD_TYPES, mix
+from smmc.sim.meter_model import MeterModel
 
 __all__ = [
     "ClockDrift",
@@ -516,6 +517,22 @@ class FleetPlan:
             repeater_failure=bool(flags & _REPEATER_FAILURE),
             wrong_key=bool(flags & _WRONG_KEY),
             anomalies=self.anomalies.get(index, ()),
+        )
+
+    def meter_model(self, index: int) -> MeterModel:
+        """The metrology of meter ``index``: installed and clock-set at ``history_start``."""
+        spec = self.meter(index)
+        return MeterModel(
+            spec.serial,
+            spec.seed,
+            spec.household,
+            installed_at=self.history_start,
+            polyphase=spec.polyphase,
+            pv_kwp=spec.pv_kwp,
+            time_zone=spec.time_zone,
+            drift_ppm=spec.drift_ppm,
+            clock_tolerance_s=self.fleet.clock_drift.tolerance_s,
+            anomalies=spec.anomalies,
         )
 
     def meters(self) -> Iterator[MeterSpec]:

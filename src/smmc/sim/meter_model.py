@@ -20,6 +20,7 @@ from smmc.domain.time import local_day_bounds, to_local
 from smmc.sim.anomalies import Anomaly, AnomalyKind
 from smmc.sim.consumption import (
     HOUSEHOLD_TYPES,
+    POLYPHASE_FACTOR,
     SLOT_SECONDS,
     ConsumptionModel,
     Measurands,
@@ -244,7 +245,8 @@ class MeterModel:
             self._intact_breaker.append((start, end))
         elif anomaly.kind is AnomalyKind.EXPORT_WITHOUT_NET_BILLING:
             c = self._consumption
-            pv = ConsumptionModel(c.seed, c.household, c.polyphase, anomaly.magnitude / 10)
+            size = c.household.daily_kwh * c.scale * (POLYPHASE_FACTOR if c.polyphase else 1) / 9
+            pv = ConsumptionModel(c.seed, c.household, c.polyphase, anomaly.magnitude / 10 * size)
             self._rogue_pv.append((start, pv))
 
     @staticmethod
@@ -564,10 +566,11 @@ class MeterModel:
         for meter, true_end, true_start in self._captures(start, end):
             before, after = self._raw(true_start), self._raw(true_end)
             energy = sum(after[: 2 * TIER_COUNT]) - sum(before[: 2 * TIER_COUNT])
-            power = energy * 3600.0 / (true_end - true_start)
-            powered = _overlap(true_start, true_end, self._outages) < true_end - true_start
+            length = true_end - true_start
+            power = energy * 3600.0 / length
+            supplied = 1.0 - _overlap(true_start, true_end, self._outages) / length
             slot = math.floor((true_start + true_end) / 2 / SLOT_SECONDS)
-            values: Measurands = self._consumption.measurands(slot, power, powered)
+            values: Measurands = self._consumption.measurands(slot, power, supplied)
             rows.append(
                 MeasurandRow(
                     _instant(true_end), self._meter_local(meter), values.voltages, values.currents
