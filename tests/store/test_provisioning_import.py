@@ -981,3 +981,14 @@ def test_good_rows_before_an_unsplittable_line_are_kept(
     assert [r["code"] for r in rows_of(db, t.transformers)] == ["TR-1", "TR-2"]
     [run_row] = rows_of(db, t.import_runs)
     assert (run_row["rows_total"], run_row["rows_accepted"]) == (2, 2)
+
+
+def test_serial_freed_by_a_replacement_in_the_same_file(
+    db: Engine, secret_box: SecretBox, tmp_path: Path
+) -> None:
+    run(db, secret_box, write(tmp_path / "a.csv", COMPOSITION_HEADER, [composition("TD-1", "S1")]))
+    rows = [composition("TD-1", "S2"), composition("TD-9", "S1")]
+    result = run(db, secret_box, write(tmp_path / "b.csv", COMPOSITION_HEADER, rows))
+    assert (result.exit_code, result.accepted) == (0, 2), result.issues
+    serials = {c["name"]: c["serial_number"] for c in rows_of(db, t.concentrators)}
+    assert serials == {"TD-1": "S2", "TD-9": "S1"}

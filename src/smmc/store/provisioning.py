@@ -409,6 +409,7 @@ class _Applier:
                 self._clear_credentials(conn, r.name)
             if owner == r.serial_number != r.name:
                 self._adopt(conn, placeholder=owner, name=r.name)
+                self.serial_of.pop(owner, None)
             accepted.append(r)
             if known is None:
                 planned[r.transformer_code] = r.substation_name
