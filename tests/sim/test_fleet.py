@@ -37,6 +37,7 @@ def test_default_fleet_is_5_by_20_plus_5_point_to_point() -> None:
 def test_yaml_defaults_equal_the_dataclass_defaults() -> None:
     assert Fleet.from_yaml("") == Fleet()
     assert Fleet.from_yaml("name: default") == default_fleet()
+    assert load_fleet(None) == default_fleet()
 
 
 def test_yaml_sets_every_section(tmp_path: Path) -> None:

@@ -359,8 +359,10 @@ def _scalar(kind: Any, value: Any, path: str) -> Any:
     _fail(path, f"unsupported field type {kind!r}")
 
 
-def load_fleet(path: Path) -> Fleet:
-    """Read a fleet YAML file."""
+def load_fleet(path: Path | None) -> Fleet:
+    """Read a fleet YAML file; None gives the built-in default fleet."""
+    if path is None:
+        return default_fleet()
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
