@@ -992,3 +992,21 @@ def test_serial_freed_by_a_replacement_in_the_same_file(
     assert (result.exit_code, result.accepted) == (0, 2), result.issues
     serials = {c["name"]: c["serial_number"] for c in rows_of(db, t.concentrators)}
     assert serials == {"TD-1": "S2", "TD-9": "S1"}
+
+
+@pytest.mark.parametrize("holder", ["composition", "site"])
+def test_attributes_placeholder_name_taken_by_another_concentrator(
+    db: Engine, secret_box: SecretBox, tmp_path: Path, holder: str
+) -> None:
+    if holder == "composition":
+        first = write(tmp_path / "7.csv", COMPOSITION_HEADER, [composition("SER-1", "SER-2")])
+    else:
+        first = write(tmp_path / "4.csv", SITE_HEADER, [site("SER-1")])
+    run(db, secret_box, first)
+    result = run(
+        db, secret_box, write(tmp_path / "6.csv", ATTRIBUTES_HEADER, [attributes("SER-1")])
+    )
+    assert (result.accepted, result.rejected) == (0, 1)
+    assert "the concentrator named so has another one" in errors(result)[2]["serialnumber"]
+    [c] = rows_of(db, t.concentrators)
+    assert (c["name"], c["ppp_password_enc"], c["adlvc"]) == ("SER-1", None, None)

@@ -489,6 +489,19 @@ class _Applier:
             if not isinstance(r, ConcentratorAttributes):
                 continue
             name = self.serials.get(r.serial_number)
+            if name is None and r.serial_number in self.concentrators:
+                # The placeholder's name is taken by another concentrator: writing there
+                # would give this device's credentials to that one.
+                issues.append(
+                    RowIssue(
+                        row,
+                        "serialnumber",
+                        r.serial_number,
+                        "no concentrator has this serial number, and the concentrator named "
+                        "so has another one: import the composition (template 7) first",
+                    )
+                )
+                continue
             if name is None:
                 issues.append(
                     RowIssue(
