@@ -545,3 +545,21 @@ def test_arbitrary_rows_give_a_row_result(
     for issue in result.issues:
         if issue.column in secrets:
             assert issue.value == REDACTED
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    template=st.sampled_from(TEMPLATES),
+    data=st.data(),
+    extra=st.lists(st.from_regex(r"[a-z]{1,8}_x", fullmatch=True), max_size=3),
+    sep=st.sampled_from([",", ";", "\t"]),
+)
+def test_any_order_casing_and_extras_detect_the_template(
+    template: Template, data: st.DataObject, extra: list[str], sep: str
+) -> None:
+    optional = data.draw(st.lists(st.sampled_from(template.optional or ("",)), unique=True))
+    columns = data.draw(st.permutations([*template.required, *optional, *extra]))
+    cased = [c.upper() if i % 2 else f" {c.title()} " for i, c in enumerate(columns)]
+    assert detect_template(cased) is template
+    if len(cased) > 1:
+        assert sniff_delimiter(sep.join(cased)) == sep
