@@ -30,6 +30,7 @@ __all__ = [
 ]
 
 SLOT_SECONDS = 900
+_SLOTS_PER_DAY = 86400 // SLOT_SECONDS
 _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 _MASK = (1 << 64) - 1
 
@@ -50,7 +51,7 @@ def unit_interval(*values: int) -> float:
     return (mix(*values) >> 11) / float(1 << 53)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class HouseholdType:
     """A kind of customer: typical daily energy, hourly shape and seasonal sensitivity.
 
@@ -164,7 +165,32 @@ def offset_seconds(time_zone: str, utc_hour: int) -> int:
     return utc_offset_minutes(instant, time_zone) * 60
 
 
-@dataclass(frozen=True, slots=True)
+@functools.lru_cache(maxsize=1024)
+def _day_levels(household: HouseholdType, time_zone: str, utc_day: int) -> tuple[float, ...]:
+    """Share of the typical daily energy in each slot of a UTC day, before per-meter noise.
+
+    Shared by every meter of the same household type: the per-slot work of a meter is then
+    one lookup and one hash.
+    """
+    levels = []
+    for slot in range(utc_day * _SLOTS_PER_DAY, (utc_day + 1) * _SLOTS_PER_DAY):
+        start = slot * SLOT_SECONDS
+        local = start + offset_seconds(time_zone, start // 3600)
+        day = local_day(local // 86400)
+        hour = local % 86400 // 3600
+        shape = _normalised(household.weekend if day.rest_day else household.weekday)
+        level = shape[hour] * _MONTH_LEVEL[day.month - 1] / 4.0
+        if day.rest_day:
+            level *= household.weekend_level
+        if day.month in (6, 7, 8) and 18 <= hour < 23:
+            level *= household.winter_evening
+        elif day.month in (12, 1, 2) and 13 <= hour < 18:
+            level *= household.summer_afternoon
+        levels.append(level)
+    return tuple(levels)
+
+
+@dataclass(frozen=True)
 class ConsumptionModel:
     """Load of one service point: household type, per-meter scale, season, noise and PV.
 
@@ -178,14 +204,23 @@ class ConsumptionModel:
     pv_kwp: float = 0.0
     time_zone: str = "America/Santiago"
 
-    @property
+    @functools.cached_property
     def scale(self) -> float:
         """Per-meter size factor, 0.6..1.4 of the household's typical daily energy."""
         return 0.6 + 0.8 * unit_interval(self.seed, 1)
 
-    @property
+    @functools.cached_property
     def power_factor(self) -> float:
         return self.household.power_factor + 0.04 * (unit_interval(self.seed, 2) - 0.5)
+
+    @functools.cached_property
+    def _tan_phi(self) -> float:
+        return math.tan(math.acos(self.power_factor))
+
+    @functools.cached_property
+    def _daily_wh(self) -> float:
+        factor = POLYPHASE_FACTOR if self.polyphase else 1.0
+        return self.household.daily_kwh * 1000.0 * self.scale * factor
 
     def local_seconds(self, slot: int) -> int:
         """Local wall-clock seconds since the epoch at the start of ``slot``."""
@@ -194,22 +229,9 @@ class ConsumptionModel:
 
     def demand_wh(self, slot: int) -> float:
         """Household consumption in the slot (Wh, not rounded), before PV."""
-        local = self.local_seconds(slot)
-        day = local_day(local // 86400)
-        hour = local % 86400 // 3600
-        shape = _normalised(self.household.weekend if day.rest_day else self.household.weekday)
-        level = shape[hour] * _MONTH_LEVEL[day.month - 1]
-        if day.rest_day:
-            level *= self.household.weekend_level
-        if day.month in (6, 7, 8) and 18 <= hour < 23:
-            level *= self.household.winter_evening
-        elif day.month in (12, 1, 2) and 13 <= hour < 18:
-            level *= self.household.summer_afternoon
-        daily_wh = self.household.daily_kwh * 1000.0 * self.scale
-        if self.polyphase:
-            daily_wh *= POLYPHASE_FACTOR
+        levels = _day_levels(self.household, self.time_zone, slot // _SLOTS_PER_DAY)
         noise = 0.55 + 0.9 * unit_interval(self.seed, 3, slot)
-        return daily_wh * level / 4.0 * noise
+        return self._daily_wh * levels[slot % _SLOTS_PER_DAY] * noise
 
     def pv_wh(self, slot: int) -> float:
         """PV production in the slot (Wh): a daylight bell by season with cloudy days."""
@@ -229,13 +251,20 @@ class ConsumptionModel:
         flicker = 0.85 + 0.15 * unit_interval(self.seed, 5, slot)
         return self.pv_kwp * 1000.0 * 0.25 * 0.82 * bell * cover * flicker
 
+    def slot_values(self, slot: int) -> tuple[int, int, int, int]:
+        """``slot_energy`` as a plain tuple, for the meter model's register loop."""
+        net = self.demand_wh(slot)
+        if self.pv_kwp > 0:
+            net -= self.pv_wh(slot)
+        if net >= 0:
+            imported = round(net)
+            return imported, 0, round(imported * self._tan_phi), 0
+        exported = round(-net)
+        return 0, exported, 0, round(exported * 0.05)
+
     def slot_energy(self, slot: int) -> SlotEnergy:
         """Import, export and reactive energies of the slot, whole Wh/varh."""
-        net = self.demand_wh(slot) - self.pv_wh(slot)
-        imported = round(net) if net > 0 else 0
-        exported = round(-net) if net < 0 else 0
-        tan_phi = math.tan(math.acos(self.power_factor))
-        return SlotEnergy(imported, exported, round(imported * tan_phi), round(exported * 0.05))
+        return SlotEnergy(*self.slot_values(slot))
 
     def measurands(self, slot: int, power_w: float, supplied: float = 1.0) -> Measurands:
         """Average voltages and currents around ``slot`` for an average active power.

@@ -378,6 +378,7 @@ def default_fleet() -> Fleet:
 
 # --- the plan -----------------------------------------------------------------------------
 
+_HOUSEHOLDS = tuple(HOUSEHOLD_TYPES)
 _POLYPHASE = 1
 _NET_BILLING = 2
 _UNREACHABLE = 4
@@ -502,7 +503,7 @@ class FleetPlan:
             node_address=None if c < 0 else node,
             host=_host(p2p.first_host, node) if c < 0 else None,
             port=p2p.port if c < 0 else None,
-            household=list(HOUSEHOLD_TYPES)[a["household"][index]],
+            household=_HOUSEHOLDS[a["household"][index]],
             polyphase=bool(flags & _POLYPHASE),
             phase="RST"[a["phase"][index]],
             net_billing=bool(flags & _NET_BILLING),

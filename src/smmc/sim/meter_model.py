@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import bisect
 import enum
+import functools
 import itertools
 import math
 from dataclasses import dataclass
@@ -164,6 +165,25 @@ def _overlap(start: float, end: float, periods: list[tuple[float, float]]) -> fl
     return total
 
 
+_SLOTS_PER_DAY = 86400 // SLOT_SECONDS
+
+
+def _tier_at(tariff: TouCalendar, time_zone: str, utc_seconds: int) -> int:
+    """Tier index (0..5) at a UTC instant read as local time in ``time_zone``."""
+    local = utc_seconds + offset_seconds(time_zone, utc_seconds // 3600)
+    day = _EPOCH + timedelta(days=local // 86400)
+    return tariff.day_profile_on(day).tier_at(local % 86400 // 60) - 1
+
+
+@functools.lru_cache(maxsize=1024)
+def _tier_table(tariff: TouCalendar, time_zone: str, utc_day: int) -> tuple[int, ...]:
+    """Tier index at the middle of each slot of a UTC day, shared by all exact clocks."""
+    first = utc_day * 86400 + SLOT_SECONDS // 2
+    return tuple(
+        _tier_at(tariff, time_zone, first + n * SLOT_SECONDS) for n in range(_SLOTS_PER_DAY)
+    )
+
+
 # Alarm bits latched by an anomaly's start until the alarms are cleared.
 _LATCHED_BITS: dict[AnomalyKind, ExtendedWord1 | ExtendedWord2] = {
     AnomalyKind.CONSUMPTION_WITH_BREAKER_OPEN: ExtendedWord1.INTA,
@@ -208,6 +228,9 @@ class MeterModel:
         self.seed = seed
         self.time_zone = time_zone
         self.tariff = tariff
+        self._aligned = all(
+            minute % 15 == 0 for profile in tariff.day_profiles for minute, _ in profile.switches
+        )
         self.clock_tolerance_s = clock_tolerance_s
         self.anomalies = anomalies
         self.alarm_masks: tuple[int, int, int, int] = (0xFFFF, 0xFFFF, 0xFFFF, 0xFFFF)
@@ -215,6 +238,7 @@ class MeterModel:
         self._consumption = ConsumptionModel(seed, HOUSEHOLD_TYPES[household], polyphase, pv_kwp)
         self._rogue_pv: list[tuple[float, ConsumptionModel]] = []
         self._breaker: list[tuple[float, bool]] = []
+        self._off: list[tuple[float, float]] = []
         self._outages: list[tuple[float, float]] = []
         self._intact_breaker: list[tuple[float, float]] = []
         self._clears: list[float] = []
@@ -226,7 +250,7 @@ class MeterModel:
         )
         set_at = _seconds(clock_set_at or installed_at)
         self._clock: list[tuple[float, float, float]] = [(set_at, set_at, drift * 1e-6)]
-        self._backward: tuple[int, int] | None = None
+        self._backward: dict[Anomaly, tuple[int, int]] = {}
         self._reset_checkpoint()
         for anomaly in anomalies:
             self._apply(anomaly)
@@ -275,6 +299,7 @@ class MeterModel:
     def _set_breaker(self, at: datetime, closed: bool) -> None:
         moment = _seconds(at)
         bisect.insort(self._breaker, (moment, closed))
+        self._off = self._off_periods()
         self._touch(moment)
 
     def breaker_closed(self, at: datetime) -> bool:
@@ -383,10 +408,15 @@ class MeterModel:
         return values
 
     def _slot_tier(self, slot: int) -> int:
-        meter = int(self.meter_seconds(slot * SLOT_SECONDS + SLOT_SECONDS // 2))
-        local = meter + offset_seconds(self.time_zone, meter // 3600)
-        day = _EPOCH + timedelta(days=local // 86400)
-        return self.tariff.day_profile_on(day).tier_at(local % 86400 // 60) - 1
+        """Tier index (0..5) by the meter's own clock at the middle of the slot."""
+        middle = slot * SLOT_SECONDS + SLOT_SECONDS // 2
+        meter = self.meter_seconds(middle)
+        if self._aligned and abs(meter - middle) < SLOT_SECONDS // 2:
+            # Still inside the same quarter hour, so the same tier as an exact clock.
+            return _tier_table(self.tariff, self.time_zone, slot // _SLOTS_PER_DAY)[
+                slot % _SLOTS_PER_DAY
+            ]
+        return _tier_at(self.tariff, self.time_zone, int(meter))
 
     def _slot_values(
         self, slot: int, until: float | None = None
@@ -396,28 +426,18 @@ class MeterModel:
         Energy flows evenly over the seconds of the slot with supply and a closed breaker;
         ``until`` cuts the slot short (a read in the middle of it).
         """
-        energy = self._consumption.slot_energy(slot)
+        values = self._consumption.slot_values(slot)
         start = slot * SLOT_SECONDS
-        end = start + SLOT_SECONDS
-        values = [
-            energy.import_wh,
-            energy.export_wh,
-            energy.reactive_import_varh,
-            energy.reactive_export_varh,
-        ]
         for since, pv in self._rogue_pv:
             if start >= since:
-                rogue = pv.slot_energy(slot)
-                values = [
-                    rogue.import_wh,
-                    rogue.export_wh,
-                    rogue.reactive_import_varh,
-                    rogue.reactive_export_varh,
-                ]
-        share = self._available(start, end if until is None else until) / SLOT_SECONDS
-        if share < 1.0:
-            values = [math.floor(value * share) for value in values]
-        return self._slot_tier(slot), (values[0], values[1], values[2], values[3])
+                values = pv.slot_values(slot)
+        if until is not None or self._breaker or self._outages:
+            end = start + SLOT_SECONDS if until is None else until
+            share = self._available(start, end) / SLOT_SECONDS
+            if share < 1.0:
+                a, b, c, d = (math.floor(value * share) for value in values)
+                values = (a, b, c, d)
+        return self._slot_tier(slot), values
 
     def _off_periods(self) -> list[tuple[float, float]]:
         periods: list[tuple[float, float]] = []
@@ -436,7 +456,7 @@ class MeterModel:
         """Seconds of ``[start, end)`` with supply and the breaker closed (or bypassed)."""
         if not self._breaker and not self._outages:
             return end - start
-        off = self._off_periods()
+        off = self._off
         cuts = {start, end}
         for low, high in (*self._outages, *off, *self._intact_breaker):
             cuts.update(edge for edge in (low, high) if start < edge < end)
@@ -496,11 +516,11 @@ class MeterModel:
         return RegisterSet(tuple(tiers), total)
 
     def _backward_drop(self, anomaly: Anomaly) -> tuple[int, int]:
-        if self._backward is None:
+        if anomaly not in self._backward:
             raw = self._raw(_seconds(anomaly.start))[:TIER_COUNT]
             tier = max(range(TIER_COUNT), key=raw.__getitem__)
-            self._backward = (tier, min(anomaly.magnitude, raw[tier]))
-        return self._backward
+            self._backward[anomaly] = (tier, min(anomaly.magnitude, raw[tier]))
+        return self._backward[anomaly]
 
     # --- profiles -------------------------------------------------------------------------
 
