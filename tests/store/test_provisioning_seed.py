@@ -74,6 +74,16 @@ def test_seed_imports_without_area_check(db: Engine, secret_box: SecretBox, tmp_
         [link] = conn.execute(sa.select(t.meter_links)).all()
     assert (lat, lon) == pytest.approx((45.46373, 9.1911))
     assert link.valid_to is None
+    with db.connect() as conn:
+        site = conn.execute(
+            sa.select(t.concentrators).where(t.concentrators.c.name == "fakeName")
+        ).one()
+    # CLDR maps "Greenwich Standard Time" to Reykjavik (UTC all year), not to London.
+    assert (site.time_zone, site.windows_time_zone_id) == (
+        "Atlantic/Reykjavik",
+        "Greenwich Standard Time",
+    )
+    assert (site.latitude, site.longitude, site.altitude) == (33.12, 124.54, 124.0)
     # The seed's adlvc is a spreadsheet's scientific notation: kept, with a warning.
     warnings = report(results[K.CONCENTRATOR_ATTRIBUTES])
     assert [(w["column"], w["level"]) for w in warnings] == [
