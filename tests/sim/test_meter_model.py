@@ -254,3 +254,48 @@ def test_naive_times_and_reads_before_installation_are_refused() -> None:
         meter.registers(datetime(2026, 4, 1))
     with pytest.raises(MeterModelError, match="before the meter was installed"):
         meter.registers(INSTALLED - timedelta(days=1))
+
+
+EVENTS = st.lists(
+    st.tuples(
+        st.sampled_from(["open", "close", "outage", "set_clock", "capture"]),
+        st.integers(min_value=0, max_value=2 * 86400),
+        st.integers(min_value=-3600, max_value=3600),
+    ),
+    max_size=6,
+)
+
+
+@settings(max_examples=40, deadline=None)
+@given(SEEDS, st.sampled_from([0.0, -80.0, 400.0]), EVENTS, OFFSETS)
+def test_invariants_hold_under_breaker_outage_and_clock_events(
+    seed: int, drift: float, events: list[tuple[str, int, int]], offsets: list[int]
+) -> None:
+    meter = model(seed, pv_kwp=2.5, drift_ppm=drift)
+    for action, offset, amount in events:
+        at = INSTALLED + timedelta(seconds=offset)
+        if action == "open":
+            meter.disconnect(at)
+        elif action == "close":
+            meter.reconnect(at)
+        elif action == "outage":
+            meter.power_outage(at, at + timedelta(seconds=abs(amount)))
+        elif action == "set_clock":
+            meter.set_clock(at, at + timedelta(seconds=amount))
+        else:
+            meter.set_capture_period(60 if amount > 0 else 30, at)
+    previous = None
+    for offset in sorted(offsets):
+        moment = INSTALLED + timedelta(seconds=offset)
+        values = energies(meter.registers(moment))
+        for tiers, total in values:
+            assert sum(tiers) == total
+        if previous is not None:
+            for (tiers, total), (old_tiers, old_total) in zip(values, previous, strict=True):
+                assert total >= old_total
+                assert all(new >= old for new, old in zip(tiers, old_tiers, strict=True))
+        previous = values
+    day = date(2026, 3, 31)
+    rows = meter.load_profile_day(day)
+    assert all(r.active_import_wh >= 0 and r.active_export_wh >= 0 for r in rows)
+    assert [r.captured_utc for r in rows] == sorted(r.captured_utc for r in rows)
