@@ -241,7 +241,8 @@ class RowResult:
 REDACTED = "********"
 _TRUE = frozenset({"true", "t", "1", "yes", "y", "si", "sí", "s", "verdadero", "x"})
 _FALSE = frozenset({"false", "f", "0", "no", "n", "falso", ""})
-_DIGITS = re.compile(r"[0-9]+")
+_DIGITS = re.compile(r"[0-9]{1,9}")
+"""Bounded, so int() never meets Python's 4300-digit conversion guard."""
 _HEX_KEY = re.compile(r"[0-9A-Fa-f]{32}")
 _MAC = re.compile(r"[0-9A-Fa-f]{12}")
 _IDENTIFIER = re.compile(r"\w[\w.\-/ ]*")
