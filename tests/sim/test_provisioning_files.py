@@ -56,13 +56,13 @@ def test_fleet_files_import_and_match_the_plan(
         links = {r.meter_id: r for r in conn.execute(sa.select(t.meter_links))}
     by_name = {r.name: r for r in dcs.values()}
     assert len(by_name) == len(plan.concentrators)
-    for spec in plan.concentrators:
-        row = by_name[spec.name]
-        assert row.serial_number == spec.serial
-        assert (row.host, row.port) == (spec.host, spec.port)
-        assert row.time_zone == spec.time_zone
-        assert (row.latitude, row.longitude) == (spec.latitude, spec.longitude)
-        assert row.comuna == spec.comuna
+    for dc in plan.concentrators:
+        row = by_name[dc.name]
+        assert row.serial_number == dc.serial
+        assert (row.host, row.port) == (dc.host, dc.port)
+        assert row.time_zone == dc.time_zone
+        assert (row.latitude, row.longitude) == (dc.latitude, dc.longitude)
+        assert row.comuna == dc.comuna
     assert len(meters) == len(plan) == 15
     for spec in plan.meters():
         row = meters[spec.serial]
