@@ -94,6 +94,7 @@ seeds: {layout: 9}
         ("household_mix: {castle: 1}", "household_mix.castle", "unknown household"),
         ("point_to_point: {first_host: localhost}", "point_to_point.first_host", "IPv4"),
         ("point_to_point: {port: 70000}", "point_to_point.port", "1..65535"),
+        ("point_to_point: {share: 1.0}", "point_to_point.share", "1 excluded"),
         ("concentrators: {time_zone: Mars/Olympus}", "concentrators.time_zone", "unknown"),
         ("comunas: [{name: Paris, latitude: 48.85, longitude: 2.35}]", "comunas[0]", "Chile"),
         ("comunas: [{name: X, latitude: -33.4}]", "comunas[0].longitude", "required"),
@@ -111,6 +112,16 @@ def test_validation_errors_name_the_field(text: str, field: str, reason: str) ->
         Fleet.from_yaml(text)
     assert caught.value.field == field
     assert str(caught.value).startswith(f"{field}:")
+
+
+def test_point_to_point_share_overrides_the_count() -> None:
+    fleet = Fleet.from_yaml(
+        "concentrators: {count: 4, meters_per_concentrator: 20}\n"
+        "point_to_point: {count: 3, share: 0.2}"
+    )
+    assert fleet.meter_count == 100
+    plan = fleet.build(NOW)
+    assert sum(m.concentrator is None for m in plan.meters()) == 20
 
 
 def test_broken_yaml_and_missing_file_are_reported(tmp_path: Path) -> None:

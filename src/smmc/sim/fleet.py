@@ -113,9 +113,19 @@ class ConcentratorsSection:
 
 @dataclass(frozen=True, slots=True)
 class PointToPointSection:
+    """Meters reached directly over TCP; ``share`` (of all meters), when set, wins over
+    ``count``."""
+
     count: int = 5
     first_host: str = "127.0.1.1"
     port: int = 4059
+    share: float | None = None
+
+    def resolved_count(self, concentrator_meters: int) -> int:
+        """Number of point-to-point meters next to ``concentrator_meters`` others."""
+        if self.share is None:
+            return self.count
+        return round(self.share * concentrator_meters / (1.0 - self.share))
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,7 +202,8 @@ class Fleet:
     @property
     def meter_count(self) -> int:
         section = self.concentrators
-        return section.count * section.meters_per_concentrator + self.point_to_point.count
+        behind = section.count * section.meters_per_concentrator
+        return behind + self.point_to_point.resolved_count(behind)
 
     @classmethod
     def from_yaml(cls, text: str, source: str = "fleet") -> Fleet:
@@ -235,6 +246,9 @@ def _validate(fleet: Fleet) -> None:
         _fail("concentrators.meters_per_concentrator", "node addresses 2..1023 allow 1022")
     if fleet.point_to_point.count < 0:
         _fail("point_to_point.count", "must not be negative")
+    share = fleet.point_to_point.share
+    if share is not None and not 0.0 <= share < 1.0:
+        _fail("point_to_point.share", f"must be a share in 0..1 (1 excluded), got {share}")
     if fleet.meter_count == 0:
         _fail("concentrators.count", "the fleet has no meter")
     for path, port in (
