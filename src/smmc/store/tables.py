@@ -221,3 +221,111 @@ import_runs = sa.Table(
     sa.Column("started_at", UtcDateTime(), nullable=False),
     sa.Column("finished_at", UtcDateTime(), nullable=False),
 )
+
+# Work orders (issue 5). `work_order_batches.id` is the seed's `idwork`: one id may cover many
+# meters. Each attempt is a row of `work_order_attempts`; a final failure opens a
+# `field_work_orders` row for a technician.
+
+work_order_batches = sa.Table(
+    "work_order_batches",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("activity", sa.String(32), nullable=False),
+    sa.Column("origin", sa.String(16), nullable=False),
+    sa.Column("external_id", sa.String(100)),
+    sa.Column("total", sa.Integer, nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False, default=_now),
+)
+
+work_orders = sa.Table(
+    "work_orders",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("batch_id", sa.ForeignKey("work_order_batches.id"), nullable=False, index=True),
+    sa.Column("activity", sa.String(32), nullable=False, index=True),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("priority", sa.Integer, nullable=False),
+    sa.Column("base_priority", sa.Integer, nullable=False),
+    sa.Column("origin", sa.String(16), nullable=False),
+    sa.Column("external_id", sa.String(100), index=True),
+    sa.Column("meter_id", sa.ForeignKey("meters.id"), index=True),
+    sa.Column("concentrator_id", sa.ForeignKey("concentrators.id"), index=True),
+    sa.Column("service_point_id", sa.ForeignKey("service_points.id"), index=True),
+    sa.Column("reason", sa.String(32)),
+    sa.Column("special", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("payload", sa.Text),
+    sa.Column("result", sa.Text),
+    sa.Column("is_error", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("error_text", sa.Text),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("max_attempts", sa.Integer, nullable=False),
+    sa.Column("scheduled_at", UtcDateTime(), nullable=False),
+    sa.Column("deadline", UtcDateTime(), nullable=False),
+    sa.Column("started_at", UtcDateTime()),
+    sa.Column("ended_at", UtcDateTime(), index=True),
+    sa.Column("lease_owner", sa.String(100)),
+    sa.Column("lease_expires_at", UtcDateTime()),
+    sa.Column("schedule_id", sa.Integer),
+    *_timestamps(),
+    sa.Index("ix_work_orders_queue", "state", "scheduled_at"),
+    # Never two RUNNING orders on one meter, whatever the workers believe.
+    sa.Index(
+        "uq_work_orders_running_meter",
+        "meter_id",
+        unique=True,
+        sqlite_where=sa.text("state = 'RUNNING'"),
+        postgresql_where=sa.text("state = 'RUNNING'"),
+    ),
+)
+
+work_order_attempts = sa.Table(
+    "work_order_attempts",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("work_order_id", sa.ForeignKey("work_orders.id"), nullable=False, index=True),
+    sa.Column("attempt", sa.Integer, nullable=False),
+    sa.Column("worker", sa.String(100), nullable=False),
+    sa.Column("started_at", UtcDateTime(), nullable=False),
+    sa.Column("ended_at", UtcDateTime()),
+    sa.Column("outcome", sa.String(16)),
+    sa.Column("error_text", sa.Text),
+    sa.UniqueConstraint("work_order_id", "attempt"),
+)
+
+field_work_orders = sa.Table(
+    "field_work_orders",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("work_order_id", sa.ForeignKey("work_orders.id"), nullable=False, unique=True),
+    sa.Column("meter_id", sa.ForeignKey("meters.id"), index=True),
+    sa.Column("concentrator_id", sa.ForeignKey("concentrators.id"), index=True),
+    sa.Column("activity", sa.String(32), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False, server_default="open"),
+    sa.Column("created_at", UtcDateTime(), nullable=False, default=_now),
+)
+
+concentrator_permits = sa.Table(
+    "concentrator_permits",
+    metadata,
+    sa.Column("concentrator_id", sa.ForeignKey("concentrators.id"), primary_key=True),
+    sa.Column("max_sessions", sa.Integer, nullable=False),
+)
+
+work_order_schedules = sa.Table(
+    "work_order_schedules",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("name", sa.String(100), nullable=False, unique=True),
+    sa.Column("activity", sa.String(32), nullable=False),
+    sa.Column("cron", sa.String(100), nullable=False),
+    sa.Column("time_zone", sa.String(64), nullable=False, server_default="America/Santiago"),
+    sa.Column("scope", sa.String(32), nullable=False),
+    sa.Column("target", sa.String(100)),
+    sa.Column("priority", sa.Integer),
+    sa.Column("payload", sa.Text),
+    sa.Column("enabled", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("next_run_at", UtcDateTime(), nullable=False),
+    sa.Column("last_run_at", UtcDateTime()),
+    *_timestamps(),
+)
