@@ -175,6 +175,12 @@ def _tier_at(tariff: TouCalendar, time_zone: str, utc_seconds: int) -> int:
     return tariff.day_profile_on(day).tier_at(local % 86400 // 60) - 1
 
 
+@functools.cache
+def _quarter_aligned(tariff: TouCalendar) -> bool:
+    """True when every tier switch falls on a quarter hour."""
+    return all(minute % 15 == 0 for day in tariff.day_profiles for minute, _ in day.switches)
+
+
 @functools.lru_cache(maxsize=1024)
 def _tier_table(tariff: TouCalendar, time_zone: str, utc_day: int) -> tuple[int, ...]:
     """Tier index at the middle of each slot of a UTC day, shared by all exact clocks."""
@@ -204,6 +210,31 @@ class MeterModel:
     at seeded values at ``installed_at``.
     """
 
+    __slots__ = (
+        "_aligned",
+        "_backward",
+        "_breaker",
+        "_ck_slot",
+        "_ck_values",
+        "_clears",
+        "_clock",
+        "_consumption",
+        "_firmware",
+        "_installed",
+        "_intact_breaker",
+        "_off",
+        "_outages",
+        "_periods",
+        "_rogue_pv",
+        "alarm_masks",
+        "anomalies",
+        "clock_tolerance_s",
+        "seed",
+        "serial",
+        "tariff",
+        "time_zone",
+    )
+
     def __init__(
         self,
         serial: str,
@@ -228,9 +259,7 @@ class MeterModel:
         self.seed = seed
         self.time_zone = time_zone
         self.tariff = tariff
-        self._aligned = all(
-            minute % 15 == 0 for profile in tariff.day_profiles for minute, _ in profile.switches
-        )
+        self._aligned = _quarter_aligned(tariff)
         self.clock_tolerance_s = clock_tolerance_s
         self.anomalies = anomalies
         self.alarm_masks: tuple[int, int, int, int] = (0xFFFF, 0xFFFF, 0xFFFF, 0xFFFF)
@@ -281,11 +310,12 @@ class MeterModel:
     # --- events ---------------------------------------------------------------------------
 
     def _reset_checkpoint(self) -> None:
-        self._ck_slot = math.floor(self._installed / SLOT_SECONDS)
-        self._ck_values = self._initial_values()
+        """Forget the checkpoint; the next read starts again from installation."""
+        self._ck_slot = -1
+        self._ck_values: list[int] = []
 
     def _touch(self, at: float) -> None:
-        if at < (self._ck_slot + 1) * SLOT_SECONDS:
+        if self._ck_values and at < (self._ck_slot + 1) * SLOT_SECONDS:
             self._reset_checkpoint()
 
     def disconnect(self, at: datetime) -> None:
@@ -475,8 +505,9 @@ class MeterModel:
         if at < self._installed:
             raise MeterModelError(f"{_instant(at).isoformat()} is before the meter was installed")
         slot = math.floor(at / SLOT_SECONDS)
-        if slot < self._ck_slot:
-            self._reset_checkpoint()
+        if slot < self._ck_slot or not self._ck_values:
+            self._ck_slot = math.floor(self._installed / SLOT_SECONDS)
+            self._ck_values = self._initial_values()
         values = self._ck_values
         while self._ck_slot < slot:
             tier, energies = self._slot_values(self._ck_slot)
