@@ -299,3 +299,34 @@ def test_invariants_hold_under_breaker_outage_and_clock_events(
     rows = meter.load_profile_day(day)
     assert all(r.active_import_wh >= 0 and r.active_export_wh >= 0 for r in rows)
     assert [r.captured_utc for r in rows] == sorted(r.captured_utc for r in rows)
+
+
+def apply_events(meter: MeterModel, events: list[tuple[str, int, int]]) -> None:
+    for action, offset, amount in events:
+        at = INSTALLED + timedelta(seconds=offset)
+        if action == "open":
+            meter.disconnect(at)
+        elif action == "close":
+            meter.reconnect(at)
+        elif action == "outage":
+            meter.power_outage(at, at + timedelta(seconds=abs(amount)))
+        elif action == "set_clock":
+            meter.set_clock(at, at + timedelta(seconds=amount * 2))
+        else:
+            meter.set_capture_period(60 if amount > 0 else 30, at)
+
+
+@settings(max_examples=30, deadline=None)
+@given(SEEDS, EVENTS, OFFSETS)
+def test_events_after_reads_give_the_same_values_as_events_first(
+    seed: int, events: list[tuple[str, int, int]], offsets: list[int]
+) -> None:
+    late = model(seed, pv_kwp=1.5)
+    for offset in offsets:  # reads in any order fill checkpoints and day anchors
+        late.registers(INSTALLED + timedelta(seconds=offset))
+    apply_events(late, events)
+    early = model(seed, pv_kwp=1.5)
+    apply_events(early, events)
+    for offset in sorted(offsets, reverse=True):
+        moment = INSTALLED + timedelta(seconds=offset)
+        assert late.registers(moment) == early.registers(moment)

@@ -14,6 +14,7 @@ import enum
 import functools
 import itertools
 import math
+from array import array
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
@@ -166,6 +167,9 @@ def _overlap(start: float, end: float, periods: list[tuple[float, float]]) -> fl
 
 
 _SLOTS_PER_DAY = 86400 // SLOT_SECONDS
+# Day checkpoints kept per meter: re-reading the last days (load profile, billing after
+# a register read) never walks back to installation. 3 × 24 int64 ≈ 0.8 kB per meter.
+_ANCHORS = 3
 
 
 def _tier_at(tariff: TouCalendar, time_zone: str, utc_seconds: int) -> int:
@@ -212,6 +216,7 @@ class MeterModel:
 
     __slots__ = (
         "_aligned",
+        "_anchors",
         "_backward",
         "_breaker",
         "_ck_slot",
@@ -310,13 +315,28 @@ class MeterModel:
     # --- events ---------------------------------------------------------------------------
 
     def _reset_checkpoint(self) -> None:
-        """Forget the checkpoint; the next read starts again from installation."""
+        """Forget the checkpoints; the next read starts again from installation."""
         self._ck_slot = -1
         self._ck_values: list[int] = []
+        self._anchors: dict[int, array[int]] = {}
 
     def _touch(self, at: float) -> None:
-        if self._ck_values and at < (self._ck_slot + 1) * SLOT_SECONDS:
-            self._reset_checkpoint()
+        """An event at ``at`` changes every slot from its own on: drop what summed them."""
+        slot = math.floor(at / SLOT_SECONDS)
+        if self._ck_values and slot < self._ck_slot:
+            self._ck_slot, self._ck_values = -1, []
+        self._anchors = {s: v for s, v in self._anchors.items() if s <= slot}
+        self._backward.clear()
+
+    def _rewind(self, slot: int) -> None:
+        """Move the checkpoint back to the latest day anchor not after ``slot``."""
+        usable = [s for s in self._anchors if s <= slot]
+        if usable:
+            self._ck_slot = max(usable)
+            self._ck_values = list(self._anchors[self._ck_slot])
+        else:
+            self._ck_slot = math.floor(self._installed / SLOT_SECONDS)
+            self._ck_values = self._initial_values()
 
     def disconnect(self, at: datetime) -> None:
         """Open the breaker at ``at``: import and export stop from then on."""
@@ -506,20 +526,27 @@ class MeterModel:
             raise MeterModelError(f"{_instant(at).isoformat()} is before the meter was installed")
         slot = math.floor(at / SLOT_SECONDS)
         if slot < self._ck_slot or not self._ck_values:
-            self._ck_slot = math.floor(self._installed / SLOT_SECONDS)
-            self._ck_values = self._initial_values()
+            self._rewind(slot)
         values = self._ck_values
         while self._ck_slot < slot:
             tier, energies = self._slot_values(self._ck_slot)
             for kind in range(_KINDS):
                 values[kind * TIER_COUNT + tier] += energies[kind]
             self._ck_slot += 1
+            if self._ck_slot % _SLOTS_PER_DAY == 0:
+                self._anchor()
         result = list(values)
         if at > slot * SLOT_SECONDS:
             tier, energies = self._slot_values(slot, at)
             for kind in range(_KINDS):
                 result[kind * TIER_COUNT + tier] += energies[kind]
         return result
+
+    def _anchor(self) -> None:
+        """Keep the checkpoint of a UTC midnight, so re-reading recent days is cheap."""
+        self._anchors[self._ck_slot] = array("q", self._ck_values)
+        if len(self._anchors) > _ANCHORS:
+            del self._anchors[min(self._anchors)]
 
     def registers(self, at: datetime) -> Registers:
         """Register values the meter shows at ``at``, anomalies included."""
