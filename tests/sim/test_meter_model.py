@@ -330,3 +330,28 @@ def test_events_after_reads_give_the_same_values_as_events_first(
     for offset in sorted(offsets, reverse=True):
         moment = INSTALLED + timedelta(seconds=offset)
         assert late.registers(moment) == early.registers(moment)
+
+
+def test_clock_set_forward_over_midnight_still_closes_the_day() -> None:
+    meter = model(13)
+    day = date(2026, 4, 2)
+    midnight = local_day_bounds(day + timedelta(days=1), TZ)[0]
+    set_at = midnight - timedelta(minutes=20)
+    meter.set_clock(set_at, midnight + timedelta(minutes=10))
+    row = meter.billing_row(day)
+    assert row is not None
+    assert row.captured_utc == set_at
+    assert row.clock == to_local(midnight + timedelta(minutes=10), TZ)
+    rows = meter.load_profile(midnight - timedelta(hours=1), midnight + timedelta(hours=1))
+    adjusted = [r for r in rows if r.status & LoadProfileStatus.CLOCK_ADJUSTED]
+    assert [r.captured_utc for r in adjusted] == [set_at]
+    assert len(rows) == 7  # 23:15, 23:30, 23:45 (taken at the set), 00:15 … 01:00; no 00:00
+    total = sum(r.active_import_wh for r in rows)
+    first_start = meter.true_seconds((midnight - timedelta(minutes=60)).timestamp())
+    assert first_start is not None
+    last = rows[-1].captured_utc
+    span = (
+        meter.registers(last).active_import.total
+        - meter.registers(datetime.fromtimestamp(first_start, UTC)).active_import.total
+    )
+    assert total == span  # no energy lost or counted twice across the jump

@@ -435,6 +435,20 @@ class MeterModel:
                 return moment
         return None
 
+    def _reached(self, meter_seconds: float) -> float | None:
+        """When the meter clock first shows ``meter_seconds`` or later: the true instant,
+        or the clock set that jumped over it."""
+        moment = self.true_seconds(meter_seconds)
+        if moment is not None:
+            return moment
+        for index in range(1, len(self._clock)):
+            origin, value, _ = self._clock[index]
+            before_origin, before_value, before_rate = self._clock[index - 1]
+            shown = before_value + (origin - before_origin) * (1 + before_rate)
+            if shown <= meter_seconds < value:
+                return origin
+        return None
+
     def meter_time(self, at: datetime) -> datetime:
         """What the meter clock shows at true ``at`` (aware, UTC)."""
         return _instant(self.meter_seconds(_seconds(at)))
@@ -589,9 +603,15 @@ class MeterModel:
         minutes = self._period_at(low)
         cursor = float((math.floor(low / (minutes * 60)) + 1) * minutes * 60)
         while cursor <= high:
-            true_end = self.true_seconds(cursor)
-            true_start = self.true_seconds(cursor - minutes * 60)
-            if true_end is not None and true_start is not None and true_start >= self._installed:
+            # A boundary skipped by a clock set forward is captured at the set; the
+            # following skipped ones would be empty and are dropped.
+            true_end = self._reached(cursor)
+            true_start = self._reached(cursor - minutes * 60)
+            if (
+                true_end is not None
+                and true_start is not None
+                and self._installed <= true_start < true_end
+            ):
                 result.append((cursor, true_end, true_start))
             minutes = self._period_at(cursor)
             cursor = float((math.floor(cursor / (minutes * 60)) + 1) * minutes * 60)
@@ -659,15 +679,16 @@ class MeterModel:
     def billing_row(self, day: date) -> BillingRow | None:
         """Daily closure of ``day``: registers at the meter clock's next local midnight.
 
-        None when that midnight has no true instant (the clock was set forward over it).
+        A clock set forward over that midnight captures at the set (the clock then shows
+        the later time); None only if the clock history never reaches that midnight.
         """
         midnight = local_day_bounds(day + timedelta(days=1), self.time_zone)[0]
-        meter = midnight.timestamp()
-        true = self.true_seconds(meter)
+        true = self._reached(midnight.timestamp())
         if true is None:
             return None
         captured = _instant(true)
-        return BillingRow(day, captured, self._meter_local(meter), self.registers(captured))
+        clock = self._meter_local(max(midnight.timestamp(), self.meter_seconds(true)))
+        return BillingRow(day, captured, clock, self.registers(captured))
 
     # --- status ---------------------------------------------------------------------------
 
