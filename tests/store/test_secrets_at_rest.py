@@ -133,8 +133,11 @@ def test_logs_never_show_a_clear_secret(
     with caplog.at_level(logging.DEBUG, logger="sqlalchemy.engine"):
         import_all(db, secret_box, tmp_path)
     logged = "\n".join(f"{record.getMessage()} {record.args!r}" for record in caplog.records)
-    assert "INSERT INTO meters" in logged  # the SQL log was captured, parameters included
-    assert ENVELOPE_PREFIX in logged
+    assert "FROM substations" in logged  # the SQL log was captured
+    if db.dialect.name == "sqlite":
+        # Parameters are logged with the statements; on PostgreSQL the rows travel by COPY.
+        assert "INSERT INTO meters" in logged
+        assert ENVELOPE_PREFIX in logged
     assert leaks(logged) == []
 
 
