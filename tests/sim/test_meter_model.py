@@ -355,3 +355,29 @@ def test_clock_set_forward_over_midnight_still_closes_the_day() -> None:
         - meter.registers(datetime.fromtimestamp(first_start, UTC)).active_import.total
     )
     assert total == span  # no energy lost or counted twice across the jump
+
+
+def test_local_time_follows_the_meter_time_zone() -> None:
+    # Punta Arenas keeps UTC-3 all year: its winter peak starts an hour earlier in UTC.
+    santiago = model(21)
+    magallanes = model(21, time_zone="America/Punta_Arenas")
+    day = date(2026, 6, 10)
+    assert len(magallanes.load_profile_day(day)) == 96
+    first = magallanes.load_profile_day(day)[0]
+    assert first.captured_utc == datetime(2026, 6, 10, 3, 15, tzinfo=UTC)
+    assert santiago.load_profile_day(day)[0].captured_utc == datetime(
+        2026, 6, 10, 4, 15, tzinfo=UTC
+    )
+    peak_start = datetime(
+        2026, 6, 10, 21, 0, tzinfo=UTC
+    )  # 18:00 in Punta Arenas, 17:00 in Santiago
+    after = peak_start + timedelta(hours=1)
+
+    def t1(meter: MeterModel) -> int:
+        return (
+            meter.registers(after).active_import.tiers[0]
+            - meter.registers(peak_start).active_import.tiers[0]
+        )
+
+    assert t1(magallanes) > 0
+    assert t1(santiago) == 0

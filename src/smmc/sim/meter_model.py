@@ -10,6 +10,7 @@ again later costs only the slots in between and a meter keeps O(1) state besides
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import enum
 import functools
 import itertools
@@ -269,7 +270,9 @@ class MeterModel:
         self.anomalies = anomalies
         self.alarm_masks: tuple[int, int, int, int] = (0xFFFF, 0xFFFF, 0xFFFF, 0xFFFF)
         self._installed = _seconds(installed_at)
-        self._consumption = ConsumptionModel(seed, HOUSEHOLD_TYPES[household], polyphase, pv_kwp)
+        self._consumption = ConsumptionModel(
+            seed, HOUSEHOLD_TYPES[household], polyphase, pv_kwp, time_zone
+        )
         self._rogue_pv: list[tuple[float, ConsumptionModel]] = []
         self._breaker: list[tuple[float, bool]] = []
         self._off: list[tuple[float, float]] = []
@@ -304,7 +307,7 @@ class MeterModel:
         elif anomaly.kind is AnomalyKind.EXPORT_WITHOUT_NET_BILLING:
             c = self._consumption
             size = c.household.daily_kwh * c.scale * (POLYPHASE_FACTOR if c.polyphase else 1) / 9
-            pv = ConsumptionModel(c.seed, c.household, c.polyphase, anomaly.magnitude / 10 * size)
+            pv = dataclasses.replace(c, pv_kwp=anomaly.magnitude / 10 * size)
             self._rogue_pv.append((start, pv))
 
     @staticmethod
