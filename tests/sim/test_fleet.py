@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -18,6 +18,7 @@ from smmc.sim.fleet import (
     load_fleet,
     meter_serial,
 )
+from smmc.sim.meter_model import NormalWord1
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 
@@ -178,3 +179,32 @@ def test_a_100000_meter_fleet_builds() -> None:
     assert plan.meter(99_999).node_address == 101
     shares = sum(plan.meter(i).net_billing for i in range(0, 100_000, 10)) / 10_000
     assert 0.08 < shares < 0.12
+
+
+def test_meters_on_a_missing_phase_have_no_supply() -> None:
+    fleet = Fleet.from_yaml(
+        "concentrators: {count: 2, meters_per_concentrator: 30}\n"
+        "point_to_point: {count: 0}\n"
+        "shares: {polyphase: 0.3}\n"
+        "faults: {phase_missing: 1.0}\n"
+        "anomalies: {repeated_outages: 0, consumption_with_breaker_open: 0,"
+        " tiers_and_total_zero: 0, backward_register: 0}"
+    )
+    plan = fleet.build(NOW)
+    later = NOW + timedelta(days=1)
+    dark = lit = 0
+    for index in range(len(plan)):
+        spec = plan.meter(index)
+        missing = plan.concentrators[spec.concentrator or 0].missing_phase
+        assert missing in ("R", "S", "T")
+        meter = plan.meter_model(index)
+        used = meter.registers(later).active_import.total - meter.registers(NOW).active_import.total
+        if spec.phase == missing and not spec.polyphase:
+            dark += 1
+            assert used == 0
+            assert meter.status_words(NOW).normal1 & NormalWord1.PUP
+        else:
+            lit += 1
+            assert used > 0
+    assert dark > 0
+    assert lit > 0

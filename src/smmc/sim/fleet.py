@@ -393,6 +393,7 @@ def default_fleet() -> Fleet:
 # --- the plan -----------------------------------------------------------------------------
 
 _HOUSEHOLDS = tuple(HOUSEHOLD_TYPES)
+_FOR_EVER = timedelta(days=36500)
 _POLYPHASE = 1
 _NET_BILLING = 2
 _UNREACHABLE = 4
@@ -537,9 +538,12 @@ class FleetPlan:
         )
 
     def meter_model(self, index: int) -> MeterModel:
-        """The metrology of meter ``index``: installed and clock-set at ``history_start``."""
+        """The metrology of meter ``index``: installed and clock-set at ``history_start``.
+
+        A monophase meter on its concentrator's missing phase has no supply at all.
+        """
         spec = self.meter(index)
-        return MeterModel(
+        model = MeterModel(
             spec.serial,
             spec.seed,
             spec.household,
@@ -551,6 +555,12 @@ class FleetPlan:
             clock_tolerance_s=self.fleet.clock_drift.tolerance_s,
             anomalies=spec.anomalies,
         )
+        if spec.concentrator is not None and not spec.polyphase:
+            missing = self.concentrators[spec.concentrator].missing_phase
+            if missing == spec.phase:
+                # The phase is lost at the transformer for the whole simulation.
+                model.power_outage(self.history_start, self.history_start + _FOR_EVER)
+        return model
 
     def meters(self) -> Iterator[MeterSpec]:
         return (self.meter(index) for index in range(len(self)))
