@@ -24,7 +24,8 @@ from pathlib import Path
 import psycopg
 
 from smmc.domain.geo import CHILE
-from smmc.sim.provisioning_files import FleetShape, write_provisioning_files
+from smmc.sim.fleet import default_fleet
+from smmc.sim.provisioning_files import write_provisioning_files
 from smmc.store.db import create_engine
 from smmc.store.migrate import upgrade
 from smmc.store.provisioning import ImportOptions, import_file, import_order
@@ -37,12 +38,12 @@ METERS_PER_CONCENTRATOR = 100
 
 
 def run_one(backend: str, meters: int, workdir: Path) -> dict[str, object]:
-    shape = FleetShape(
+    fleet = default_fleet().sized(
         concentrators=max(1, meters // METERS_PER_CONCENTRATOR),
         meters_per_concentrator=min(meters, METERS_PER_CONCENTRATOR),
-        point_to_point_meters=0,
+        point_to_point=0,
     )
-    files = write_provisioning_files(shape, workdir / "files")
+    files = write_provisioning_files(fleet, workdir / "files")
     database = None
     if backend == "sqlite":
         url = f"sqlite:///{workdir / 'bench.db'}"

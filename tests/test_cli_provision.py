@@ -11,7 +11,8 @@ import sqlalchemy as sa
 from typer.testing import CliRunner
 
 from smmc.cli import app
-from smmc.sim.provisioning_files import FleetShape, write_provisioning_files
+from smmc.sim.fleet import default_fleet
+from smmc.sim.provisioning_files import write_provisioning_files
 from smmc.store import tables as t
 from smmc.store.db import create_engine
 
@@ -50,8 +51,8 @@ def count(env: dict[str, str], table: sa.Table) -> int:
 
 
 def test_generated_fleet_imports_with_exit_0(env: dict[str, str], tmp_path: Path) -> None:
-    shape = FleetShape(concentrators=2, meters_per_concentrator=4, point_to_point_meters=2)
-    files = write_provisioning_files(shape, tmp_path / "fleet")
+    fleet = default_fleet().sized(concentrators=2, meters_per_concentrator=4, point_to_point=2)
+    files = write_provisioning_files(fleet, tmp_path / "fleet")
     # Given in the worst order: the command sorts them.
     code, output = provision(env, *sorted((str(p) for p in files.values()), reverse=True))
     assert code == 0, output

@@ -191,16 +191,20 @@ def serve(
 @sim_app.command("provisioning-files")
 def sim_provisioning_files(
     out: Annotated[Path, typer.Option(help="Directory for the seven CSV files.")],
-    concentrators: int = 5,
-    meters_per_concentrator: int = 20,
-    point_to_point: int = 5,
-    seed: int = 1,
+    fleet: Annotated[
+        Path | None, typer.Option(help="Fleet description (YAML); default: the built-in fleet.")
+    ] = None,
 ) -> None:
     """Write the seven provisioning templates of a simulated fleet."""
-    from smmc.sim.provisioning_files import FleetShape, write_provisioning_files
+    from smmc.sim.fleet import FleetError, load_fleet
+    from smmc.sim.provisioning_files import write_provisioning_files
 
-    shape = FleetShape(concentrators, meters_per_concentrator, point_to_point, seed=seed)
-    for kind, path in write_provisioning_files(shape, out).items():
+    try:
+        description = load_fleet(fleet)
+    except FleetError as exc:
+        err.print(f"[red]{exc}")
+        raise typer.Exit(1) from exc
+    for kind, path in write_provisioning_files(description, out).items():
         console.print(f"{kind.value:26} {path}")
 
 
@@ -212,7 +216,8 @@ def demo(
     """Head-end demo on an embedded SQLite database with a small provisioned sample fleet."""
     import uvicorn
 
-    from smmc.sim.provisioning_files import FleetShape, write_provisioning_files
+    from smmc.sim.fleet import default_fleet
+    from smmc.sim.provisioning_files import write_provisioning_files
     from smmc.web.app import create_app
 
     demo_dir = Settings.from_env().var_dir / "demo"
@@ -223,7 +228,7 @@ def demo(
     )
     engine = prepare_database(settings)
     box = SecretBox.from_settings(None, settings.secret_key_file)
-    files = write_provisioning_files(FleetShape(), demo_dir / "provisioning")
+    files = write_provisioning_files(default_fleet(), demo_dir / "provisioning")
     results = run_import(
         engine, box, list(files.values()), ImportOptions(CHILE, demo_dir / "reports"), quiet=True
     )

@@ -11,12 +11,14 @@ from sqlalchemy.engine import Engine
 
 from smmc.domain.geo import CHILE
 from smmc.domain.provisioning import TemplateKind
-from smmc.sim.fleet import ConcentratorsSection, Fleet, PointToPointSection, Shares
-from smmc.sim.provisioning_files import (
-    FleetShape,
-    write_fleet_provisioning_files,
-    write_provisioning_files,
+from smmc.sim.fleet import (
+    ConcentratorsSection,
+    Fleet,
+    PointToPointSection,
+    Shares,
+    default_fleet,
 )
+from smmc.sim.provisioning_files import write_provisioning_files
 from smmc.store import tables as t
 from smmc.store.provisioning import ImportOptions, import_file, import_order
 from smmc.store.secrets import SecretBox
@@ -45,7 +47,7 @@ def test_fleet_files_import_and_match_the_plan(
 ) -> None:
     fleet = small_fleet()
     plan = fleet.build(NOW)
-    files = write_fleet_provisioning_files(plan, tmp_path / "files")
+    files = write_provisioning_files(plan, tmp_path / "files")
     assert set(files) == set(TemplateKind)
     import_all(db, secret_box, list(files.values()), tmp_path / "reports")
 
@@ -93,12 +95,12 @@ def test_fleet_files_import_and_match_the_plan(
 
 def test_files_are_reproducible_and_follow_the_seeds(tmp_path: Path) -> None:
     fleet = small_fleet()
-    one = write_fleet_provisioning_files(fleet, tmp_path / "one")
-    two = write_fleet_provisioning_files(fleet, tmp_path / "two")
+    one = write_provisioning_files(fleet, tmp_path / "one")
+    two = write_provisioning_files(fleet, tmp_path / "two")
     for kind in TemplateKind:
         assert one[kind].read_bytes() == two[kind].read_bytes()
     other = dataclasses.replace(fleet, seeds=dataclasses.replace(fleet.seeds, keys=77))
-    three = write_fleet_provisioning_files(other, tmp_path / "three")
+    three = write_provisioning_files(other, tmp_path / "three")
     assert three[TemplateKind.METER].read_bytes() != one[TemplateKind.METER].read_bytes()
     assert (
         three[TemplateKind.SERVICE_POINT].read_bytes()
@@ -106,11 +108,11 @@ def test_files_are_reproducible_and_follow_the_seeds(tmp_path: Path) -> None:
     )
 
 
-def test_fleet_shape_still_writes_its_counts(tmp_path: Path) -> None:
-    shape = FleetShape(concentrators=2, meters_per_concentrator=3, point_to_point_meters=2)
-    files = write_provisioning_files(shape, tmp_path)
+def test_sized_fleet_writes_its_counts(tmp_path: Path) -> None:
+    fleet = default_fleet().sized(concentrators=2, meters_per_concentrator=3, point_to_point=2)
+    files = write_provisioning_files(fleet, tmp_path)
     lines = files[TemplateKind.METER].read_text(encoding="utf-8").splitlines()
     assert len(lines) == 1 + 2 * 3 + 2
-    plan = shape.to_fleet().build(NOW)
+    plan = fleet.build(NOW)
     serials = [line.split(";")[0] for line in lines[1:]]
     assert serials == [m.serial for m in plan.meters()]

@@ -18,7 +18,8 @@ from sqlalchemy.engine import Engine
 from smmc.domain.assets import Secret
 from smmc.domain.geo import CHILE
 from smmc.domain.provisioning import TEMPLATE_BY_KIND, TemplateKind
-from smmc.sim.provisioning_files import FleetShape, write_provisioning_files
+from smmc.sim.fleet import default_fleet
+from smmc.sim.provisioning_files import write_provisioning_files
 from smmc.store import tables as t
 from smmc.store.provisioning import (
     REPORT_COLUMNS,
@@ -249,7 +250,7 @@ def test_mixed_file_keeps_good_rows_and_reports_bad_ones(
 
 def fleet(tmp_path: Path) -> list[Path]:
     files = write_provisioning_files(
-        FleetShape(concentrators=2, meters_per_concentrator=3, point_to_point_meters=2),
+        default_fleet().sized(concentrators=2, meters_per_concentrator=3, point_to_point=2),
         tmp_path / "fleet",
     )
     return import_order(list(files.values()))
@@ -784,7 +785,8 @@ def test_links_over_several_chunks(db: Engine, secret_box: SecretBox, tmp_path: 
 
 def test_import_order_sorts_the_seven_files(tmp_path: Path) -> None:
     files = write_provisioning_files(
-        FleetShape(concentrators=1, meters_per_concentrator=1), tmp_path
+        default_fleet().sized(concentrators=1, meters_per_concentrator=1, point_to_point=5),
+        tmp_path,
     )
     junk = tmp_path / "junk.csv"
     junk.write_text("a,b\n", encoding="utf-8")

@@ -199,6 +199,20 @@ class Fleet:
     def __post_init__(self) -> None:
         _validate(self)
 
+    def sized(self, concentrators: int, meters_per_concentrator: int, point_to_point: int) -> Fleet:
+        """The same fleet with other counts (benchmarks and tests scale the default)."""
+        return dataclasses.replace(
+            self,
+            concentrators=dataclasses.replace(
+                self.concentrators,
+                count=concentrators,
+                meters_per_concentrator=meters_per_concentrator,
+            ),
+            point_to_point=dataclasses.replace(
+                self.point_to_point, count=point_to_point, share=None
+            ),
+        )
+
     @property
     def meter_count(self) -> int:
         section = self.concentrators

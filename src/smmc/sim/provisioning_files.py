@@ -4,62 +4,22 @@ simulated ground truth through the same code path as the utility's own files."""
 from __future__ import annotations
 
 import csv
-import dataclasses
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 from smmc.domain.provisioning import TEMPLATE_BY_KIND, TemplateKind
 from smmc.sim.fleet import (
     Fleet,
     FleetPlan,
-    PointToPointSection,
-    Seeds,
-    Shares,
     concentrator_name,
     meter_serial,
 )
 
 __all__ = [
-    "FleetShape",
     "concentrator_name",
     "meter_serial",
-    "write_fleet_provisioning_files",
     "write_provisioning_files",
 ]
-
-
-@dataclass(frozen=True, slots=True)
-class FleetShape:
-    """The older, flat fleet shape; kept for callers that only set counts and shares."""
-
-    concentrators: int = 5
-    meters_per_concentrator: int = 20
-    point_to_point_meters: int = 5
-    net_billing_share: float = 0.1
-    polyphase_share: float = 0.15
-    seed: int = 1
-    first_point_to_point_host: str = "127.0.1.1"
-    point_to_point_port: int = 4059
-
-    def to_fleet(self) -> Fleet:
-        """The equivalent YAML fleet (every other field at its default)."""
-        base = Fleet()
-        return dataclasses.replace(
-            base,
-            concentrators=dataclasses.replace(
-                base.concentrators,
-                count=self.concentrators,
-                meters_per_concentrator=self.meters_per_concentrator,
-            ),
-            point_to_point=PointToPointSection(
-                self.point_to_point_meters,
-                self.first_point_to_point_host,
-                self.point_to_point_port,
-            ),
-            shares=Shares(self.net_billing_share, self.polyphase_share),
-            seeds=Seeds(self.seed, self.seed + 1, self.seed + 2, self.seed + 3, self.seed + 4),
-        )
 
 
 def _write(path: Path, kind: TemplateKind, rows: Iterator[tuple[object, ...]]) -> int:
@@ -74,14 +34,7 @@ def _write(path: Path, kind: TemplateKind, rows: Iterator[tuple[object, ...]]) -
     return count
 
 
-def write_provisioning_files(shape: FleetShape, out_dir: Path) -> dict[TemplateKind, Path]:
-    """Write the seven templates of a ``FleetShape`` (see ``write_fleet_provisioning_files``)."""
-    return write_fleet_provisioning_files(shape.to_fleet(), out_dir)
-
-
-def write_fleet_provisioning_files(
-    fleet: Fleet | FleetPlan, out_dir: Path
-) -> dict[TemplateKind, Path]:
+def write_provisioning_files(fleet: Fleet | FleetPlan, out_dir: Path) -> dict[TemplateKind, Path]:
     """Write the seven templates (`;`-separated, decimal point) and return their paths.
 
     Every value comes from the fleet plan the simulator itself serves, so the head-end
