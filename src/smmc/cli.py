@@ -246,3 +246,7 @@ def demo(
         "Press Ctrl+C to stop.\n"
     )
     uvicorn.run(create_app(engine), host="127.0.0.1", port=port, log_level="warning")
+
+
+if __name__ == "__main__":
+    app()
