@@ -246,7 +246,7 @@ class WorkOrderQueue:
     # -- transactions ---------------------------------------------------------------------
 
     @contextmanager
-    def _write(self) -> Iterator[Connection]:
+    def transaction(self) -> Iterator[Connection]:
         """A write transaction; on SQLite it takes the write lock up front (BEGIN IMMEDIATE)
         so a read-then-update claim cannot interleave with another writer."""
         if self.is_postgresql:
@@ -303,7 +303,7 @@ class WorkOrderQueue:
         rejected: list[Rejected] = []
         rows: list[dict[str, Any]] = []
         calendar = self.calendar() if policy.working_days_only and not special else None
-        with self._write() as conn:
+        with self.transaction() as conn:
             resolved = self._resolve(conn, policy.target, targets, rejected)
             for target in resolved:
                 start = requested
@@ -481,7 +481,7 @@ class WorkOrderQueue:
         if max_sessions < 1:
             raise ValueError(f"max_sessions must be at least 1, got {max_sessions}")
         cp = t.concentrator_permits
-        with self._write() as conn:
+        with self.transaction() as conn:
             dc_id = conn.execute(
                 sa.select(t.concentrators.c.id).where(t.concentrators.c.name == concentrator)
             ).scalar()
@@ -505,16 +505,15 @@ class WorkOrderQueue:
         if limit < 1:
             return []
         wanted = None if activities is None else sorted(a.value for a in activities)
-        with self._write() as conn:
+        with self.transaction() as conn:
             now = self.clock()
             self._reclaim(conn, now)
             self._expire_overdue(conn, now)
             permits = self._permits(conn)
-            depth = max([self.default_permits, *permits.values()])
-            candidates = self._candidates(conn, now, wanted, depth, limit * 4)
+            candidates = self._candidates(conn, now, wanted, limit * 2)
             if not candidates:
                 return []
-            locked = self._lock_rows(conn, candidates)
+            locked = self._lock_rows(conn, candidates, limit)
             picked = self._pick(conn, locked, permits, limit)
             if not picked:
                 return []
@@ -554,31 +553,62 @@ class WorkOrderQueue:
         }
 
     def _candidates(
-        self, conn: Connection, now: datetime, wanted: list[str] | None, depth: int, limit: int
+        self, conn: Connection, now: datetime, wanted: list[str] | None, limit: int
     ) -> list[int]:
-        """Due orders, at most ``depth`` per concentrator (or point-to-point meter), so one
-        busy concentrator cannot fill the candidate window."""
+        """Due orders that could start now: on no busy meter, and per concentrator at most as
+        many as it has free permits (per point-to-point meter: one), best first."""
+        running_state = State.RUNNING.value
+        other = wo.alias("running_orders")
+        running = (
+            sa.select(other.c.concentrator_id, sa.func.count().label("n"))
+            .where(other.c.state == running_state, other.c.concentrator_id.is_not(None))
+            .group_by(other.c.concentrator_id)
+            .subquery("running")
+        )
+        busy_rows = wo.alias("busy_orders")
+        busy = (
+            sa.select(busy_rows.c.meter_id)
+            .where(busy_rows.c.state == running_state, busy_rows.c.meter_id.is_not(None))
+            .subquery("busy")
+        )
+        cp = t.concentrator_permits.c
+        room = sa.case(
+            (wo.c.concentrator_id.is_(None), 1),
+            else_=sa.func.coalesce(cp.max_sessions, self.default_permits)
+            - sa.func.coalesce(running.c.n, 0),
+        ).label("room")
         group = sa.func.coalesce(wo.c.concentrator_id, -wo.c.meter_id)
         rank = (
             sa.func.row_number()
             .over(partition_by=group, order_by=(wo.c.priority.desc(), wo.c.scheduled_at, wo.c.id))
             .label("rank")
         )
-        due = sa.select(wo.c.id, wo.c.priority, wo.c.scheduled_at, rank).where(
-            wo.c.state.in_([s.value for s in LEASABLE_STATES]), wo.c.scheduled_at <= now
+        due = (
+            sa.select(wo.c.id, wo.c.priority, wo.c.scheduled_at, rank, room)
+            .select_from(wo)
+            .outerjoin(running, running.c.concentrator_id == wo.c.concentrator_id)
+            .outerjoin(t.concentrator_permits, cp.concentrator_id == wo.c.concentrator_id)
+            .outerjoin(busy, busy.c.meter_id == wo.c.meter_id)
+            .where(
+                wo.c.state.in_([s.value for s in LEASABLE_STATES]),
+                wo.c.scheduled_at <= now,
+                busy.c.meter_id.is_(None),
+            )
         )
         if wanted is not None:
             due = due.where(wo.c.activity.in_(wanted))
         ranked = due.subquery()
         query = (
             sa.select(ranked.c.id)
-            .where(ranked.c.rank <= depth)
+            .where(ranked.c.rank <= ranked.c.room)
             .order_by(ranked.c.priority.desc(), ranked.c.scheduled_at, ranked.c.id)
             .limit(limit)
         )
         return list(conn.execute(query).scalars())
 
-    def _lock_rows(self, conn: Connection, ids: list[int]) -> list[RowMapping]:
+    def _lock_rows(self, conn: Connection, ids: list[int], limit: int) -> list[RowMapping]:
+        """Lock at most ``limit`` candidates: rows locked but not leased would hide them from
+        the other workers until this transaction ends."""
         query = (
             sa.select(
                 wo.c.id,
@@ -590,6 +620,7 @@ class WorkOrderQueue:
             )
             .where(wo.c.id.in_(ids), wo.c.state.in_([s.value for s in LEASABLE_STATES]))
             .order_by(wo.c.priority.desc(), wo.c.scheduled_at, wo.c.id)
+            .limit(limit)
         )
         if self.is_postgresql:
             query = query.with_for_update(skip_locked=True)
@@ -696,7 +727,7 @@ class WorkOrderQueue:
 
     def renew(self, order: LeasedOrder, lease_for: timedelta) -> datetime | None:
         """Extend the lease of a running attempt; None when it was lost meanwhile."""
-        with self._write() as conn:
+        with self.transaction() as conn:
             expires = self.clock() + lease_for
             updated = conn.execute(
                 wo.update().where(*self._held(order)).values(lease_expires_at=expires)
@@ -717,7 +748,7 @@ class WorkOrderQueue:
     def record(self, order: LeasedOrder, outcome: Outcome) -> State:
         """Store the outcome of this attempt and move the order on (COMPLETED, RETRY with
         backoff, FAILED, EXPIRED). Raises ``LeaseLost`` when the lease was taken back."""
-        with self._write() as conn:
+        with self.transaction() as conn:
             query = sa.select(wo.c.deadline).where(*self._held(order))
             if self.is_postgresql:
                 query = query.with_for_update()
@@ -857,7 +888,7 @@ class WorkOrderQueue:
     def cancel(self, order_id: int) -> State:
         """Cancel a queued order. A RUNNING order cannot be cancelled: its field command may
         already be on the wire. Raises ``InvalidTransition`` or ``WorkOrderNotFound``."""
-        with self._write() as conn:
+        with self.transaction() as conn:
             query = sa.select(wo.c.state).where(wo.c.id == order_id)
             if self.is_postgresql:
                 query = query.with_for_update()

@@ -1,0 +1,55 @@
+"""The executor protocol and registry: one executor per activity type.
+
+The engine knows nothing about meters: an executor receives the leased order and the
+database engine and returns an `Outcome`. The field layer provides the real executors;
+tests plug in their own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Protocol
+
+from sqlalchemy.engine import Engine
+
+from smmc.domain.work_orders import ActivityType, Outcome
+from smmc.store.work_orders import LeasedOrder
+
+__all__ = ["Executor", "ExecutorRegistry", "NoExecutor"]
+
+
+class NoExecutor(LookupError):
+    """No executor is registered for an activity type."""
+
+
+class Executor(Protocol):
+    async def execute(self, order: LeasedOrder, engine: Engine) -> Outcome:
+        """Run one attempt of ``order``. Raise nothing for field failures: report them as a
+        failed `Outcome` with the catalog text and whether a retry is worth it. An executor
+        of a non-idempotent activity checks ``order.attempt`` and reads the device state
+        before acting again."""
+        ...
+
+
+class ExecutorRegistry:
+    """Activity type → executor. A worker leases only the activities registered here, so a
+    worker without the field layer never takes a field order."""
+
+    def __init__(self, executors: Mapping[ActivityType, Executor] | None = None) -> None:
+        self._executors: dict[ActivityType, Executor] = {}
+        for activity, executor in (executors or {}).items():
+            self.register(activity, executor)
+
+    def register(self, activity: ActivityType, executor: Executor) -> None:
+        if activity in self._executors:
+            raise ValueError(f"an executor for {activity.value} is already registered")
+        self._executors[activity] = executor
+
+    def get(self, activity: ActivityType) -> Executor:
+        try:
+            return self._executors[activity]
+        except KeyError:
+            raise NoExecutor(f"no executor registered for {activity.value}") from None
+
+    def activities(self) -> frozenset[ActivityType]:
+        return frozenset(self._executors)

@@ -1,0 +1,183 @@
+"""The asyncio worker: lease orders, run their executors, keep the leases alive, record the
+outcomes.
+
+Several workers (processes, machines) may share one PostgreSQL queue. A worker killed with
+SIGKILL loses nothing: its leases expire and another worker takes the orders again. A worker
+that loses a lease (it stalled past the expiry) cancels that attempt and its late outcome is
+refused by the queue, so an order is never completed twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+from dataclasses import dataclass
+from datetime import timedelta
+
+from smmc.domain.work_orders import Outcome, State
+from smmc.engine.executors import ExecutorRegistry
+from smmc.store.work_orders import LeasedOrder, LeaseLost, WorkOrderQueue
+
+__all__ = ["Worker", "WorkerConfig", "default_worker_name"]
+
+logger = logging.getLogger(__name__)
+
+
+def default_worker_name() -> str:
+    """host:pid, unique among the workers sharing a queue."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerConfig:
+    name: str
+    max_in_flight: int = 16
+    lease_for: timedelta = timedelta(minutes=2)
+    poll_interval: float = 1.0
+    renew_leases: bool = True
+    drain_timeout: float = 30.0
+
+    def __post_init__(self) -> None:
+        if self.max_in_flight < 1:
+            raise ValueError(f"max_in_flight must be at least 1, got {self.max_in_flight}")
+        if self.lease_for <= timedelta(0):
+            raise ValueError("lease_for must be positive")
+
+
+class Worker:
+    """One worker loop over a queue. ``renew_leases=False`` exists for crash tests: it
+    behaves like a worker that stalled and stopped heart-beating."""
+
+    def __init__(
+        self, queue: WorkOrderQueue, registry: ExecutorRegistry, config: WorkerConfig
+    ) -> None:
+        self.queue = queue
+        self.registry = registry
+        self.config = config
+        self._stop = asyncio.Event()
+        self._in_flight: dict[int, asyncio.Task[State | None]] = {}
+        self.finished: dict[State, int] = {}
+
+    def stop(self) -> None:
+        """Stop leasing; `run` returns once the orders in flight are done (or drained)."""
+        self._stop.set()
+
+    async def run(self) -> None:
+        """Lease and run until `stop`; then wait for the orders in flight, up to the drain
+        timeout, and cancel what is left (their leases expire and they run again)."""
+        try:
+            while not self._stop.is_set():
+                leased = await self.lease_once()
+                if not leased:
+                    await self._pause()
+        finally:
+            await self._drain()
+
+    async def run_until_idle(self) -> None:
+        """Lease and run until nothing is due and nothing is in flight (tests, `smmc wo run`)."""
+        while True:
+            # An order finishing while the lease ran may have freed its concentrator after
+            # the lease looked: only a lease that started with nothing in flight proves idle.
+            was_busy = bool(self._in_flight)
+            leased = await self.lease_once()
+            if not leased and not was_busy and not self._in_flight:
+                return
+            if not leased and self._in_flight:
+                await asyncio.wait(list(self._in_flight.values()), return_when="FIRST_COMPLETED")
+
+    async def lease_once(self) -> int:
+        """Lease as many orders as there are free slots and start them; returns how many."""
+        free = self.config.max_in_flight - len(self._in_flight)
+        if free <= 0:
+            await asyncio.wait(list(self._in_flight.values()), return_when="FIRST_COMPLETED")
+            return 0
+        orders = await asyncio.to_thread(
+            self.queue.lease,
+            self.config.name,
+            free,
+            self.config.lease_for,
+            self.registry.activities(),
+        )
+        for order in orders:
+            task = asyncio.create_task(self._run_order(order), name=f"work-order-{order.id}")
+            self._in_flight[order.id] = task
+            task.add_done_callback(self._forget)
+        return len(orders)
+
+    def _forget(self, task: asyncio.Task[State | None]) -> None:
+        for order_id, running in list(self._in_flight.items()):
+            if running is task:
+                del self._in_flight[order_id]
+
+    async def _pause(self) -> None:
+        waiters = [asyncio.create_task(self._stop.wait()), *self._in_flight.values()]
+        done, _ = await asyncio.wait(
+            waiters, timeout=self.config.poll_interval, return_when="FIRST_COMPLETED"
+        )
+        if waiters[0] not in done:
+            waiters[0].cancel()
+
+    async def _drain(self) -> None:
+        if not self._in_flight:
+            return
+        tasks = list(self._in_flight.values())
+        _, pending = await asyncio.wait(tasks, timeout=self.config.drain_timeout)
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.wait(pending)
+
+    async def _run_order(self, order: LeasedOrder) -> State | None:
+        execution = asyncio.create_task(self._execute(order))
+        keeper = asyncio.create_task(self._keep_lease(order, execution))
+        try:
+            outcome = await execution
+        except asyncio.CancelledError:
+            if keeper.done() and not keeper.cancelled() and keeper.result() is False:
+                logger.warning(
+                    "work order %s: lease lost, attempt %s abandoned", order.id, order.attempt
+                )
+                return None
+            raise
+        finally:
+            keeper.cancel()
+        try:
+            state = await asyncio.to_thread(self.queue.record, order, outcome)
+        except LeaseLost:
+            logger.warning("work order %s: lease lost before the outcome was stored", order.id)
+            return None
+        self.finished[state] = self.finished.get(state, 0) + 1
+        return state
+
+    async def _execute(self, order: LeasedOrder) -> Outcome:
+        executor = self.registry.get(order.activity)
+        remaining = (order.deadline - self.queue.clock()).total_seconds()
+        try:
+            return await asyncio.wait_for(
+                executor.execute(order, self.queue.engine), timeout=max(remaining, 0.0)
+            )
+        except TimeoutError:
+            # Retryable with no time left: the queue turns it into EXPIRED.
+            return Outcome.failure("deadline passed while the activity ran", retryable=True)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            logger.exception("work order %s: executor raised", order.id)
+            return Outcome.failure(
+                f"internal error in the {order.activity.value} executor: {type(exc).__name__}",
+                retryable=True,
+            )
+
+    async def _keep_lease(self, order: LeasedOrder, execution: asyncio.Task[Outcome]) -> bool:
+        """Renew the lease at a third of its length; if it was lost, cancel the attempt."""
+        if not self.config.renew_leases:
+            return True
+        period = self.config.lease_for.total_seconds() / 3
+        while True:
+            await asyncio.sleep(period)
+            renewed = await asyncio.to_thread(self.queue.renew, order, self.config.lease_for)
+            if renewed is None:
+                execution.cancel()
+                return False
