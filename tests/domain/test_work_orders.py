@@ -30,6 +30,7 @@ from smmc.domain.work_orders import (
     earliest_start,
     load_policies,
     parse_activity_type,
+    parse_target_csv,
     validate_reason,
 )
 
@@ -269,3 +270,37 @@ def test_view_activity_sets() -> None:
         ActivityType.COMMISSIONING,
         ActivityType.DECOMMISSIONING,
     }
+
+
+def test_target_csv_rows_and_errors() -> None:
+    text = (
+        "podname;serialnumber\n388377;UAAEEDN17305249807\n\n;UAAEEDN1\n388374;\n;\na;b;c\nP9,S9\n"
+    )
+    targets, errors = parse_target_csv(text)
+    assert [(t.line, t.pod, t.serial) for t in targets] == [
+        (2, "388377", "UAAEEDN17305249807"),
+        (4, None, "UAAEEDN1"),
+        (5, "388374", None),
+        (8, "P9", "S9"),
+    ]
+    assert [(e.line, e.reason.split(" ")[0]) for e in errors] == [(6, "both"), (7, "expected")]
+
+
+_CELL = st.text(alphabet=st.characters(categories=["L", "N"]), min_size=1, max_size=20)
+
+
+@given(st.lists(st.tuples(_CELL, _CELL), max_size=30))
+def test_target_csv_round_trips_generated_rows(rows: list[tuple[str, str]]) -> None:
+    text = "".join(f"{pod};{serial}\n" for pod, serial in rows)
+    targets, errors = parse_target_csv(text)
+    if rows and rows[0][0].lower() in ("podname", "pod"):
+        rows = rows[1:]
+    assert errors == []
+    assert [(t.pod, t.serial) for t in targets] == rows
+
+
+@given(st.text(max_size=200))
+def test_target_csv_never_raises_and_accounts_for_every_line(text: str) -> None:
+    targets, errors = parse_target_csv(text)
+    lines = {t.line for t in targets} | {e.line for e in errors}
+    assert len(lines) == len(targets) + len(errors)

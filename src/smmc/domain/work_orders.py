@@ -9,6 +9,7 @@ priorities and durations change without a release.
 
 from __future__ import annotations
 
+import csv
 import importlib.resources
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -34,6 +35,8 @@ __all__ = [
     "ActivityType",
     "Category",
     "ConnectReason",
+    "CsvRowError",
+    "CsvTarget",
     "Decision",
     "DisconnectReason",
     "InvalidTransition",
@@ -55,6 +58,7 @@ __all__ = [
     "earliest_start",
     "load_policies",
     "parse_activity_type",
+    "parse_target_csv",
     "validate_reason",
 ]
 
@@ -518,3 +522,52 @@ VIEWS: Mapping[View, ViewSpec] = MappingProxyType(
         ),
     }
 )
+
+
+@dataclass(frozen=True, slots=True)
+class CsvTarget:
+    """One good row of the operators' bulk file: ``podname;serialnumber``."""
+
+    line: int
+    pod: str | None
+    serial: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class CsvRowError:
+    line: int
+    reason: str
+
+
+def parse_target_csv(text: str) -> tuple[list[CsvTarget], list[CsvRowError]]:
+    """The rows of a ``podname;serialnumber`` file (the seed's downloadable model).
+
+    ``;`` is the separator (``,`` is accepted when a line has no ``;``); a first line naming
+    the columns is skipped; either column may be empty but not both. Bad rows are returned
+    with their line number, never dropped silently, and do not stop the good ones.
+    """
+    targets: list[CsvTarget] = []
+    errors: list[CsvRowError] = []
+    for number, raw in enumerate(text.lstrip("\ufeff").splitlines(), start=1):
+        line = raw.strip()
+        if not line:
+            continue
+        delimiter = ";" if ";" in line or "," not in line else ","
+        try:
+            cells = [cell.strip() for cell in next(csv.reader([line], delimiter=delimiter))]
+        except csv.Error as exc:
+            errors.append(CsvRowError(number, f"unreadable line ({exc})"))
+            continue
+        if number == 1 and cells and cells[0].lower() in ("podname", "pod"):
+            continue
+        if len(cells) != 2:
+            errors.append(
+                CsvRowError(number, f"expected 2 columns podname;serialnumber, got {len(cells)}")
+            )
+            continue
+        pod, serial = cells
+        if not pod and not serial:
+            errors.append(CsvRowError(number, "both podname and serialnumber are empty"))
+            continue
+        targets.append(CsvTarget(number, pod or None, serial or None))
+    return targets, errors
