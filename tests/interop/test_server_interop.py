@@ -9,15 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import sys
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "dlms"))
-
 from dlms_meter import (
     AUTHENTICATION_KEY,
     CLIENT_TITLE,
