@@ -353,12 +353,7 @@ class _Applier:
             {
                 "name": r.name,
                 "description": r.description,
-                "address": r.address,
-                "city": r.city,
-                "comuna": r.comuna,
-                "latitude": r.location.latitude,
-                "longitude": r.location.longitude,
-                "altitude": r.location.altitude,
+                **_place(r),
                 "time_zone": r.time_zone,
                 "windows_time_zone_id": r.windows_time_zone_id,
             }
@@ -601,12 +596,7 @@ class _Applier:
         rows = [
             {
                 "name": r.name,
-                "address": r.address,
-                "city": r.city,
-                "comuna": r.comuna,
-                "latitude": r.location.latitude,
-                "longitude": r.location.longitude,
-                "altitude": r.location.altitude,
+                **_place(r),
                 "tag": r.tag,
                 "is_balance": r.is_balance,
                 "net_billing": r.net_billing,
@@ -804,6 +794,18 @@ class _Applier:
         for link_id, meter_id, point_id, valid_from in conn.execute(query):
             self.open_by_meter[meter_id] = (link_id, point_id, valid_from)
             self.open_by_point[point_id] = (link_id, meter_id, valid_from)
+
+
+def _place(record: ConcentratorSite | ServicePoint) -> dict[str, Any]:
+    """The columns a site and a POD share: where it is."""
+    return {
+        "address": record.address,
+        "city": record.city,
+        "comuna": record.comuna,
+        "latitude": record.location.latitude,
+        "longitude": record.location.longitude,
+        "altitude": record.location.altitude,
+    }
 
 
 def _transformer_map(conn: Connection, codes: list[str]) -> dict[str, tuple[int, int]]:
