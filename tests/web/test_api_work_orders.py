@@ -10,7 +10,6 @@ from datetime import UTC, datetime, timedelta
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
-from conftest import AssetFactory
 from smmc.domain.work_orders import Outcome
 from smmc.store.work_orders import CSV_COLUMNS, WorkOrderQueue
 
@@ -21,7 +20,7 @@ def _queue(client: TestClient) -> WorkOrderQueue:
     return queue
 
 
-def test_submit_list_and_detail(client: TestClient, fleet: AssetFactory) -> None:
+def test_submit_list_and_detail(client: TestClient, fleet: object) -> None:
     response = client.post(
         "/api/workorders",
         json={"activity": "Reading", "meters": ["UAA001", "UAB003", "NOPE"], "priority": 7},
@@ -48,7 +47,7 @@ def test_submit_list_and_detail(client: TestClient, fleet: AssetFactory) -> None
 
 
 def test_submit_by_concentrator_and_concentrator_activity(
-    client: TestClient, fleet: AssetFactory
+    client: TestClient, fleet: object
 ) -> None:
     bulk = client.post("/api/workorders", json={"activity": "MeterSync", "concentrator": "TD-1000"})
     assert bulk.status_code == 201
@@ -62,7 +61,7 @@ def test_submit_by_concentrator_and_concentrator_activity(
     assert "TD-9" in missing.json()["detail"]
 
 
-def test_submit_csv_body(client: TestClient, fleet: AssetFactory) -> None:
+def test_submit_csv_body(client: TestClient, fleet: object) -> None:
     text = "podname;serialnumber\nPOD-1;UAA001\nPOD-2;\nPOD-3;UAA001\nbroken line\n"
     response = client.post(
         "/api/workorders",
@@ -88,7 +87,7 @@ def test_submit_csv_body(client: TestClient, fleet: AssetFactory) -> None:
     assert no_activity.status_code == 422
 
 
-def test_submit_validation_problems(client: TestClient, fleet: AssetFactory) -> None:
+def test_submit_validation_problems(client: TestClient, fleet: object) -> None:
     bad = client.post(
         "/api/workorders", json={"activity": "Reading", "priority": 12, "meters": ["UAA001"]}
     )
@@ -114,7 +113,7 @@ def test_submit_validation_problems(client: TestClient, fleet: AssetFactory) -> 
     assert not_json.status_code == 422
 
 
-def test_cancel_and_batch_progress(client: TestClient, fleet: AssetFactory) -> None:
+def test_cancel_and_batch_progress(client: TestClient, fleet: object) -> None:
     batch = client.post(
         "/api/workorders", json={"activity": "Reading", "meters": ["UAA001", "UAB003"]}
     ).json()
@@ -137,7 +136,7 @@ def test_cancel_and_batch_progress(client: TestClient, fleet: AssetFactory) -> N
     assert client.get("/api/workorders/batches/999999").status_code == 404
 
 
-def test_views_and_filters(client: TestClient, fleet: AssetFactory) -> None:
+def test_views_and_filters(client: TestClient, fleet: object) -> None:
     client.post(
         "/api/workorders", json={"activity": "Reading", "meters": ["UAA001"], "origin": "legacy"}
     )
@@ -156,7 +155,7 @@ def test_views_and_filters(client: TestClient, fleet: AssetFactory) -> None:
     )
 
 
-def test_csv_report_columns(client: TestClient, fleet: AssetFactory, db: Engine) -> None:
+def test_csv_report_columns(client: TestClient, fleet: object, db: Engine) -> None:
     batch = client.post(
         "/api/workorders",
         json={
