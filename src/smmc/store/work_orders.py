@@ -284,10 +284,11 @@ class WorkOrderQueue:
         reason: str | None = None,
         payload: Mapping[str, Any] | None = None,
         schedule_id: int | None = None,
+        on_progress: Callable[[int, int], None] | None = None,
     ) -> SubmitResult:
         """One batch (the seed's idwork) with one order per accepted target. Targets that
         cannot be resolved are returned as rejected, naming the row and why; the others are
-        queued."""
+        queued. ``on_progress(done, total)`` follows the inserts of a large batch."""
         if priority is not None and not MIN_PRIORITY <= priority <= MAX_PRIORITY:
             raise InvalidWorkOrder(
                 f"priority: {priority} is outside {MIN_PRIORITY}..{MAX_PRIORITY}"
@@ -350,8 +351,12 @@ class WorkOrderQueue:
             ).scalar_one()
             for row in rows:
                 row["batch_id"] = batch_id
+            written = 0
             for chunk in _chunks(rows, 1000):
                 conn.execute(wo.insert(), list(chunk))
+                written += len(chunk)
+                if on_progress is not None:
+                    on_progress(written, len(rows))
         return SubmitResult(int(batch_id), len(rows), tuple(rejected))
 
     def _resolve(
