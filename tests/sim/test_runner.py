@@ -184,7 +184,10 @@ async def test_a_push_reaches_the_destination_the_head_end_set() -> None:
         expected_alarms = alarm_bits(runner.meters.model(index).alarm_register(clock.now()))
     (frame,) = WrapperDecoder().feed(payload)
     notification = DataNotification.from_bytes(frame.payload)
-    logical_name, device_name, alarms = notification.body.value  # type: ignore[misc]
-    assert logical_name.value == PUSH_SETUP.to_bytes()
-    assert device_name.value == f"NXM{index:013d}".encode()
-    assert alarms.value == expected_alarms
+    body = notification.body.value
+    assert isinstance(body, tuple)
+    assert [item.value for item in body] == [
+        PUSH_SETUP.to_bytes(),
+        f"NXM{index:013d}".encode(),
+        expected_alarms,
+    ]
