@@ -1,0 +1,1066 @@
+"""The simulated data concentrator (LVM): a DLMS server on the DC's own TCP endpoint.
+
+One socket, two kinds of association (see ``docs/protocol/concentrator.md``):
+
+* wrapper destination wPort ``1`` — the DC's **management logical device**: its clock, the
+  status word, the node table, the gateway acknowledgement log, node commissioning and the
+  profiles the DC collected from its meters;
+* wrapper destination wPort ``GATEWAY_BASE + node address`` — the **gateway**: every APDU
+  is carried over the simulated PLC medium to that meter's own DLMS server and the answer
+  carried back, so the association is end to end with the meter's keys. When the DC cannot
+  reach the meter it answers itself (a rejected AARE, or an ExceptionResponse) and appends
+  the acknowledgement code to the gateway log, where the head-end reads which one it was.
+
+The DC also sends spontaneous power off/on frames and relays meter alarms as DLMS
+DataNotifications to a configured head-end address.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import datetime as dt
+import hashlib
+import logging
+import socket
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import ClassVar, Literal
+
+from smmc.dlms.apdu import (
+    Aare,
+    AcseServiceProviderDiagnostic,
+    AcseServiceUserDiagnostic,
+    AssociationResult,
+    AuthenticationMechanism,
+    DataNotification,
+    ExceptionResponse,
+    ExceptionServiceError,
+    StateError,
+)
+from smmc.dlms.apdu.selective_access import (
+    CLOCK_TIME,
+    CaptureObjectDefinition,
+    RangeDescriptor,
+)
+from smmc.dlms.axdr import Data
+from smmc.dlms.connection import (
+    AssociationRefused,
+    ServerAssociation,
+    ServerConnection,
+)
+from smmc.dlms.cosem import (
+    AccessResult,
+    AccessRights,
+    AttributeAccess,
+    Clock,
+    CosemAccessError,
+    CosemObject,
+    DataObject,
+    LogicalDevice,
+    MethodAccess,
+    ProfileGeneric,
+    SelectiveAccessDescriptor,
+)
+from smmc.dlms.cosem.base import expect_bool, expect_bytes
+from smmc.dlms.cosem.extended_register import decode_date_time
+from smmc.dlms.cosem_time import CosemDateTime
+from smmc.dlms.errors import CipheringError, DecodeError, DlmsError, DlmsTimeout
+from smmc.dlms.framing.wrapper import WrapperDecoder, WrapperFrame
+from smmc.dlms.obis import Obis
+from smmc.dlms.server import ServedDevice
+from smmc.domain.concentrator_status import encode_status_word
+from smmc.domain.error_catalog import ACK_CODES, CATALOG, ErrorKey, format_error
+from smmc.domain.spontaneous import (
+    DEFAULT_SPONTANEOUS_PORT,
+    PowerEvent,
+    PowerFrame,
+    encode_power_frame,
+)
+from smmc.domain.time import zone
+from smmc.sim.clock import SimClock
+from smmc.sim.fleet import ConcentratorSpec, FleetPlan, MeterSpec
+from smmc.sim.meter_device import MeterDevices
+from smmc.sim.meter_model import (
+    BillingRow,
+    ExtendedWord1,
+    ExtendedWord2,
+    MeterModel,
+    MeterModelError,
+    NormalWord1,
+    StatusWords,
+)
+from smmc.sim.plc import LinkBusy, LinkSettings, PlcLink
+
+__all__ = [
+    "ACK_LOG_OBIS",
+    "COLLECTED_DAILY_OBIS",
+    "COLLECTED_LOAD_PROFILE_OBIS",
+    "COLLECTED_STATUS_OBIS",
+    "GATEWAY_BASE",
+    "MANAGEMENT_ADDRESS",
+    "MANAGEMENT_CLIENT",
+    "NODE_MANAGEMENT_CLASS",
+    "NODE_MANAGEMENT_OBIS",
+    "NODE_TABLE_OBIS",
+    "PUBLIC_CLIENT",
+    "STATUS_WORD_OBIS",
+    "ConcentratorServer",
+    "GatewayFailure",
+    "HeadEndAddress",
+    "Node",
+    "gateway_address",
+]
+
+_LOG = logging.getLogger(__name__)
+
+MANAGEMENT_ADDRESS = 1
+"""Wrapper wPort (server logical address) of the DC's management logical device."""
+GATEWAY_BASE = 0x1000
+"""A meter behind the DC is logical device ``GATEWAY_BASE + node address``."""
+PUBLIC_CLIENT = 16
+MANAGEMENT_CLIENT = 1
+
+STATUS_WORD_OBIS = Obis(0, 0, 96, 5, 0, 255)
+NODE_TABLE_OBIS = Obis(0, 128, 96, 1, 0, 255)
+ACK_LOG_OBIS = Obis(0, 128, 96, 2, 0, 255)
+NODE_MANAGEMENT_OBIS = Obis(0, 128, 96, 3, 0, 255)
+NODE_MANAGEMENT_CLASS = 128
+COLLECTED_LOAD_PROFILE_OBIS = Obis(0, 128, 99, 1, 0, 255)
+COLLECTED_DAILY_OBIS = Obis(0, 128, 98, 1, 0, 255)
+COLLECTED_STATUS_OBIS = Obis(0, 128, 99, 98, 0, 255)
+
+_SERIAL_COLUMN = CaptureObjectDefinition(1, Obis(0, 0, 96, 1, 0, 255), 2)
+_READ = AttributeAccess.READ_ONLY
+_READ_WRITE = AttributeAccess.READ_WRITE
+_ACK_LOG_ENTRIES = 1000
+_MAX_READ = 4096
+_WATCHED_ALARMS = StatusWords(
+    int(NormalWord1.PUP | NormalWord1.ORD),
+    0,
+    int(ExtendedWord1.CAPE),
+    int(ExtendedWord2.TC_REM),
+)
+
+
+def gateway_address(node_address: int) -> int:
+    """The wrapper wPort a head-end addresses to reach the meter at ``node_address``."""
+    if not 0 <= node_address <= 0xFFFF - GATEWAY_BASE:
+        raise ValueError(f"node address {node_address} outside 0..{0xFFFF - GATEWAY_BASE}")
+    return GATEWAY_BASE + node_address
+
+
+@dataclass(frozen=True, slots=True)
+class HeadEndAddress:
+    """Where spontaneous frames and pushes go."""
+
+    host: str
+    port: int = DEFAULT_SPONTANEOUS_PORT
+    transport: Literal["tcp", "udp"] = "tcp"
+
+
+@dataclass(slots=True)
+class Node:
+    """One meter in the DC's node table (the "CE table")."""
+
+    index: int
+    serial: str
+    node_address: int
+    phase: str
+    polyphase: bool
+    repeater_level: int
+    commissioned: bool = True
+    reachable: bool = True
+    repeater_failed: bool = False
+    wrong_key: bool = False
+    last_contact: dt.datetime | None = None
+    seen_alarms: StatusWords = dataclasses.field(default_factory=StatusWords)
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayFailure:
+    """Why the DC could not carry a request to a meter: the catalog row and the DC's
+    acknowledgement code (None for the failures the seeds show without one)."""
+
+    key: ErrorKey
+    text: str
+    ack: str | None = None
+
+    @classmethod
+    def of_ack(cls, code: str) -> GatewayFailure:
+        found = ACK_CODES[code]
+        return cls(found.key, found.text, found.code)
+
+    @classmethod
+    def of_key(cls, key: ErrorKey) -> GatewayFailure:
+        return cls(key, CATALOG[key].text)
+
+    @property
+    def retryable(self) -> bool:
+        return CATALOG[self.key].retryable
+
+    def report(self, operation: str) -> str:
+        """``[OPERATION] [ACK] TEXT`` as the utility's reports print it; the catalog text
+        alone when the DC gives no code (the reports' form for those)."""
+        if self.ack is None:
+            return self.text
+        return format_error(self.text, operation=operation, ack=self.ack)
+
+
+def _repeater_level(serial: str, failed: bool) -> int:
+    """Hops through repeaters (0..3), stable per meter; a failing repeater needs one."""
+    draw = hashlib.blake2b(serial.encode(), digest_size=2).digest()[0]
+    level = 0 if draw < 128 else 1 if draw < 192 else 2 if draw < 230 else 3
+    return max(level, 1 + draw % 3) if failed else level
+
+
+def _node(meter: MeterSpec) -> Node:
+    if meter.node_address is None:
+        raise ValueError(f"meter {meter.serial} has no node address")
+    return Node(
+        index=meter.index,
+        serial=meter.serial,
+        node_address=meter.node_address,
+        phase=meter.phase,
+        polyphase=meter.polyphase,
+        repeater_level=_repeater_level(meter.serial, meter.repeater_failure),
+        reachable=not meter.unreachable,
+        repeater_failed=meter.repeater_failure,
+        wrong_key=meter.wrong_key,
+    )
+
+
+def _date_time(moment: dt.datetime) -> Data:
+    return Data.octet_string(CosemDateTime.from_datetime(moment).to_bytes())
+
+
+def _text(value: str) -> Data:
+    return Data.visible_string(value)
+
+
+def _columns(prefix: Obis, count: int) -> list[CaptureObjectDefinition]:
+    return [
+        CaptureObjectDefinition(1, Obis(prefix.a, prefix.b, prefix.c, prefix.d, n, 255), 2)
+        for n in range(1, count + 1)
+    ]
+
+
+# -- management objects -------------------------------------------------------------------
+
+
+class _ComputedData(DataObject):
+    """IC 1 whose value the DC computes at each read (the status word)."""
+
+    def __init__(self, logical_name: Obis, compute: Callable[[], Data]) -> None:
+        super().__init__(logical_name)
+        self._compute = compute
+
+    def _get(self, attribute: int, selective_access: SelectiveAccessDescriptor | None) -> Data:
+        return self._compute()
+
+    def _set(self, attribute: int, value: Data) -> None:
+        if not hasattr(self, "_compute"):  # the base constructor's initial null value
+            super()._set(attribute, value)
+            return
+        raise CosemAccessError(AccessResult.READ_WRITE_DENIED, f"{self!r} is read-only")
+
+
+Window = tuple[dt.datetime, dt.datetime]
+Row = tuple[Data, ...]
+
+
+class _WindowProfile(ProfileGeneric):
+    """A profile whose rows are computed for the asked time range, not stored.
+
+    A range read on the clock column computes only that range; a plain read of the buffer
+    (and ``entries_in_use``) covers ``default_window`` (the last day).
+    """
+
+    def __init__(
+        self,
+        logical_name: Obis,
+        columns: Sequence[CaptureObjectDefinition],
+        fetch: Callable[[dt.datetime, dt.datetime], list[Row]],
+        default_window: Callable[[], Window],
+        tz: dt.tzinfo,
+        capture_period: int = 0,
+    ) -> None:
+        super().__init__(logical_name, columns, capture_period, profile_entries=0xFFFFFFFF)
+        self._fetch = fetch
+        self._default_window = default_window
+        self._tz = tz
+        self._window: Window | None = None
+
+    def rows(self) -> list[Row]:
+        start, end = self._window or self._default_window()
+        return self._fetch(start, end)
+
+    def _by_range(self, descriptor: RangeDescriptor) -> list[Row]:
+        if descriptor.restricting_object != CLOCK_TIME:
+            return super()._by_range(descriptor)
+        try:
+            bounds = [
+                decode_date_time(value).to_datetime()
+                for value in (descriptor.from_value, descriptor.to_value)
+            ]
+        except (DecodeError, CosemAccessError):
+            return super()._by_range(descriptor)
+        start, end = (b if b.tzinfo else b.replace(tzinfo=self._tz) for b in bounds)
+        # The models give (start, end]; the range is inclusive, so widen by a second and
+        # let the base class keep exactly [start, end].
+        self._window = (start - dt.timedelta(seconds=1), end)
+        try:
+            return super()._by_range(descriptor)
+        finally:
+            self._window = None
+
+
+class _NodeManagement(CosemObject):
+    """Manufacturer-specific IC 128: ``procedure_enabled`` (2, boolean, the "TB procedure"
+    switch); methods commission (1) and decommission (2), each taking the meter serial as
+    an octet-string and returning ``structure {boolean done, visible-string text}``."""
+
+    CLASS_ID: ClassVar[int] = NODE_MANAGEMENT_CLASS
+    ATTRIBUTE_COUNT: ClassVar[int] = 2
+    METHOD_COUNT: ClassVar[int] = 2
+
+    def __init__(self, dc: ConcentratorServer) -> None:
+        super().__init__(NODE_MANAGEMENT_OBIS)
+        self._dc = dc
+
+    def _get(self, attribute: int, selective_access: SelectiveAccessDescriptor | None) -> Data:
+        return Data.boolean(self._dc.procedure_enabled)
+
+    def _set(self, attribute: int, value: Data) -> None:
+        self._dc.procedure_enabled = expect_bool(value, "procedure_enabled")
+
+    def _action(self, method: int, parameters: Data | None) -> Data | None:
+        if parameters is None:
+            raise CosemAccessError(AccessResult.TYPE_UNMATCHED, "a meter serial is required")
+        raw = expect_bytes(parameters, "meter serial")
+        try:
+            serial = raw.decode("ascii")
+        except UnicodeDecodeError:
+            raise CosemAccessError(AccessResult.TYPE_UNMATCHED, "serial is not ASCII") from None
+        if method == 1:
+            done, text = self._dc.commission(serial)
+        else:
+            done, text = self._dc.decommission(serial)
+        return Data.structure((Data.boolean(done), _text(text)))
+
+
+# -- the server ---------------------------------------------------------------------------
+
+
+class ConcentratorServer:
+    """One simulated DC: ``async with ConcentratorServer(plan, spec, clock) as dc:``.
+
+    ``meters`` builds and caches the meters' DLMS devices and keeps their models; pass the
+    fleet runner's shared ``MeterDevices`` so the gateway, the collected profiles and any
+    point-to-point access all see the same meters (a private one is made otherwise).
+    ``port=None`` listens on the plan's port, ``0`` on an ephemeral one.
+    """
+
+    def __init__(
+        self,
+        plan: FleetPlan,
+        spec: ConcentratorSpec,
+        clock: SimClock,
+        *,
+        meters: MeterDevices | None = None,
+        host: str | None = None,
+        port: int | None = None,
+        link: LinkSettings | None = None,
+        head_end: HeadEndAddress | None = None,
+        idle_timeout: float | None = 120.0,
+    ) -> None:
+        self.plan = plan
+        self.spec = spec
+        self.clock = clock
+        self.host = spec.host if host is None else host
+        self._requested_port = spec.port if port is None else port
+        self.link = PlcLink(link)
+        self.head_end = head_end
+        self.idle_timeout = idle_timeout
+        self.procedure_enabled = True
+        self.modem_failed = False
+        self.extra_letters: set[str] = set()
+        self.errors: list[Exception] = []
+        self.meters = meters or MeterDevices(plan, clock)
+        self._tz = zone(spec.time_zone)
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._bound_port: int | None = None
+        self._sequence = 0
+        self.nodes: dict[int, Node] = {
+            node.node_address: node for node in map(_node, self._meters())
+        }
+        self.device = self._management_device()
+        self.management = ServedDevice(
+            self.device,
+            self.management_associations(),
+            b"LVM" + spec.index.to_bytes(5, "big"),
+        )
+
+    def _meters(self) -> Iterable[MeterSpec]:
+        per = self.plan.fleet.concentrators.meters_per_concentrator
+        first = self.spec.index * per
+        for index in range(first, min(first + per, len(self.plan))):
+            meter = self.plan.meter(index)
+            if meter.concentrator == self.spec.index and meter.node_address is not None:
+                yield meter
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    async def __aenter__(self) -> ConcentratorServer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    @property
+    def port(self) -> int:
+        """The DC's TCP port (also when it is down: connecting to it is refused)."""
+        if self._server is not None and self._server.sockets:
+            port: int = self._server.sockets[0].getsockname()[1]
+            return port
+        if self._bound_port is not None:
+            return self._bound_port
+        return self._requested_port
+
+    @property
+    def running(self) -> bool:
+        return self._server is not None
+
+    async def start(self) -> None:
+        """Listen, unless the plan has this DC down (then connections are refused)."""
+        if self.spec.down:
+            if self._requested_port == 0 and self._bound_port is None:
+                self._bound_port = _unused_port(self.host)
+            return
+        await self._listen()
+
+    async def _listen(self) -> None:
+        if self._server is not None:
+            raise RuntimeError("the concentrator is already listening")
+        port = self._bound_port if self._bound_port is not None else self._requested_port
+        self._server = await asyncio.start_server(self._accept, self.host, port)
+        self._bound_port = self._server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        """Stop listening and drop every connection."""
+        server, self._server = self._server, None
+        if server is not None:
+            server.close()
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        if server is not None:
+            await server.wait_closed()
+
+    async def power_off(self) -> None:
+        """Lose supply: send the last-gasp frame, then stop answering (connection refused)."""
+        await self.send_power_frame(PowerEvent.OFF)
+        await self.stop()
+
+    async def power_on(self) -> None:
+        """Supply back: listen again and send the power-on frame."""
+        await self._listen()
+        self.extra_letters.add("A")
+        await self.send_power_frame(PowerEvent.ON)
+
+    # -- the DC's own state ----------------------------------------------------------------
+
+    def now(self) -> dt.datetime:
+        """The DC clock (the head-end may have set it), aware in the DC's zone."""
+        return self._clock_object.local_now()
+
+    def status_letters(self) -> set[str]:
+        """The status-word letters that hold now."""
+        letters = {"O", "C"} | self.extra_letters
+        if any(node.commissioned for node in self.nodes.values()):
+            letters.add("B")
+        if self.modem_failed:
+            letters.add("U")
+        else:
+            letters.add("E")
+        if self._clock_object.get(8).value:
+            letters.add("G")
+        if self.spec.missing_phase is not None:
+            letters.add("IJK"["RST".index(self.spec.missing_phase)])
+        return letters
+
+    def status_word(self) -> int:
+        return encode_status_word(self.status_letters())
+
+    def node_by_serial(self, serial: str) -> Node | None:
+        for node in self.nodes.values():
+            if node.serial == serial:
+                return node
+        return None
+
+    def commission(self, serial: str) -> tuple[bool, str]:
+        """Commission a meter of this DC: (done, text) with the catalog's text on failure."""
+        node = self.node_by_serial(serial)
+        failure: GatewayFailure | None
+        if node is None or self._unreachable(node) is not None:
+            failure = GatewayFailure.of_key(ErrorKey.NOT_COMMISSIONED_UNREACHABLE)
+        elif node.wrong_key:
+            failure = GatewayFailure.of_key(ErrorKey.NOT_COMMISSIONED_WRONG_KEYS)
+        else:
+            node.commissioned = True
+            node.last_contact = self.now()
+            return True, "Meter commissioned"
+        self._log(node.node_address if node else 0, serial, "COMMISSIONING", failure)
+        return False, failure.text
+
+    def decommission(self, serial: str) -> tuple[bool, str]:
+        """Remove a meter from the CE table (it stays in the node table, not commissioned)."""
+        node = self.node_by_serial(serial)
+        if node is None or not node.commissioned:
+            failure = GatewayFailure.of_key(ErrorKey.CE_NOT_IN_TABLE)
+            self._log(node.node_address if node else 0, serial, "DECOMMISSIONING", failure)
+            return False, failure.text
+        node.commissioned = False
+        return True, "Meter decommissioned"
+
+    def _unreachable(self, node: Node) -> GatewayFailure | None:
+        if (
+            not node.polyphase
+            and self.spec.missing_phase is not None
+            and node.phase == self.spec.missing_phase
+        ):
+            return GatewayFailure.of_ack("TB_ACK_50")
+        if not node.reachable:
+            return GatewayFailure.of_ack("TB_ACK_21")
+        if node.repeater_failed:
+            return GatewayFailure.of_ack(f"TB_ACK_{39 + node.repeater_level}")
+        return None
+
+    def gateway_failure(self, node_address: int) -> GatewayFailure | None:
+        """Why a request to ``node_address`` cannot go through now (DC faults first)."""
+        if not self.procedure_enabled:
+            return GatewayFailure.of_key(ErrorKey.TB_PROCEDURE_NOT_ENABLED)
+        if self.modem_failed:
+            return GatewayFailure.of_key(ErrorKey.MODEM_PLC_FAILURE)
+        node = self.nodes.get(node_address)
+        if node is None or not node.commissioned:
+            return GatewayFailure.of_key(ErrorKey.CE_NOT_IN_TABLE)
+        return self._unreachable(node)
+
+    def _log(self, node_address: int, serial: str, operation: str, failure: GatewayFailure) -> None:
+        self._ack_log.append(
+            (
+                _date_time(self.now()),
+                Data.long_unsigned(node_address),
+                Data.octet_string(serial.encode("ascii")),
+                _text(operation),
+                _text(failure.ack or ""),
+                _text(failure.text),
+                _text(failure.report(operation)),
+            )
+        )
+
+    def model(self, index: int) -> MeterModel:
+        return self.meters.model(index)
+
+    # -- management logical device ---------------------------------------------------------
+
+    def _management_device(self) -> LogicalDevice:
+        device = LogicalDevice(self.spec.serial.encode("ascii"))
+        self._clock_object = Clock(tz=self._tz, time_source=self.clock.now)
+        public = AccessRights({1: _READ, 2: _READ})
+        full_read = AccessRights(dict.fromkeys(range(1, 9), _READ))
+        device.add(
+            self._clock_object,
+            {
+                PUBLIC_CLIENT: AccessRights(dict.fromkeys(range(1, 10), _READ)),
+                MANAGEMENT_CLIENT: AccessRights(
+                    {**dict.fromkeys(range(1, 10), _READ), 2: _READ_WRITE, 3: _READ_WRITE},
+                    dict.fromkeys(range(1, 7), MethodAccess.ACCESS),
+                ),
+            },
+        )
+        serial = Data.octet_string(self.spec.serial.encode("ascii"))
+        device.add(DataObject(Obis(0, 0, 42, 0, 0, 255), serial), {PUBLIC_CLIENT: public})
+        device.add(DataObject(_SERIAL_COLUMN.logical_name, serial), {PUBLIC_CLIENT: public})
+        device.add(
+            _ComputedData(STATUS_WORD_OBIS, lambda: Data.double_long_unsigned(self.status_word())),
+            {PUBLIC_CLIENT: public, MANAGEMENT_CLIENT: public},
+        )
+        device.add(
+            ProfileGeneric(NODE_TABLE_OBIS, _columns(NODE_TABLE_OBIS, 7), 0, 0xFFFF, self._nodes),
+            {MANAGEMENT_CLIENT: full_read},
+        )
+        self._ack_log = device.add(
+            ProfileGeneric(
+                ACK_LOG_OBIS,
+                [CLOCK_TIME, *_columns(ACK_LOG_OBIS, 6)],
+                0,
+                _ACK_LOG_ENTRIES,
+            ),
+            {MANAGEMENT_CLIENT: full_read},
+        )
+        device.add(
+            _NodeManagement(self),
+            {
+                MANAGEMENT_CLIENT: AccessRights(
+                    {1: _READ, 2: _READ_WRITE}, {1: MethodAccess.ACCESS, 2: MethodAccess.ACCESS}
+                )
+            },
+        )
+        energy = [CaptureObjectDefinition(3, Obis(1, 0, c, 29, 0, 255), 2) for c in (1, 2, 3, 4)]
+        status = CaptureObjectDefinition(1, Obis(0, 0, 96, 10, 1, 255), 2)
+        tiers = [CaptureObjectDefinition(3, Obis(1, 0, 1, 8, t, 255), 2) for t in range(1, 7)]
+        totals = [CaptureObjectDefinition(3, Obis(1, 0, c, 8, 0, 255), 2) for c in (1, 2, 3, 4)]
+        words = [CaptureObjectDefinition(1, Obis(0, 0, 96, 5, w, 255), 2) for w in (1, 2, 3, 4)]
+        for obis, columns, fetch, period in (
+            (
+                COLLECTED_LOAD_PROFILE_OBIS,
+                [CLOCK_TIME, _SERIAL_COLUMN, status, *energy],
+                self._load_profile_rows,
+                900,
+            ),
+            (
+                COLLECTED_DAILY_OBIS,
+                [CLOCK_TIME, _SERIAL_COLUMN, *tiers, *totals],
+                self._daily_rows,
+                86400,
+            ),
+            (
+                COLLECTED_STATUS_OBIS,
+                [CLOCK_TIME, _SERIAL_COLUMN, *words],
+                self._status_rows,
+                86400,
+            ),
+        ):
+            device.add(
+                _WindowProfile(obis, columns, fetch, self._last_day, self._tz, period),
+                {MANAGEMENT_CLIENT: full_read},
+            )
+        return device
+
+    def management_associations(self) -> dict[int, ServerAssociation]:
+        """Public (16, no security, read-only basics) and management (1, LLS with the
+        provisioned MAA password)."""
+        return {
+            PUBLIC_CLIENT: ServerAssociation(),
+            MANAGEMENT_CLIENT: ServerAssociation(
+                AuthenticationMechanism.LOW, password=self.spec.maa_password.encode("ascii")
+            ),
+        }
+
+    def _nodes(self) -> list[Row]:
+        return [
+            (
+                Data.octet_string(node.serial.encode("ascii")),
+                Data.long_unsigned(node.node_address),
+                Data.boolean(node.commissioned),
+                Data.boolean(self._unreachable(node) is None),
+                _text("RST" if node.polyphase else node.phase),
+                Data.unsigned(node.repeater_level),
+                Data.null() if node.last_contact is None else _date_time(node.last_contact),
+            )
+            for node in sorted(self.nodes.values(), key=lambda n: n.node_address)
+        ]
+
+    def _last_day(self) -> Window:
+        now = self.clock.now()
+        return now - dt.timedelta(days=1), now
+
+    def _collected(self) -> list[Node]:
+        """Nodes the DC reads on schedule: commissioned and reachable."""
+        return [
+            node
+            for node in sorted(self.nodes.values(), key=lambda n: n.node_address)
+            if node.commissioned and self._unreachable(node) is None
+        ]
+
+    def _clamp(self, start: dt.datetime, end: dt.datetime) -> Window | None:
+        start = max(start, self.plan.history_start)
+        end = min(end, self.clock.now())
+        return (start, end) if start < end else None
+
+    def _load_profile_rows(self, start: dt.datetime, end: dt.datetime) -> list[Row]:
+        window = self._clamp(start, end)
+        if window is None:
+            return []
+        rows: list[tuple[dt.datetime, int, Row]] = []
+        for node in self._collected():
+            serial = Data.octet_string(node.serial.encode("ascii"))
+            for row in self.model(node.index).load_profile(*window):
+                values = (
+                    row.active_import_wh,
+                    row.active_export_wh,
+                    row.reactive_import_varh,
+                    row.reactive_export_varh,
+                )
+                data = (
+                    _date_time(row.clock),
+                    serial,
+                    Data.unsigned(int(row.status)),
+                    *(Data.double_long_unsigned(v) for v in values),
+                )
+                rows.append((row.captured_utc, node.node_address, data))
+        return [data for _, _, data in sorted(rows, key=lambda r: (r[0], r[1]))]
+
+    def _closures(self, start: dt.datetime, end: dt.datetime) -> list[tuple[Node, Row, BillingRow]]:
+        window = self._clamp(start, end + dt.timedelta(days=1))
+        if window is None:
+            return []
+        now = self.clock.now()
+        first = window[0].astimezone(self._tz).date() - dt.timedelta(days=1)
+        last = end.astimezone(self._tz).date()
+        found: list[tuple[Node, Row, BillingRow]] = []
+        for node in self._collected():
+            model = self.model(node.index)
+            day = first
+            while day <= last:
+                try:
+                    billing = model.billing_row(day)
+                except MeterModelError:
+                    billing = None
+                if billing is not None and billing.captured_utc <= now:
+                    head = (_date_time(billing.clock), Data.octet_string(node.serial.encode()))
+                    found.append((node, head, billing))
+                day += dt.timedelta(days=1)
+        return found
+
+    def _daily_rows(self, start: dt.datetime, end: dt.datetime) -> list[Row]:
+        rows = []
+        for _, head, billing in self._closures(start, end):
+            registers = billing.registers
+            tiers = registers.active_import.tiers
+            totals = (
+                registers.active_import.total,
+                registers.active_export.total,
+                registers.reactive_import.total,
+                registers.reactive_export.total,
+            )
+            rows.append(head + tuple(Data.double_long_unsigned(v) for v in (*tiers, *totals)))
+        return rows
+
+    def _status_rows(self, start: dt.datetime, end: dt.datetime) -> list[Row]:
+        rows = []
+        for node, head, billing in self._closures(start, end):
+            words = self.model(node.index).status_words(billing.captured_utc)
+            values = (words.normal1, words.normal2, words.extended1, words.extended2)
+            rows.append(head + tuple(Data.long_unsigned(v) for v in values))
+        return rows
+
+    # -- connections -------------------------------------------------------------------------
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)
+        try:
+            await self._serve(reader, writer)
+        except asyncio.CancelledError:
+            # Only ``stop`` cancels these tasks; ending quietly keeps asyncio from
+            # reporting the cancelled connection callback as an error.
+            pass
+        except DlmsError as exc:
+            _LOG.info("DC %s: peer dropped: %s", self.spec.name, exc)
+            self.errors.append(exc)
+        except (OSError, ConnectionError) as exc:
+            _LOG.info("DC %s: transport error: %s", self.spec.name, exc)
+        finally:
+            writer.close()
+            with contextlib.suppress(OSError, ConnectionError):
+                await writer.wait_closed()
+            if task is not None:
+                self._tasks.discard(task)
+
+    async def _read(self, reader: asyncio.StreamReader) -> bytes:
+        try:
+            return await asyncio.wait_for(reader.read(_MAX_READ), self.idle_timeout)
+        except TimeoutError:
+            raise DlmsTimeout(f"client silent for {self.idle_timeout} s") from None
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        decoder = WrapperDecoder()
+        session: _Session | None = None
+        try:
+            while data := await self._read(reader):
+                for frame in decoder.feed(data):
+                    if session is None:
+                        session = self._open(frame)
+                    elif (frame.source_wport, frame.destination_wport) != (
+                        session.client_sap,
+                        session.address,
+                    ):
+                        raise DecodeError(
+                            f"frame for wPorts {frame.source_wport}->{frame.destination_wport} "
+                            f"on an association of {session.client_sap}->{session.address}"
+                        )
+                    replies, close = await session.handle(frame.payload)
+                    for apdu in replies:
+                        reply = WrapperFrame(1, session.address, session.client_sap, apdu)
+                        writer.write(reply.to_bytes())
+                    await writer.drain()
+                    if close:
+                        return
+        finally:
+            if session is not None:
+                session.abort()
+
+    def _open(self, frame: WrapperFrame) -> _Session:
+        address, client_sap = frame.destination_wport, frame.source_wport
+        if address == MANAGEMENT_ADDRESS:
+            served = self.management
+            connection = ServerConnection(
+                served.device,
+                served.associations,
+                client_sap,
+                served.system_title,
+                guard=served.guard,
+                invocation_counter=served.invocation_counter,
+            )
+            return _ManagementSession(address, client_sap, connection)
+        if address >= GATEWAY_BASE:
+            return _GatewaySession(self, address, client_sap)
+        raise DecodeError(f"no logical device at address {address}")
+
+    # -- spontaneous messages ------------------------------------------------------------------
+
+    async def send_power_frame(self, event: PowerEvent) -> bytes | None:
+        """Send a power off/on frame to the head-end (if one is configured); returns it."""
+        if self.head_end is None:
+            return None
+        self._sequence = (self._sequence + 1) & 0xFFFF
+        local = self.now().replace(tzinfo=None, microsecond=0)
+        frame = encode_power_frame(PowerFrame(self._sequence, local, self.spec.serial, event))
+        await self._send(frame)
+        return frame
+
+    async def scan_alarms(self) -> list[tuple[Node, StatusWords]]:
+        """Relay new meter alarms (last gasp PUP, clock not aligned ORD, cover open CAPE and
+        TC_REM) as DataNotifications; returns what was pushed."""
+        pushed = []
+        now = self.clock.now()
+        for node in self._collected():
+            words = self.model(node.index).alarm_register(now)
+            watched = words.masked(
+                (
+                    _WATCHED_ALARMS.normal1,
+                    _WATCHED_ALARMS.normal2,
+                    _WATCHED_ALARMS.extended1,
+                    _WATCHED_ALARMS.extended2,
+                )
+            )
+            seen = node.seen_alarms
+            new = (
+                watched.normal1 & ~seen.normal1,
+                watched.normal2 & ~seen.normal2,
+                watched.extended1 & ~seen.extended1,
+                watched.extended2 & ~seen.extended2,
+            )
+            node.seen_alarms = watched
+            if not any(new):
+                continue
+            await self.push_alarm(node, words)
+            pushed.append((node, words))
+        return pushed
+
+    async def push_alarm(self, node: Node, words: StatusWords) -> None:
+        """One DataNotification for a meter alarm, from the meter's gateway address."""
+        if self.head_end is None:
+            return
+        body = Data.structure(
+            (
+                Data.octet_string(node.serial.encode("ascii")),
+                Data.long_unsigned(node.node_address),
+                Data.long_unsigned(words.normal1),
+                Data.long_unsigned(words.normal2),
+                Data.long_unsigned(words.extended1),
+                Data.long_unsigned(words.extended2),
+            )
+        )
+        stamp = CosemDateTime.from_datetime(self.now().replace(microsecond=0))
+        notification = DataNotification(body, stamp)
+        frame = WrapperFrame(
+            1, gateway_address(node.node_address), MANAGEMENT_CLIENT, notification.to_bytes()
+        )
+        await self._send(frame.to_bytes())
+
+    async def _send(self, payload: bytes) -> None:
+        target = self.head_end
+        if target is None:
+            return
+        if target.transport == "udp":
+            loop = asyncio.get_running_loop()
+            transport, _ = await loop.create_datagram_endpoint(
+                asyncio.DatagramProtocol, remote_addr=(target.host, target.port)
+            )
+            try:
+                transport.sendto(payload)
+            finally:
+                transport.close()
+            return
+        try:
+            _, writer = await asyncio.wait_for(
+                asyncio.open_connection(target.host, target.port), 10.0
+            )
+        except (OSError, TimeoutError) as exc:
+            _LOG.info("DC %s: head-end %s unreachable: %s", self.spec.name, target, exc)
+            self.errors.append(exc)
+            return
+        try:
+            writer.write(payload)
+            await writer.drain()
+        finally:
+            writer.close()
+            with contextlib.suppress(OSError, ConnectionError):
+                await writer.wait_closed()
+
+
+def _unused_port(host: str) -> int:
+    """A port nothing listens on (bound then released), for a DC that is down."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((host, 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+# -- sessions ---------------------------------------------------------------------------------
+
+
+class _Session:
+    """One TCP connection's association: to the management LD or through the gateway."""
+
+    def __init__(self, address: int, client_sap: int) -> None:
+        self.address = address
+        self.client_sap = client_sap
+
+    async def handle(self, apdu: bytes) -> tuple[list[bytes], bool]:
+        """Replies to send, and whether to close the connection after them."""
+        raise NotImplementedError
+
+    def abort(self) -> None:
+        """The transport is gone."""
+
+
+class _ManagementSession(_Session):
+    def __init__(self, address: int, client_sap: int, connection: ServerConnection) -> None:
+        super().__init__(address, client_sap)
+        self.connection = connection
+
+    async def handle(self, apdu: bytes) -> tuple[list[bytes], bool]:
+        try:
+            self.connection.receive_apdu(apdu)
+        except DlmsError:
+            return self.connection.data_to_send(), True
+        return self.connection.data_to_send(), False
+
+    def abort(self) -> None:
+        self.connection.abort()
+
+
+class _MeterRefused(Exception):
+    """The meter's own server failed the request; ``replies`` is what it queued."""
+
+    def __init__(self, replies: list[bytes], wrong_key: bool) -> None:
+        super().__init__("meter refused")
+        self.replies = replies
+        self.wrong_key = wrong_key
+
+
+_AARQ_TAG = 0x60
+
+
+class _GatewaySession(_Session):
+    """End-to-end association with a meter, relayed over the PLC link."""
+
+    def __init__(self, dc: ConcentratorServer, address: int, client_sap: int) -> None:
+        super().__init__(address, client_sap)
+        self.dc = dc
+        self.node_address = address - GATEWAY_BASE
+        self.connection: ServerConnection | None = None
+
+    async def handle(self, apdu: bytes) -> tuple[list[bytes], bool]:
+        dc = self.dc
+        operation = "GATEWAY_ASSOCIATE" if apdu[:1] == bytes((_AARQ_TAG,)) else "GATEWAY_RELAY"
+        node = dc.nodes.get(self.node_address)
+        serial = node.serial if node is not None else ""
+        failure = dc.gateway_failure(self.node_address)
+        if failure is not None and node is not None and failure.ack in _TRIED_CODES:
+            # The DC really tried: the attempt holds the medium like an exchange.
+            hops = node.repeater_level
+            await dc.link.attempt(self.node_address, apdu, hops)
+        if failure is None and node is not None:
+            try:
+                replies = await dc.link.exchange(
+                    self.node_address, apdu, self._answer, node.repeater_level
+                )
+            except LinkBusy:
+                failure = GatewayFailure.of_key(ErrorKey.RESPONSE_NOT_PRESENT_YET)
+            except _MeterRefused as refused:
+                if refused.wrong_key:
+                    dc._log(self.node_address, serial, operation, _WRONG_KEY)
+                if refused.replies:
+                    return refused.replies, True
+                return [_refusal(apdu, _WRONG_KEY)], True
+            else:
+                node.last_contact = dc.now()
+                return replies, False
+        if failure is None:  # unreachable: node None is CE_NOT_IN_TABLE above
+            failure = GatewayFailure.of_key(ErrorKey.CE_NOT_IN_TABLE)
+        dc._log(self.node_address, serial, operation, failure)
+        return [_refusal(apdu, failure)], True
+
+    def _answer(self, apdu: bytes) -> list[bytes]:
+        node = self.dc.nodes[self.node_address]
+        connection = self.connection
+        if connection is None:
+            served = self.dc.meters.served(node.index)
+            connection = self.connection = ServerConnection(
+                served.device,
+                served.associations,
+                self.client_sap,
+                served.system_title,
+                guard=served.guard,
+                invocation_counter=served.invocation_counter,
+            )
+        try:
+            event = connection.receive_apdu(apdu)
+        except DlmsError as exc:
+            wrong_key = isinstance(exc, CipheringError) or apdu[:1] == bytes((_AARQ_TAG,))
+            raise _MeterRefused(connection.data_to_send(), wrong_key) from exc
+        replies = connection.data_to_send()
+        if (
+            isinstance(event, AssociationRefused)
+            and event.diagnostic is AcseServiceUserDiagnostic.AUTHENTICATION_FAILURE
+        ):
+            self.dc._log(self.node_address, node.serial, "GATEWAY_ASSOCIATE", _WRONG_KEY)
+        return replies
+
+    def abort(self) -> None:
+        if self.connection is not None:
+            self.connection.abort()
+
+
+_WRONG_KEY = GatewayFailure.of_key(ErrorKey.WRONG_KEY)
+_TRIED_CODES = frozenset({"TB_ACK_21", "TB_ACK_40", "TB_ACK_41", "TB_ACK_42"})
+
+
+def _refusal(apdu: bytes, failure: GatewayFailure) -> bytes:
+    """The DC's own answer: a rejected AARE to an AARQ, else an ExceptionResponse."""
+    if apdu[:1] == bytes((_AARQ_TAG,)):
+        result = (
+            AssociationResult.REJECTED_TRANSIENT
+            if failure.retryable
+            else AssociationResult.REJECTED_PERMANENT
+        )
+        diagnostic: AcseServiceUserDiagnostic | AcseServiceProviderDiagnostic
+        if failure.key is ErrorKey.WRONG_KEY:
+            diagnostic = AcseServiceUserDiagnostic.AUTHENTICATION_FAILURE
+        else:
+            diagnostic = AcseServiceProviderDiagnostic.NO_REASON_GIVEN
+        return Aare(result, diagnostic).to_bytes()
+    return ExceptionResponse(
+        StateError.SERVICE_NOT_ALLOWED, ExceptionServiceError.OPERATION_NOT_POSSIBLE
+    ).to_bytes()
