@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -21,18 +22,23 @@ from sqlalchemy.engine import Engine, make_url
 from smmc.config import Settings
 from smmc.domain.geo import CHILE, ServiceArea
 from smmc.domain.provisioning import TemplateKind
+from smmc.sim.cli import sim_app
 from smmc.store.db import create_engine, normalise_url
 from smmc.store.migrate import upgrade
 from smmc.store.provisioning import ImportOptions, ImportResult, import_file, import_order
 from smmc.store.secrets import SecretBox
 from smmc.store.time_tables import refresh_time_tables
 
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+    from smmc.sim.runner import FleetRunner
+
 app = typer.Typer(help="SMMC: AMI head-end and operations system.", no_args_is_help=True)
 db_app = typer.Typer(help="Central database.", no_args_is_help=True)
 provision_app = typer.Typer(
     help="Provisioning from the utility's CSV templates.", no_args_is_help=True
 )
-sim_app = typer.Typer(help="Field simulator.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(provision_app, name="provision")
 app.add_typer(sim_app, name="sim")
@@ -188,38 +194,23 @@ def serve(
     uvicorn.run(create_app(engine), host=host, port=port, log_level="info")
 
 
-@sim_app.command("provisioning-files")
-def sim_provisioning_files(
-    out: Annotated[Path, typer.Option(help="Directory for the seven CSV files.")],
-    fleet: Annotated[
-        Path | None, typer.Option(help="Fleet description (YAML); default: the built-in fleet.")
-    ] = None,
-) -> None:
-    """Write the seven provisioning templates of a simulated fleet."""
-    from smmc.sim.fleet import FleetError, load_fleet
-    from smmc.sim.provisioning_files import write_provisioning_files
-
-    try:
-        description = load_fleet(fleet)
-    except FleetError as exc:
-        err.print(f"[red]{exc}")
-        raise typer.Exit(1) from exc
-    for kind, path in write_provisioning_files(description, out).items():
-        console.print(f"{kind.value:26} {path}")
-
-
 @app.command()
 def demo(
     port: Annotated[int, typer.Option(help="API port.")] = 8000,
     fresh: Annotated[bool, typer.Option(help="Start from an empty demo database.")] = True,
+    fleet: Annotated[
+        Path | None,
+        typer.Option(help="Simulated fleet (YAML); default: the built-in demo fleet."),
+    ] = None,
 ) -> None:
-    """Head-end demo on an embedded SQLite database with a small provisioned sample fleet."""
-    import uvicorn
-
-    from smmc.sim.fleet import default_fleet
+    """Head-end demo: an embedded SQLite database provisioned with a simulated fleet, the
+    API, and that fleet served over DLMS/TCP in the same process."""
+    from smmc.sim.cli import load_or_exit
     from smmc.sim.provisioning_files import write_provisioning_files
+    from smmc.sim.runner import FleetRunner, RunnerError, prepare
     from smmc.web.app import create_app
 
+    description = load_or_exit(fleet)
     demo_dir = Settings.from_env().var_dir / "demo"
     if fresh and demo_dir.exists():
         shutil.rmtree(demo_dir)
@@ -228,24 +219,43 @@ def demo(
     )
     engine = prepare_database(settings)
     box = SecretBox.from_settings(None, settings.secret_key_file)
-    files = write_provisioning_files(default_fleet(), demo_dir / "provisioning")
+    plan, clock = prepare(description)
+    files = write_provisioning_files(plan, demo_dir / "provisioning")
     results = run_import(
         engine, box, list(files.values()), ImportOptions(CHILE, demo_dir / "reports"), quiet=True
     )
     _print_results(results)
     if any(r.exit_code for r in results):
-        err.print("[red]the sample fleet did not import cleanly")
+        err.print("[red]the simulated fleet did not import cleanly")
         raise typer.Exit(1)
-    base = f"http://127.0.0.1:{port}"
-    console.print(
-        f"\n[bold green]SMMC demo[/] — database {demo_dir / 'smmc.db'}\n"
-        f"  API docs     {base}/docs\n"
-        f"  meters       {base}/api/meters\n"
-        f"  map (GeoJSON) {base}/api/map/meters\n"
-        f"  provisioning files {demo_dir / 'provisioning'}\n"
-        "Press Ctrl+C to stop.\n"
-    )
-    uvicorn.run(create_app(engine), host="127.0.0.1", port=port, log_level="warning")
+    runner = FleetRunner(plan, clock, labels=demo_dir / "anomaly_labels.csv")
+    try:
+        asyncio.run(_demo(create_app(engine), port, runner, demo_dir))
+    except RunnerError as exc:
+        err.print(f"[red]{exc}")
+        raise typer.Exit(1) from exc
+
+
+async def _demo(api: FastAPI, port: int, runner: FleetRunner, demo_dir: Path) -> None:
+    """The API (uvicorn) and the simulated fleet in one event loop; Ctrl+C stops both."""
+    import uvicorn
+
+    from smmc.sim.cli import describe_fleet
+
+    server = uvicorn.Server(uvicorn.Config(api, host="127.0.0.1", port=port, log_level="warning"))
+    async with runner:
+        base = f"http://127.0.0.1:{port}"
+        console.print(
+            f"\n[bold green]SMMC demo[/] — database {demo_dir / 'smmc.db'}\n"
+            f"  API docs     {base}/docs\n"
+            f"  meters       {base}/api/meters\n"
+            f"  map (GeoJSON) {base}/api/map/meters\n"
+            f"  provisioning files {demo_dir / 'provisioning'}\n"
+            f"  anomaly labels     {runner.labels}\n"
+        )
+        describe_fleet(runner)
+        console.print("Press Ctrl+C to stop.\n")
+        await server.serve()
 
 
 if __name__ == "__main__":

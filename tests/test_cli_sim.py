@@ -1,0 +1,159 @@
+"""`smmc sim …` and `smmc demo` as a user runs them: real processes, real sockets."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+from typer.testing import CliRunner
+
+from smmc.cli import app
+from smmc.dlms.client import ClientSettings, DlmsClient
+from smmc.dlms.obis import Obis
+from smmc.sim.fleet import load_fleet
+
+SERIAL = Obis(0, 0, 96, 1, 0, 255)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def fleet_file(tmp_path: Path, first_host: str) -> Path:
+    port = free_port(first_host)
+    path = tmp_path / "fleet.yaml"
+    path.write_text(
+        "name: cli-test\n"
+        "concentrators: {count: 1, meters_per_concentrator: 3, first_port: "
+        f"{free_port()}}}\n"
+        f"point_to_point: {{count: 2, first_host: {first_host}, port: {port}}}\n"
+        "time: {history_days: 2}\n",
+        encoding="utf-8",
+    )
+    return path
+
+
+def read_serial(host: str, port: int) -> bytes:
+    async def read() -> bytes:
+        settings = ClientSettings(client_sap=16, timeout=5.0, connect_timeout=1.0)
+        async with DlmsClient.connect(host, port, settings) as client:
+            value = (await client.get(1, SERIAL, 2)).value
+        assert isinstance(value, bytes)
+        return value
+
+    return asyncio.run(read())
+
+
+def wait_for_meter(process: subprocess.Popen[bytes], host: str, port: int) -> bytes:
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            return read_serial(host, port)
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                output = process.communicate()[0].decode()
+                raise AssertionError(f"no meter at {host}:{port}:\n{output}") from None
+            time.sleep(0.3)
+
+
+def test_provisioning_files_command_writes_the_templates(tmp_path: Path) -> None:
+    fleet = fleet_file(tmp_path, "127.79.0.1")
+    result = CliRunner().invoke(
+        app, ["sim", "provisioning-files", "--fleet", str(fleet), "--out", str(tmp_path / "out")]
+    )
+    assert result.exit_code == 0, result.output
+    assert len(list((tmp_path / "out").glob("provisioningTemplate (*).csv"))) == 7
+
+
+def test_a_bad_fleet_file_names_the_field(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("shares: {net_billing: 1.5}\n", encoding="utf-8")
+    result = CliRunner().invoke(app, ["sim", "run", "--fleet", str(bad)])
+    assert result.exit_code == 1
+    assert "shares.net_billing" in result.output
+
+
+def test_sim_run_serves_until_interrupted(tmp_path: Path) -> None:
+    fleet = fleet_file(tmp_path, "127.79.1.1")
+    description = load_fleet(fleet)
+    labels = tmp_path / "labels.csv"
+    command = [
+        sys.executable,
+        "-m",
+        "smmc.cli",
+        "sim",
+        "run",
+        "--fleet",
+        str(fleet),
+        "--labels",
+        str(labels),
+        "--accelerate",
+        "60",
+        "--history-days",
+        "3",
+    ]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    port = description.point_to_point.port
+    try:
+        first = wait_for_meter(process, "127.79.1.1", port)
+        second = read_serial("127.79.1.2", port)
+    finally:
+        process.send_signal(signal.SIGINT)
+        output = process.communicate(timeout=30)[0].decode()
+    assert process.returncode == 0, output
+    assert first == b"UAAEEDN17700000003"
+    assert second == b"UAAEEDN17700000004"
+    assert "127.79.1.1" in output
+    assert "60× real time" in output
+    assert "Stopped." in output
+    with labels.open(encoding="utf-8") as handle:
+        assert next(csv.reader(handle))[0] == "serialnumber"
+
+
+def test_demo_serves_the_api_and_the_fleet_it_provisioned(tmp_path: Path) -> None:
+    fleet = fleet_file(tmp_path, "127.79.2.1")
+    description = load_fleet(fleet)
+    api_port = free_port()
+    env = {**os.environ, "SMMC_VAR_DIR": str(tmp_path / "var")}
+    env.pop("SMMC_DATABASE_URL", None)
+    command = [
+        sys.executable,
+        "-m",
+        "smmc.cli",
+        "demo",
+        "--port",
+        str(api_port),
+        "--fleet",
+        str(fleet),
+    ]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        serial = wait_for_meter(process, "127.79.2.2", description.point_to_point.port)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                health = httpx.get(f"http://127.0.0.1:{api_port}/api/health", timeout=1)
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "the API did not come up"
+                time.sleep(0.2)
+        meters = httpx.get(f"http://127.0.0.1:{api_port}/api/meters", timeout=5).json()
+    finally:
+        process.terminate()
+        output = process.communicate(timeout=30)[0].decode()
+    assert health.json()["status"] == "ok"
+    assert meters["total"] == description.meter_count == 5
+    assert serial == b"UAAEEDN17700000004"
+    assert "127.79.2.1" in output
+    assert (tmp_path / "var" / "demo" / "anomaly_labels.csv").is_file()
