@@ -421,3 +421,26 @@ def test_csv_report_has_exactly_the_seed_columns_and_local_times(
         "TRUE",
         "Concentrator is unreachable [Open socket is failed]",
     ]
+
+
+def test_record_many_settles_each_attempt_once(db: Engine, queue: WorkOrderQueue) -> None:
+    add_fleet(db, {"DC-1": 1, "DC-2": 1, "DC-3": 1})
+    queue.submit(ActivityType.READING, [*meters("DC-1", 1), *meters("DC-2", 1), *meters("DC-3", 1)])
+    first, second, third = queue.lease("w", 3, LEASE)
+    states = queue.record_many(
+        [
+            (first, Outcome.success({"v": 1})),
+            (second, Outcome.failure("NODE NOT REACHABLE", retryable=True)),
+            (first, Outcome.success({"v": 2})),  # duplicate: already settled above
+            (third, Outcome.failure("Wrong Key", retryable=False)),
+        ]
+    )
+    assert states == [State.COMPLETED, State.RETRY, None, State.FAILED]
+    assert queue.get(first.id)["result"] == '{"v": 1}'
+    retry = queue.get(second.id)
+    assert retry["ended_at"] is None
+    assert retry["scheduled_at"] > MONDAY
+    assert retry["priority"] == second.priority - 1
+    assert queue.get(third.id)["ended_at"] == MONDAY
+    assert [f["work_order_id"] for f in queue.field_work_orders()] == [third.id]
+    assert queue.record_many([]) == []

@@ -49,6 +49,7 @@ from smmc.domain.work_orders import (
     validate_reason,
 )
 from smmc.store import tables as t
+from smmc.store.tables import UtcDateTime
 
 __all__ = [
     "CSV_COLUMNS",
@@ -631,28 +632,36 @@ class WorkOrderQueue:
             query = query.with_for_update(skip_locked=True)
         return list(conn.execute(query).mappings())
 
-    def _claim_group(
-        self, conn: Connection, row: RowMapping, claimed: dict[tuple[int, int], bool]
-    ) -> bool:
-        """On PostgreSQL, take the advisory lock of the row's concentrator (or meter) for this
-        transaction; another worker leasing for the same group makes us skip it."""
-        if not self.is_postgresql:
-            return True
+    @staticmethod
+    def _group_key(row: RowMapping) -> tuple[int, int]:
         if row["concentrator_id"] is not None:
-            key = (_LOCK_CONCENTRATOR, int(row["concentrator_id"]))
-        else:
-            key = (_LOCK_METER, int(row["meter_id"]))
-        if key not in claimed:
-            claimed[key] = bool(
-                conn.execute(sa.select(sa.func.pg_try_advisory_xact_lock(key[0], key[1]))).scalar()
+            return (_LOCK_CONCENTRATOR, int(row["concentrator_id"]))
+        return (_LOCK_METER, int(row["meter_id"]))
+
+    def _claim_groups(self, conn: Connection, rows: list[RowMapping]) -> list[RowMapping]:
+        """On PostgreSQL, take the advisory lock of each row's concentrator (or point-to-point
+        meter) for this transaction, in one round trip; rows whose group another leasing
+        worker holds are skipped."""
+        if not self.is_postgresql or not rows:
+            return rows
+        keys = sorted({self._group_key(row) for row in rows})
+        granted = {
+            (kind, key)
+            for kind, key, ok in conn.execute(
+                sa.text(
+                    "SELECT k.kind, k.key, pg_try_advisory_xact_lock(k.kind, k.key) "
+                    "FROM unnest(CAST(:kinds AS int[]), CAST(:keys AS int[])) AS k(kind, key)"
+                ),
+                {"kinds": [k[0] for k in keys], "keys": [k[1] for k in keys]},
             )
-        return claimed[key]
+            if ok
+        }
+        return [row for row in rows if self._group_key(row) in granted]
 
     def _pick(
         self, conn: Connection, rows: list[RowMapping], permits: Mapping[int, int], limit: int
     ) -> list[RowMapping]:
-        claimed: dict[tuple[int, int], bool] = {}
-        eligible = [row for row in rows if self._claim_group(conn, row, claimed)]
+        eligible = self._claim_groups(conn, rows)
         dc_ids = sorted({row["concentrator_id"] for row in eligible if row["concentrator_id"]})
         meter_ids = sorted({row["meter_id"] for row in eligible if row["meter_id"]})
         running_state = wo.c.state == State.RUNNING.value
@@ -753,50 +762,120 @@ class WorkOrderQueue:
     def record(self, order: LeasedOrder, outcome: Outcome) -> State:
         """Store the outcome of this attempt and move the order on (COMPLETED, RETRY with
         backoff, FAILED, EXPIRED). Raises ``LeaseLost`` when the lease was taken back."""
+        (state,) = self.record_many([(order, outcome)])
+        if state is None:
+            raise LeaseLost(
+                f"work order {order.id} attempt {order.attempt} is no longer leased by "
+                f"{order.worker}"
+            )
+        return state
+
+    def record_many(self, items: Sequence[tuple[LeasedOrder, Outcome]]) -> list[State | None]:
+        """`record` for many attempts in one transaction (one commit instead of one per
+        order); the state of each, or None where the lease was lost."""
+        if not items:
+            return []
         with self.transaction() as conn:
-            query = sa.select(wo.c.deadline).where(*self._held(order))
+            query = sa.select(
+                wo.c.id, wo.c.deadline, wo.c.state, wo.c.lease_owner, wo.c.attempts
+            ).where(wo.c.id.in_(sorted({order.id for order, _ in items})))
             if self.is_postgresql:
                 query = query.with_for_update()
-            deadline = conn.execute(query).scalar()
-            if deadline is None:
-                raise LeaseLost(
-                    f"work order {order.id} attempt {order.attempt} is no longer leased by "
-                    f"{order.worker}"
-                )
+            current = {row["id"]: row for row in conn.execute(query).mappings()}
             now = self.clock()
-            policy = self.policies[order.activity]
-            decision = decide(
-                outcome,
-                attempt=order.attempt,
-                max_attempts=order.max_attempts,
-                base_priority=order.base_priority,
-                policy=policy,
-                now=now,
-                deadline=deadline,
-                fraction=self.rng.random(),
-            )
-            check_transition(State.RUNNING, decision.state)
-            self._close_attempt(
-                conn, order.id, order.attempt, now, decision.state, outcome.error_text
-            )
-            values: dict[str, Any] = {
-                "state": decision.state.value,
-                "result": _dumps(outcome.result),
-                "is_error": not outcome.ok,
-                "error_text": outcome.error_text,
-                "lease_owner": None,
-                "lease_expires_at": None,
-                "updated_at": now,
-            }
-            if decision.state is State.RETRY:
-                values["scheduled_at"] = decision.retry_at
-                values["priority"] = decision.priority
-            else:
-                values["ended_at"] = now
-            conn.execute(wo.update().where(wo.c.id == order.id).values(**values))
-            if decision.state in (State.FAILED, State.EXPIRED):
-                self._open_field_orders(conn, [order.id], now)
-            return decision.state
+            states: list[State | None] = []
+            attempts: list[dict[str, Any]] = []
+            updates: list[dict[str, Any]] = []
+            failed: list[int] = []
+            for order, outcome in items:
+                row = current.get(order.id)
+                if (
+                    row is None
+                    or row["state"] != State.RUNNING.value
+                    or row["lease_owner"] != order.worker
+                    or row["attempts"] != order.attempt
+                ):
+                    states.append(None)
+                    continue
+                decision = decide(
+                    outcome,
+                    attempt=order.attempt,
+                    max_attempts=order.max_attempts,
+                    base_priority=order.base_priority,
+                    policy=self.policies[order.activity],
+                    now=now,
+                    deadline=row["deadline"],
+                    fraction=self.rng.random(),
+                )
+                check_transition(State.RUNNING, decision.state)
+                states.append(decision.state)
+                # The row is settled now: a duplicate item in the same call is refused.
+                del current[order.id]
+                attempts.append(
+                    {
+                        "b_order": order.id,
+                        "b_attempt": order.attempt,
+                        "ended_at": now,
+                        "outcome": decision.state.value,
+                        "error_text": outcome.error_text,
+                    }
+                )
+                retry = decision.state is State.RETRY
+                updates.append(
+                    {
+                        "b_id": order.id,
+                        "state": decision.state.value,
+                        "result": _dumps(outcome.result),
+                        "is_error": not outcome.ok,
+                        "error_text": outcome.error_text,
+                        "lease_owner": None,
+                        "lease_expires_at": None,
+                        "updated_at": now,
+                        "scheduled_at": decision.retry_at if retry else None,
+                        "priority": decision.priority if retry else None,
+                        "ended_at": None if retry else now,
+                    }
+                )
+                if decision.state in (State.FAILED, State.EXPIRED):
+                    failed.append(order.id)
+            if attempts:
+                a = t.work_order_attempts.c
+                conn.execute(
+                    t.work_order_attempts.update()
+                    .where(
+                        a.work_order_id == sa.bindparam("b_order"),
+                        a.attempt == sa.bindparam("b_attempt"),
+                    )
+                    .values(
+                        ended_at=sa.bindparam("ended_at"),
+                        outcome=sa.bindparam("outcome"),
+                        error_text=sa.bindparam("error_text"),
+                    ),
+                    attempts,
+                )
+                conn.execute(
+                    wo.update()
+                    .where(wo.c.id == sa.bindparam("b_id"))
+                    .values(
+                        state=sa.bindparam("state"),
+                        result=sa.bindparam("result"),
+                        is_error=sa.bindparam("is_error"),
+                        error_text=sa.bindparam("error_text"),
+                        lease_owner=sa.bindparam("lease_owner"),
+                        lease_expires_at=sa.bindparam("lease_expires_at"),
+                        updated_at=sa.bindparam("updated_at"),
+                        scheduled_at=sa.func.coalesce(
+                            sa.bindparam("scheduled_at", type_=UtcDateTime()), wo.c.scheduled_at
+                        ),
+                        priority=sa.func.coalesce(
+                            sa.bindparam("priority", type_=sa.Integer()), wo.c.priority
+                        ),
+                        ended_at=sa.bindparam("ended_at", type_=UtcDateTime()),
+                    ),
+                    updates,
+                )
+            self._open_field_orders(conn, failed, now)
+            return states
 
     @staticmethod
     def _close_attempt(
