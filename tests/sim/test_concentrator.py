@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import datetime as dt
 import itertools
+import socket
 from collections.abc import AsyncIterator
 
 import pytest
@@ -36,6 +37,7 @@ from smmc.sim.concentrator import (
     NODE_TABLE_OBIS,
     PUBLIC_CLIENT,
     STATUS_WORD_OBIS,
+    ConcentratorFleet,
     ConcentratorServer,
     HeadEndAddress,
     gateway_address,
@@ -43,6 +45,7 @@ from smmc.sim.concentrator import (
 from smmc.sim.fleet import ClockDrift, FaultRates, FleetPlan, default_fleet
 from smmc.sim.meter_device import HEAD_END_SAP, MeterDevices
 from smmc.sim.plc import LinkSettings
+from smmc.sim.runner import FleetRunner
 
 HOST = "127.0.0.1"
 NOW = dt.datetime(2026, 4, 10, 15, 7, 30, tzinfo=dt.UTC)
@@ -592,3 +595,84 @@ async def test_meter_alarm_is_pushed_once_as_a_data_notification() -> None:
     assert body[1] == node.node_address
     assert isinstance(body[2], int)
     assert body[2] & 1  # PUP: the meter's last gasp
+
+
+async def test_node_lost_mid_session_gets_an_exception_response_and_a_logged_code(
+    dc: ConcentratorServer,
+) -> None:
+    node_address = nodes(dc)[0]
+
+    async def read_while_the_node_is_lost() -> None:
+        async with DlmsClient.connect(HOST, dc.port, meter_settings(dc, node_address)) as client:
+            await client.get(1, SERIAL, 2)
+            dc.nodes[node_address].reachable = False
+            await client.get(1, SERIAL, 2)
+
+    with pytest.raises(DlmsError):
+        await read_while_the_node_is_lost()
+    rows = await ack_log(dc)
+    assert [(r[3].value, r[4].value) for r in rows] == [("GATEWAY_RELAY", "TB_ACK_21")]
+    assert parse_error(str(rows[0][6].value)).key is ErrorKey.NODE_NOT_REACHABLE
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((HOST, 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+async def test_fleet_runner_serves_every_concentrator_through_the_hook() -> None:
+    base = default_fleet().sized(2, 3, 0)
+    fleet = dataclasses.replace(
+        base,
+        anomalies=NO_ANOMALIES,
+        faults=FaultRates(0.0, 0.0, 0.0, 0.0, 0.0),
+        concentrators=dataclasses.replace(base.concentrators, host=HOST, first_port=free_port()),
+    )
+    plan = fleet.build(NOW)
+    clock = SimClock(plan.epoch, 1.0, 1, wall=Wall(NOW))
+    created: list[ConcentratorFleet] = []
+
+    def hook(plan: FleetPlan, meters: MeterDevices, clock: SimClock) -> ConcentratorFleet:
+        created.append(ConcentratorFleet(plan, meters, clock, idle_timeout=10.0))
+        return created[-1]
+
+    async with FleetRunner(plan, clock, concentrators=hook) as runner:
+        dcs = created[0].concentrators
+        assert [dc.spec.name for dc in dcs] == [c.name for c in plan.concentrators]
+        assert [dc.port for dc in dcs] == [c.port for c in plan.concentrators]
+        assert dcs[0].meters is runner.meters
+        assert dcs[1].meters is runner.meters
+        for dc in dcs:
+            assert sorted(n.index for n in dc.nodes.values()) == [
+                i for i in range(len(plan)) if plan.meter(i).concentrator == dc.spec.index
+            ]
+            async with DlmsClient.connect(HOST, dc.port, management(dc)) as client:
+                assert (await client.get(1, SERIAL, 2)).value == dc.spec.serial.encode()
+    assert len(created) == 1
+    assert all(not dc.running for dc in dcs)
+
+
+async def test_alarm_scan_runs_on_its_own_interval() -> None:
+    async with Listener() as listener:
+        plan = make_plan()
+        clock = SimClock(plan.epoch, 1.0, plan.fleet.time.history_days, wall=Wall(NOW))
+        dc = ConcentratorServer(
+            plan,
+            plan.concentrators[0],
+            clock,
+            host=HOST,
+            port=0,
+            head_end=HeadEndAddress(HOST, listener.port),
+            alarm_interval_s=0.01,
+        )
+        node = dc.nodes[nodes(dc)[1]]
+        dc.model(node.index).set_clock(NOW - dt.timedelta(hours=1), NOW)  # 1 h fast: ORD
+        async with dc:
+            message = await listener.next()
+    notification = DataNotification.from_bytes(WrapperDecoder().feed(message)[0].payload)
+    body = plain(notification.body)
+    assert body[1] == node.node_address
+    assert isinstance(body[2], int)
+    assert body[2] & 2  # ORD: clock not aligned

@@ -106,6 +106,7 @@ __all__ = [
     "NODE_TABLE_OBIS",
     "PUBLIC_CLIENT",
     "STATUS_WORD_OBIS",
+    "ConcentratorFleet",
     "ConcentratorServer",
     "GatewayFailure",
     "HeadEndAddress",
@@ -249,8 +250,11 @@ def _columns(prefix: Obis, count: int) -> list[CaptureObjectDefinition]:
 # -- management objects -------------------------------------------------------------------
 
 
-class _ComputedData(DataObject):
-    """IC 1 whose value the DC computes at each read (the status word)."""
+class _ComputedData(CosemObject):
+    """IC 1 (Data) whose read-only value the DC computes at each read (the status word)."""
+
+    CLASS_ID: ClassVar[int] = 1
+    ATTRIBUTE_COUNT: ClassVar[int] = 2
 
     def __init__(self, logical_name: Obis, compute: Callable[[], Data]) -> None:
         super().__init__(logical_name)
@@ -258,12 +262,6 @@ class _ComputedData(DataObject):
 
     def _get(self, attribute: int, selective_access: SelectiveAccessDescriptor | None) -> Data:
         return self._compute()
-
-    def _set(self, attribute: int, value: Data) -> None:
-        if not hasattr(self, "_compute"):  # the base constructor's initial null value
-            super()._set(attribute, value)
-            return
-        raise CosemAccessError(AccessResult.READ_WRITE_DENIED, f"{self!r} is read-only")
 
 
 Window = tuple[dt.datetime, dt.datetime]
@@ -374,6 +372,7 @@ class ConcentratorServer:
         link: LinkSettings | None = None,
         head_end: HeadEndAddress | None = None,
         idle_timeout: float | None = 120.0,
+        alarm_interval_s: float | None = None,
     ) -> None:
         self.plan = plan
         self.spec = spec
@@ -393,6 +392,8 @@ class ConcentratorServer:
         self._tasks: set[asyncio.Task[None]] = set()
         self._bound_port: int | None = None
         self._sequence = 0
+        self.alarm_interval_s = alarm_interval_s
+        self._alarm_task: asyncio.Task[None] | None = None
         self.nodes: dict[int, Node] = {
             node.node_address: node for node in map(_node, self._meters())
         }
@@ -448,12 +449,28 @@ class ConcentratorServer:
         port = self._bound_port if self._bound_port is not None else self._requested_port
         self._server = await asyncio.start_server(self._accept, self.host, port)
         self._bound_port = self._server.sockets[0].getsockname()[1]
+        if self.alarm_interval_s is not None and self.head_end is not None:
+            self._alarm_task = asyncio.get_running_loop().create_task(self._scan_forever())
+
+    async def _scan_forever(self) -> None:
+        interval = self.alarm_interval_s or 0.0
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.scan_alarms()
+            except (DlmsError, OSError, MeterModelError) as exc:
+                _LOG.info("DC %s: alarm scan failed: %s", self.spec.name, exc)
+                self.errors.append(exc)
 
     async def stop(self) -> None:
         """Stop listening and drop every connection."""
         server, self._server = self._server, None
         if server is not None:
             server.close()
+        alarm_task, self._alarm_task = self._alarm_task, None
+        if alarm_task is not None:
+            alarm_task.cancel()
+            await asyncio.gather(alarm_task, return_exceptions=True)
         for task in list(self._tasks):
             task.cancel()
         if self._tasks:
@@ -514,7 +531,7 @@ class ConcentratorServer:
             node.commissioned = True
             node.last_contact = self.now()
             return True, "Meter commissioned"
-        self._log(node.node_address if node else 0, serial, "COMMISSIONING", failure)
+        self.log_failure(node.node_address if node else 0, serial, "COMMISSIONING", failure)
         return False, failure.text
 
     def decommission(self, serial: str) -> tuple[bool, str]:
@@ -522,7 +539,7 @@ class ConcentratorServer:
         node = self.node_by_serial(serial)
         if node is None or not node.commissioned:
             failure = GatewayFailure.of_key(ErrorKey.CE_NOT_IN_TABLE)
-            self._log(node.node_address if node else 0, serial, "DECOMMISSIONING", failure)
+            self.log_failure(node.node_address if node else 0, serial, "DECOMMISSIONING", failure)
             return False, failure.text
         node.commissioned = False
         return True, "Meter decommissioned"
@@ -551,7 +568,10 @@ class ConcentratorServer:
             return GatewayFailure.of_key(ErrorKey.CE_NOT_IN_TABLE)
         return self._unreachable(node)
 
-    def _log(self, node_address: int, serial: str, operation: str, failure: GatewayFailure) -> None:
+    def log_failure(
+        self, node_address: int, serial: str, operation: str, failure: GatewayFailure
+    ) -> None:
+        """Append a row to the gateway acknowledgement log the head-end reads."""
         self._ack_log.append(
             (
                 _date_time(self.now()),
@@ -585,11 +605,12 @@ class ConcentratorServer:
             },
         )
         serial = Data.octet_string(self.spec.serial.encode("ascii"))
-        device.add(DataObject(Obis(0, 0, 42, 0, 0, 255), serial), {PUBLIC_CLIENT: public})
-        device.add(DataObject(_SERIAL_COLUMN.logical_name, serial), {PUBLIC_CLIENT: public})
+        both = {PUBLIC_CLIENT: public, MANAGEMENT_CLIENT: public}
+        device.add(DataObject(Obis(0, 0, 42, 0, 0, 255), serial), both)
+        device.add(DataObject(_SERIAL_COLUMN.logical_name, serial), both)
         device.add(
             _ComputedData(STATUS_WORD_OBIS, lambda: Data.double_long_unsigned(self.status_word())),
-            {PUBLIC_CLIENT: public, MANAGEMENT_CLIENT: public},
+            both,
         )
         device.add(
             ProfileGeneric(NODE_TABLE_OBIS, _columns(NODE_TABLE_OBIS, 7), 0, 0xFFFF, self._nodes),
@@ -918,6 +939,61 @@ class ConcentratorServer:
                 await writer.wait_closed()
 
 
+class ConcentratorFleet:
+    """Every concentrator of a plan, served while entered: the ``FleetRunner`` hook.
+
+    ``FleetRunner(plan, clock, concentrators=functools.partial(ConcentratorFleet,
+    head_end=HeadEndAddress("127.0.0.1")))``. The DCs share the runner's ``MeterDevices``;
+    keyword arguments go to each ``ConcentratorServer``.
+    """
+
+    def __init__(
+        self,
+        plan: FleetPlan,
+        meters: MeterDevices,
+        clock: SimClock,
+        *,
+        link: LinkSettings | None = None,
+        head_end: HeadEndAddress | None = None,
+        idle_timeout: float | None = 120.0,
+        alarm_interval_s: float | None = None,
+    ) -> None:
+        self.concentrators = [
+            ConcentratorServer(
+                plan,
+                spec,
+                clock,
+                meters=meters,
+                link=link,
+                head_end=head_end,
+                idle_timeout=idle_timeout,
+                alarm_interval_s=alarm_interval_s,
+            )
+            for spec in plan.concentrators
+        ]
+
+    async def __aenter__(self) -> ConcentratorFleet:
+        results = await asyncio.gather(
+            *(dc.start() for dc in self.concentrators), return_exceptions=True
+        )
+        for dc, result in zip(self.concentrators, results, strict=True):
+            if isinstance(result, BaseException):
+                await self.__aexit__()
+                raise OSError(
+                    f"concentrator {dc.spec.name} cannot listen on {dc.host}:{dc.port}: {result}"
+                ) from result
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await asyncio.gather(*(dc.stop() for dc in self.concentrators), return_exceptions=True)
+
+    def by_name(self, name: str) -> ConcentratorServer:
+        for dc in self.concentrators:
+            if dc.spec.name == name:
+                return dc
+        raise KeyError(name)
+
+
 def _unused_port(host: str) -> int:
     """A port nothing listens on (bound then released), for a DC that is down."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
@@ -972,6 +1048,10 @@ class _MeterRefused(Exception):
 _AARQ_TAG = 0x60
 
 
+def _is_aarq(apdu: bytes) -> bool:
+    return apdu[:1] == bytes((_AARQ_TAG,))
+
+
 class _GatewaySession(_Session):
     """End-to-end association with a meter, relayed over the PLC link."""
 
@@ -983,15 +1063,10 @@ class _GatewaySession(_Session):
 
     async def handle(self, apdu: bytes) -> tuple[list[bytes], bool]:
         dc = self.dc
-        operation = "GATEWAY_ASSOCIATE" if apdu[:1] == bytes((_AARQ_TAG,)) else "GATEWAY_RELAY"
+        operation = "GATEWAY_ASSOCIATE" if _is_aarq(apdu) else "GATEWAY_RELAY"
         node = dc.nodes.get(self.node_address)
-        serial = node.serial if node is not None else ""
         failure = dc.gateway_failure(self.node_address)
-        if failure is not None and node is not None and failure.ack in _TRIED_CODES:
-            # The DC really tried: the attempt holds the medium like an exchange.
-            hops = node.repeater_level
-            await dc.link.attempt(self.node_address, apdu, hops)
-        if failure is None and node is not None:
+        if node is not None and failure is None:
             try:
                 replies = await dc.link.exchange(
                     self.node_address, apdu, self._answer, node.repeater_level
@@ -999,17 +1074,19 @@ class _GatewaySession(_Session):
             except LinkBusy:
                 failure = GatewayFailure.of_key(ErrorKey.RESPONSE_NOT_PRESENT_YET)
             except _MeterRefused as refused:
-                if refused.wrong_key:
-                    dc._log(self.node_address, serial, operation, _WRONG_KEY)
-                if refused.replies:
+                if not refused.wrong_key:
                     return refused.replies, True
-                return [_refusal(apdu, _WRONG_KEY)], True
+                dc.log_failure(self.node_address, node.serial, operation, _WRONG_KEY)
+                return refused.replies or [_refusal(apdu, _WRONG_KEY)], True
             else:
                 node.last_contact = dc.now()
                 return replies, False
-        if failure is None:  # unreachable: node None is CE_NOT_IN_TABLE above
-            failure = GatewayFailure.of_key(ErrorKey.CE_NOT_IN_TABLE)
-        dc._log(self.node_address, serial, operation, failure)
+        elif node is not None and failure is not None and failure.ack in _TRIED_CODES:
+            # The DC really tried to reach the node: the attempt holds the medium.
+            await dc.link.attempt(self.node_address, apdu, node.repeater_level)
+        if failure is None:  # unreachable: gateway_failure covers a missing node
+            raise ValueError(f"node {self.node_address} neither served nor failed")
+        dc.log_failure(self.node_address, node.serial if node else "", operation, failure)
         return [_refusal(apdu, failure)], True
 
     def _answer(self, apdu: bytes) -> list[bytes]:
@@ -1028,14 +1105,16 @@ class _GatewaySession(_Session):
         try:
             event = connection.receive_apdu(apdu)
         except DlmsError as exc:
-            wrong_key = isinstance(exc, CipheringError) or apdu[:1] == bytes((_AARQ_TAG,))
+            # A glo-InitiateRequest the meter cannot decipher: the head-end's keys are not
+            # the meter's.
+            wrong_key = isinstance(exc, CipheringError) and _is_aarq(apdu)
             raise _MeterRefused(connection.data_to_send(), wrong_key) from exc
         replies = connection.data_to_send()
         if (
             isinstance(event, AssociationRefused)
             and event.diagnostic is AcseServiceUserDiagnostic.AUTHENTICATION_FAILURE
         ):
-            self.dc._log(self.node_address, node.serial, "GATEWAY_ASSOCIATE", _WRONG_KEY)
+            self.dc.log_failure(self.node_address, node.serial, "GATEWAY_ASSOCIATE", _WRONG_KEY)
         return replies
 
     def abort(self) -> None:
@@ -1049,7 +1128,7 @@ _TRIED_CODES = frozenset({"TB_ACK_21", "TB_ACK_40", "TB_ACK_41", "TB_ACK_42"})
 
 def _refusal(apdu: bytes, failure: GatewayFailure) -> bytes:
     """The DC's own answer: a rejected AARE to an AARQ, else an ExceptionResponse."""
-    if apdu[:1] == bytes((_AARQ_TAG,)):
+    if _is_aarq(apdu):
         result = (
             AssociationResult.REJECTED_TRANSIENT
             if failure.retryable
