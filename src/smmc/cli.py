@@ -207,7 +207,7 @@ def demo(
     API, and that fleet served over DLMS/TCP in the same process."""
     from smmc.sim.cli import load_or_exit
     from smmc.sim.provisioning_files import write_provisioning_files
-    from smmc.sim.runner import FleetRunner, RunnerError, prepare
+    from smmc.sim.runner import FleetRunner, RunnerError, prepare, serve_concentrators
     from smmc.web.app import create_app
 
     description = load_or_exit(fleet)
@@ -228,7 +228,9 @@ def demo(
     if any(r.exit_code for r in results):
         err.print("[red]the simulated fleet did not import cleanly")
         raise typer.Exit(1)
-    runner = FleetRunner(plan, clock, labels=demo_dir / "anomaly_labels.csv")
+    runner = FleetRunner(
+        plan, clock, labels=demo_dir / "anomaly_labels.csv", concentrators=serve_concentrators
+    )
     try:
         asyncio.run(_demo(create_app(engine), port, runner, demo_dir))
     except RunnerError as exc:

@@ -21,14 +21,16 @@ from smmc.dlms.framing.wrapper import WrapperDecoder
 from smmc.dlms.obis import Obis
 from smmc.sim.anomalies import LABEL_COLUMNS
 from smmc.sim.clock import SimClock
+from smmc.sim.concentrator import PUBLIC_CLIENT
 from smmc.sim.fleet import Fleet, FleetPlan, default_fleet
-from smmc.sim.meter_device import HEAD_END_SAP, PUSH_SETUP, MeterDevices, alarm_bits
+from smmc.sim.meter_device import CLOCK, HEAD_END_SAP, PUSH_SETUP, MeterDevices, alarm_bits
 from smmc.sim.runner import (
     FleetRunner,
     RunnerError,
     parse_destination,
     prepare,
     raise_open_file_limit,
+    serve_concentrators,
 )
 
 SERIAL = Obis(0, 0, 96, 1, 0, 255)
@@ -103,6 +105,27 @@ async def test_the_concentrator_hook_runs_while_the_fleet_is_served() -> None:
         assert kinds == ["concentrator", "concentrator", "meter"]
         assert seen[0].get(3).spec.concentrator == 0
     assert calls == ["start", "stop"]
+
+
+async def test_concentrators_are_served_on_their_own_endpoints() -> None:
+    fleet = small_fleet(free_port(), count=1)
+    fleet = dataclasses.replace(
+        fleet,
+        concentrators=dataclasses.replace(
+            fleet.concentrators, host=FIRST_HOST, first_port=free_port()
+        ),
+    )
+    plan, clock = prepare(fleet, start=NOW)
+    async with FleetRunner(plan, clock, concentrators=serve_concentrators) as runner:
+        dcs = [e for e in runner.endpoints() if e.kind == "concentrator"]
+        assert [(e.name, e.port) for e in dcs] == [(c.name, c.port) for c in plan.concentrators]
+        for endpoint in dcs:
+            settings = ClientSettings(client_sap=PUBLIC_CLIENT, timeout=5.0)
+            async with DlmsClient.connect(endpoint.host, endpoint.port, settings) as client:
+                assert (await client.get(8, CLOCK, 2)).value
+    for endpoint in dcs:
+        with pytest.raises(ConnectionRefusedError):
+            await asyncio.open_connection(endpoint.host, endpoint.port)
 
 
 async def test_an_address_in_use_fails_the_start_and_frees_the_others() -> None:

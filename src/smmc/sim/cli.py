@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from smmc.sim.fleet import Fleet, FleetError, load_fleet
-from smmc.sim.runner import FleetRunner, RunnerError, prepare
+from smmc.sim.runner import FleetRunner, RunnerError, prepare, serve_concentrators
 
 __all__ = ["describe_fleet", "load_or_exit", "sim_app"]
 
@@ -61,10 +61,7 @@ def describe_fleet(runner: FleetRunner, out: Console = console) -> None:
     if runner.serves_concentrators:
         out.print(f"{len(plan.concentrators)} concentrators with {meters} meters behind them")
     elif plan.concentrators:
-        out.print(
-            f"[yellow]{len(plan.concentrators)} concentrators ({meters} meters) not served: "
-            "no concentrator simulator in this build"
-        )
+        out.print(f"[yellow]{len(plan.concentrators)} concentrators ({meters} meters) not served")
     speed = "real time" if clock.factor == 1.0 else f"{clock.factor:g}× real time"
     out.print(
         f"simulated now {clock.now():%Y-%m-%d %H:%M:%S} UTC ({speed}); "
@@ -118,7 +115,7 @@ def run(
         history_days=history_days,
         start=None if start is None else start.replace(tzinfo=UTC),
     )
-    runner = FleetRunner(plan, clock, labels=labels)
+    runner = FleetRunner(plan, clock, labels=labels, concentrators=serve_concentrators)
     try:
         asyncio.run(_serve_until_stopped(runner))
     except RunnerError as exc:

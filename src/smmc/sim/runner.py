@@ -6,7 +6,8 @@ labels file when asked, starts one ``DlmsServer`` per point-to-point meter on th
 own loopback address and port (Linux routes all of 127.0.0.0/8 to ``lo``, so every meter
 keeps the standard port 4059), and enters the concentrator hook, which serves the
 concentrators and, through them, the meters behind them (built lazily by the shared
-``MeterDevices``). On exit everything stops and every socket is closed.
+``MeterDevices``; ``serve_concentrators`` runs the concentrator simulator). On exit
+everything stops and every socket is closed.
 
 Simulation time is the ``SimClock``: real time, accelerated by a factor, and N days of
 history behind "now" at start-up. Fast-forwarding costs nothing at start-up because the
@@ -21,7 +22,7 @@ import contextlib
 import dataclasses
 import logging
 import resource
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -35,6 +36,7 @@ from smmc.dlms.errors import DlmsError
 from smmc.dlms.server import DlmsServer
 from smmc.sim.anomalies import write_labels
 from smmc.sim.clock import SimClock, TimeMode
+from smmc.sim.concentrator import ConcentratorServer
 from smmc.sim.fleet import Fleet, FleetPlan
 from smmc.sim.meter_device import METER_LOGICAL_ADDRESS, MeterDevices
 
@@ -46,6 +48,7 @@ __all__ = [
     "parse_destination",
     "prepare",
     "raise_open_file_limit",
+    "serve_concentrators",
 ]
 
 _LOG = logging.getLogger(__name__)
@@ -69,6 +72,26 @@ class Endpoint:
     name: str
     host: str
     port: int
+
+
+@contextlib.asynccontextmanager
+async def serve_concentrators(
+    plan: FleetPlan, meters: MeterDevices, clock: SimClock
+) -> AsyncIterator[list[ConcentratorServer]]:
+    """The ``ConcentratorHook`` of the concentrator simulator: every DC of the plan on its
+    own endpoint, sharing ``meters`` with the point-to-point servers."""
+    async with contextlib.AsyncExitStack() as stack:
+        servers: list[ConcentratorServer] = []
+        for spec in plan.concentrators:
+            server = ConcentratorServer(plan, spec, clock, meters=meters)
+            try:
+                await stack.enter_async_context(server)
+            except OSError as exc:
+                raise RunnerError(
+                    f"concentrator {spec.name} cannot listen on {spec.host}:{spec.port}: {exc}"
+                ) from exc
+            servers.append(server)
+        yield servers
 
 
 def raise_open_file_limit() -> int:
