@@ -264,12 +264,13 @@ def test_views_as_predicates() -> None:
 
 def test_view_activity_sets() -> None:
     commercial = VIEWS[View.COMMERCIAL_PENDING].activity_set(POLICIES)
-    assert commercial == {ActivityType.READING, ActivityType.DISCONNECT, ActivityType.CONNECT}
+    assert commercial == frozenset(
+        {ActivityType.READING, ActivityType.DISCONNECT, ActivityType.CONNECT}
+    )
     assert VIEWS[View.PENDING].activity_set(POLICIES) is None
-    assert VIEWS[View.PROVISIONING].activity_set(POLICIES) == {
-        ActivityType.COMMISSIONING,
-        ActivityType.DECOMMISSIONING,
-    }
+    assert VIEWS[View.PROVISIONING].activity_set(POLICIES) == frozenset(
+        {ActivityType.COMMISSIONING, ActivityType.DECOMMISSIONING}
+    )
 
 
 def test_target_csv_rows_and_errors() -> None:

@@ -8,6 +8,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -75,8 +76,8 @@ def states(queue: WorkOrderQueue) -> Counter[str]:
     return Counter(row["state"] for row in rows)
 
 
-def config(name: str, **kwargs: object) -> WorkerConfig:
-    return WorkerConfig(name=name, poll_interval=0.01, **kwargs)  # type: ignore[arg-type]
+def config(name: str, **kwargs: Any) -> WorkerConfig:
+    return WorkerConfig(name=name, poll_interval=0.01, **kwargs)
 
 
 async def test_worker_completes_a_batch(db: Engine, queue: WorkOrderQueue) -> None:

@@ -320,6 +320,7 @@ def test_cancel(db: Engine, queue: WorkOrderQueue) -> None:
     with pytest.raises(WorkOrderNotFound):
         queue.cancel(999_999)
     assert queue.lease("w", 5, LEASE) == []
+    assert result.batch_id is not None
     progress = queue.batch_progress(result.batch_id)
     assert progress.total == 2
     assert dict(progress.by_state) == {"CANCELLED": 1, "RUNNING": 1}
