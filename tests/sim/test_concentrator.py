@@ -43,7 +43,7 @@ from smmc.sim.concentrator import (
     gateway_address,
 )
 from smmc.sim.fleet import ClockDrift, FaultRates, FleetPlan, default_fleet
-from smmc.sim.meter_device import HEAD_END_SAP, MeterDevices
+from smmc.sim.meter_device import HEAD_END_SAP, MeterDevices, meter_lls_password
 from smmc.sim.plc import LinkSettings
 from smmc.sim.runner import FleetRunner
 
@@ -676,3 +676,24 @@ async def test_alarm_scan_runs_on_its_own_interval() -> None:
     assert body[1] == node.node_address
     assert isinstance(body[2], int)
     assert body[2] & 2  # ORD: clock not aligned
+
+
+async def test_meter_own_refusals_travel_unchanged_and_are_not_dc_codes(
+    dc: ConcentratorServer,
+) -> None:
+    node_address = nodes(dc)[0]
+    index = dc.nodes[node_address].index
+    lls = ClientSettings(
+        client_sap=1,
+        server_logical_address=gateway_address(node_address),
+        mechanism=AuthenticationMechanism.LOW,
+        password=meter_lls_password(dc.plan, index),
+        timeout=10.0,
+    )
+    async with DlmsClient.connect(HOST, dc.port, lls) as client:
+        assert (await client.get(1, SERIAL, 2)).value == dc.nodes[node_address].serial.encode()
+    with pytest.raises(AssociationRejected) as refused:
+        async with DlmsClient.connect(HOST, dc.port, dataclasses.replace(lls, password=b"0000")):
+            pass
+    assert (refused.value.result, refused.value.diagnostic) == (1, 13)
+    assert await ack_log(dc) == []

@@ -1113,7 +1113,10 @@ class _GatewaySession(_Session):
         if (
             isinstance(event, AssociationRefused)
             and event.diagnostic is AcseServiceUserDiagnostic.AUTHENTICATION_FAILURE
+            and not _is_aarq(apdu)
         ):
+            # HLS pass 3 failed: the head-end's GMAC key is not the meter's. (An AARQ
+            # refused for a wrong LLS password is the meter's own answer, not a key fault.)
             self.dc.log_failure(self.node_address, node.serial, "GATEWAY_ASSOCIATE", _WRONG_KEY)
         return replies
 
