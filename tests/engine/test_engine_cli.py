@@ -9,6 +9,7 @@ import typer
 from typer.testing import CliRunner
 from wo_fixtures import add_fleet
 
+from smmc.engine import cli
 from smmc.engine.cli import wo_app, worker_command
 from smmc.store.db import create_engine
 from smmc.store.migrate import upgrade
@@ -78,3 +79,23 @@ def test_worker_without_executors_or_scheduler_exits(database: str) -> None:
     result = runner.invoke(app, ["--no-scheduler"])
     assert result.exit_code == 1
     assert "no executors registered" in result.output
+
+
+def test_schedule_add_and_list(database: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cli.console, "width", 200)
+    added = runner.invoke(
+        wo_app,
+        ["schedule", "daily-outage", "OutageCheck", "30 2 * * *", "--target", "DC-1"],
+    )
+    assert added.exit_code == 0, added.output
+    duplicate = runner.invoke(
+        wo_app, ["schedule", "daily-outage", "OutageCheck", "30 2 * * *", "--target", "DC-1"]
+    )
+    assert duplicate.exit_code == 2
+    assert "already exists" in duplicate.output
+    bad_cron = runner.invoke(wo_app, ["schedule", "x", "Reading", "99 * * * *", "--target", "DC-1"])
+    assert bad_cron.exit_code == 2
+    listing = runner.invoke(wo_app, ["schedules"])
+    assert listing.exit_code == 0
+    assert "daily-outage" in listing.output
+    assert "02:30:00" in listing.output  # next run, local time

@@ -1,4 +1,4 @@
-"""`smmc wo …` (submit, list, show, cancel) and `smmc worker`.
+"""`smmc wo …` (submit, list, show, cancel, schedule, schedules) and `smmc worker`.
 
 The lead mounts them: ``app.add_typer(wo_app, name="wo")`` and
 ``app.command("worker")(worker_command)``.
@@ -19,8 +19,10 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress
 from rich.table import Table
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 
 from smmc.config import Settings
+from smmc.domain.time import DEFAULT_TIME_ZONE, UnknownTimeZone, to_local
 from smmc.domain.work_orders import (
     ActivityType,
     InvalidTransition,
@@ -35,7 +37,7 @@ from smmc.domain.work_orders import (
     parse_target_csv,
 )
 from smmc.engine.executors import ExecutorRegistry
-from smmc.engine.scheduler import Scheduler
+from smmc.engine.scheduler import Scheduler, ScheduleScope
 from smmc.engine.worker import Worker, WorkerConfig, default_worker_name
 from smmc.store.db import create_engine
 from smmc.store.migrate import upgrade
@@ -331,6 +333,72 @@ def cancel(order_id: Annotated[int, typer.Argument(help="work order id")]) -> No
         err.print(f"[red]{exc}")
         raise typer.Exit(1) from None
     console.print(f"work order {order_id} cancelled")
+
+
+@wo_app.command("schedule")
+def schedule(
+    name: Annotated[str, typer.Argument(help="unique schedule name")],
+    activity: Annotated[str, typer.Argument(help="activity type")],
+    cron: Annotated[str, typer.Argument(help="cron expression in local time, e.g. '0 1 * * *'")],
+    scope: Annotated[ScheduleScope, typer.Option(help="which targets each run covers")] = (
+        ScheduleScope.CONCENTRATOR_METERS
+    ),
+    target: Annotated[
+        str | None, typer.Option(help="meter serial or concentrator name, per scope")
+    ] = None,
+    time_zone: Annotated[str, typer.Option(help="IANA zone of the cron times")] = (
+        DEFAULT_TIME_ZONE
+    ),
+    priority: Annotated[int | None, typer.Option(min=0, max=9)] = None,
+) -> None:
+    """Add a recurring activity; `smmc worker` turns it into work orders when due."""
+    queue = _queue()
+    try:
+        Scheduler(queue).add(
+            name,
+            _activity(activity),
+            cron,
+            scope,
+            target,
+            time_zone=time_zone,
+            priority=priority,
+        )
+    except (InvalidWorkOrder, UnknownTimeZone) as exc:
+        raise typer.BadParameter(str(exc)) from None
+    except IntegrityError:
+        raise typer.BadParameter(f"a schedule named {name!r} already exists") from None
+    console.print(f"schedule {name} added")
+
+
+@wo_app.command("schedules")
+def schedules() -> None:
+    """The recurring activities and when each runs next (UTC and local)."""
+    table = Table(title="schedules")
+    for column in (
+        "name",
+        "activity",
+        "cron",
+        "zone",
+        "scope",
+        "target",
+        "next (UTC)",
+        "next (local)",
+        "last (UTC)",
+    ):
+        table.add_column(column)
+    for item in Scheduler(_queue()).schedules():
+        table.add_row(
+            item.name,
+            item.activity.value,
+            item.cron,
+            item.time_zone,
+            item.scope.value,
+            item.target or "",
+            _stamp(item.next_run_at),
+            _stamp(to_local(item.next_run_at, item.time_zone)),
+            _stamp(item.last_run_at),
+        )
+    console.print(table)
 
 
 def build_registry() -> ExecutorRegistry:
