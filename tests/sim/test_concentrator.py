@@ -239,10 +239,30 @@ async def test_collected_load_profile_by_range_has_a_row_per_meter_per_interval(
 async def test_collected_daily_closure_and_status_words(dc: ConcentratorServer) -> None:
     start = dt.datetime(2026, 4, 8, 4, 0, tzinfo=dt.UTC)  # local midnight (UTC-4) of the 8th
     end = dt.datetime(2026, 4, 10, 4, 0, tzinfo=dt.UTC)
+    outaged = dc.nodes[nodes(dc)[0]]
+    dc.model(outaged.index).power_outage(
+        dt.datetime(2026, 4, 8, 10, tzinfo=dt.UTC), dt.datetime(2026, 4, 8, 11, tzinfo=dt.UTC)
+    )
     async with DlmsClient.connect(HOST, dc.port, management(dc)) as client:
         daily = await client.read_profile(COLLECTED_DAILY_OBIS, start, end)
         words = await client.read_profile(COLLECTED_STATUS_OBIS, start, end)
     assert len(daily) == 3 * METERS == len(words)
+    times = [stamp(r[0]) for r in daily]
+    assert times == sorted(times)
+    assert [r[:2] for r in words] == [r[:2] for r in daily]
+    pup = [bool(int(str(r[2].value)) & 1) for r in words if r[1].value == outaged.serial.encode()]
+    assert pup == [False, True, True]  # closures of the 7th, 8th and 9th
+    for row in words:
+        node = dc.node_by_serial(bytes(row[1].value).decode())  # type: ignore[arg-type]
+        assert node is not None
+        captured = stamp(row[0])
+        status = dc.model(node.index).status_words(captured)
+        assert [c.value for c in row[2:6]] == [
+            status.normal1,
+            status.normal2,
+            status.extended1,
+            status.extended2,
+        ]
     for node in dc.nodes.values():
         mine = [r for r in daily if r[1].value == node.serial.encode()]
         model = dc.model(node.index)

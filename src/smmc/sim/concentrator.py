@@ -137,7 +137,7 @@ _READ = AttributeAccess.READ_ONLY
 _READ_WRITE = AttributeAccess.READ_WRITE
 _ACK_LOG_ENTRIES = 1000
 _MAX_READ = 4096
-_WATCHED_ALARMS = StatusWords(
+_WATCHED_ALARMS = (  # masks of normal 1, normal 2, extended 1, extended 2
     int(NormalWord1.PUP | NormalWord1.ORD),
     0,
     int(ExtendedWord1.CAPE),
@@ -554,7 +554,10 @@ class ConcentratorServer:
         if not node.reachable:
             return GatewayFailure.of_ack("TB_ACK_21")
         if node.repeater_failed:
-            return GatewayFailure.of_ack(f"TB_ACK_{39 + node.repeater_level}")
+            # The failing repeater is the last hop; a node edited to fail with no
+            # repeater on its path still fails at the first one.
+            hop = min(max(node.repeater_level, 1), 3)
+            return GatewayFailure.of_ack(f"TB_ACK_{39 + hop}")
         return None
 
     def gateway_failure(self, node_address: int) -> GatewayFailure | None:
@@ -748,6 +751,7 @@ class ConcentratorServer:
                     head = (_date_time(billing.clock), Data.octet_string(node.serial.encode()))
                     found.append((node, head, billing))
                 day += dt.timedelta(days=1)
+        found.sort(key=lambda item: (item[2].captured_utc, item[0].node_address))
         return found
 
     def _daily_rows(self, start: dt.datetime, end: dt.datetime) -> list[Row]:
@@ -865,14 +869,7 @@ class ConcentratorServer:
         now = self.clock.now()
         for node in self._collected():
             words = self.model(node.index).alarm_register(now)
-            watched = words.masked(
-                (
-                    _WATCHED_ALARMS.normal1,
-                    _WATCHED_ALARMS.normal2,
-                    _WATCHED_ALARMS.extended1,
-                    _WATCHED_ALARMS.extended2,
-                )
-            )
+            watched = words.masked(_WATCHED_ALARMS)
             seen = node.seen_alarms
             new = (
                 watched.normal1 & ~seen.normal1,
