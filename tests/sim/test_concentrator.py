@@ -17,7 +17,7 @@ from smmc.dlms.axdr import Data
 from smmc.dlms.client import ClientSettings, DlmsClient, SecurityPolicy
 from smmc.dlms.cosem_time import CosemDateTime
 from smmc.dlms.errors import AccessDenied, AssociationRejected, DlmsError
-from smmc.dlms.framing.wrapper import WrapperDecoder
+from smmc.dlms.framing.wrapper import WrapperDecoder, WrapperFrame
 from smmc.dlms.obis import Obis
 from smmc.domain.concentrator_status import decode_status_word
 from smmc.domain.error_catalog import ErrorKey, parse_error
@@ -717,3 +717,27 @@ async def test_meter_own_refusals_travel_unchanged_and_are_not_dc_codes(
             pass
     assert (refused.value.result, refused.value.diagnostic) == (1, 13)
     assert await ack_log(dc) == []
+
+
+@pytest.mark.parametrize(
+    "garbage",
+    [
+        b"\xff" * 40,
+        WrapperFrame(1, 16, 7, b"\x60\x00").to_bytes(),  # no logical device 7
+        WrapperFrame(1, 48, GATEWAY_BASE + 2, b"\xc0\x01").to_bytes(),  # truncated GET, no AARQ
+        WrapperFrame(1, 48, GATEWAY_BASE + 2, b"").to_bytes(),
+        WrapperFrame(1, 1, 1, b"\x60\x05\xa1\x03\x06\x01").to_bytes(),  # truncated AARQ
+    ],
+)
+async def test_garbage_drops_only_that_connection(dc: ConcentratorServer, garbage: bytes) -> None:
+    reader, writer = await asyncio.open_connection(HOST, dc.port)
+    writer.write(garbage)
+    await writer.drain()
+    # read() returns at end of stream: the DC closed this connection (else a timeout fails).
+    await asyncio.wait_for(reader.read(), 5.0)
+    assert reader.at_eof()
+    writer.close()
+    async with DlmsClient.connect(HOST, dc.port, management(dc)) as client:
+        assert (await client.get(1, SERIAL, 2)).value == dc.spec.serial.encode()
+    async with DlmsClient.connect(HOST, dc.port, meter_settings(dc, nodes(dc)[0])) as client:
+        assert (await client.get(1, SERIAL, 2)).value == dc.nodes[nodes(dc)[0]].serial.encode()
