@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
 from wo_fixtures import Clock, add_fleet
 
 from smmc.domain.calendar import WorkingDayCalendar
@@ -295,3 +296,43 @@ async def test_two_engines_share_the_queue_without_running_an_order_twice(
     finally:
         for engine in engines:
             engine.dispose()
+
+
+class FlakyQueue(WorkOrderQueue):
+    """Loses its database for the first lease and the first outcome batch."""
+
+    lease_failures = 1
+    record_failures = 1
+
+    def lease(self, *args: Any, **kwargs: Any) -> list[LeasedOrder]:
+        if self.lease_failures:
+            self.lease_failures -= 1
+            raise OperationalError("SELECT 1", {}, Exception("connection refused"))
+        return super().lease(*args, **kwargs)
+
+    def record_many(self, items: Any) -> list[State | None]:
+        if self.record_failures:
+            self.record_failures -= 1
+            raise OperationalError("UPDATE", {}, Exception("connection reset"))
+        return super().record_many(items)
+
+
+async def test_worker_survives_a_database_outage(db: Engine, clock: Clock) -> None:
+    queue = FlakyQueue(db, clock=clock, calendar=WorkingDayCalendar())
+    add_fleet(db, {"DC-1": 1})
+    queue.submit(ActivityType.READING, [TargetRef(meter="M-DC-1-0")])
+    executor = Recording()
+    worker = Worker(
+        queue,
+        ExecutorRegistry({ActivityType.READING: executor}),
+        config("w", lease_for=timedelta(seconds=30)),
+    )
+    running = asyncio.create_task(worker.run())
+    await until(lambda: len(executor.calls) == 1)
+    await until(lambda: not worker._in_flight)
+    assert states(queue) == {"RUNNING": 1}  # the outcome was lost with the connection
+    clock.advance(seconds=31)  # its lease runs out: the order runs again
+    await until(lambda: states(queue) == {"COMPLETED": 1})
+    worker.stop()
+    await asyncio.wait_for(running, 5)
+    assert [call[1] for call in executor.calls] == [1, 2]

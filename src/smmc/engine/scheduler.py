@@ -22,6 +22,7 @@ from typing import Any
 import sqlalchemy as sa
 from croniter import croniter
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import SQLAlchemyError
 
 from smmc.domain.time import (
     DEFAULT_TIME_ZONE,
@@ -261,7 +262,10 @@ class Scheduler:
     async def run(self, stop: asyncio.Event, interval: float = 30.0) -> None:
         """Check for due schedules every ``interval`` seconds until ``stop`` is set."""
         while not stop.is_set():
-            await asyncio.to_thread(self.run_due)
+            try:
+                await asyncio.to_thread(self.run_due)
+            except SQLAlchemyError:
+                logger.exception("scheduler: checking due schedules failed")
             try:
                 await asyncio.wait_for(stop.wait(), timeout=interval)
             except TimeoutError:

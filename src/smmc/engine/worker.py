@@ -16,6 +16,8 @@ import socket
 from dataclasses import dataclass
 from datetime import timedelta
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from smmc.domain.work_orders import Outcome, State
 from smmc.engine.executors import ExecutorRegistry
 from smmc.store.work_orders import LeasedOrder, WorkOrderQueue
@@ -105,14 +107,19 @@ class Worker:
         timeout, and cancel what is left (their leases expire and they run again)."""
         try:
             while not self._stop.is_set():
-                leased = await self.lease_once()
+                try:
+                    leased = await self.lease_once()
+                except SQLAlchemyError:
+                    # The database is away: keep the orders in flight, try again shortly.
+                    logger.exception("worker %s: leasing failed", self.config.name)
+                    leased = 0
                 if not leased:
                     await self._pause()
         finally:
             await self._drain()
 
     async def run_until_idle(self) -> None:
-        """Lease and run until nothing is due and nothing is in flight (tests, `smmc wo run`)."""
+        """Lease and run until nothing is due and nothing is in flight (tests, one-shot runs)."""
         while True:
             # An order finishing while the lease ran may have freed its concentrator after
             # the lease looked: only a lease that started with nothing in flight proves idle.
@@ -179,7 +186,13 @@ class Worker:
             raise
         finally:
             keeper.cancel()
-        state = await self._outcomes.record(order, outcome)
+        try:
+            state = await self._outcomes.record(order, outcome)
+        except SQLAlchemyError:
+            # Not stored: the lease runs out and the order runs again (attempt + 1, so a
+            # non-idempotent executor knows to check the device first).
+            logger.exception("work order %s: outcome could not be stored", order.id)
+            return None
         if state is None:
             logger.warning("work order %s: lease lost before the outcome was stored", order.id)
             return None
