@@ -328,3 +328,23 @@ def test_devices_are_built_lazily_and_keep_their_state_across_evictions() -> Non
         devices.get(index)
     assert devices.get(2) is pinned
     assert devices.touched == 3
+
+
+async def test_status_words_alarm_register_and_filter(served: Served) -> None:
+    model = served.meter.model
+    model.power_outage(NOW - dt.timedelta(hours=2), NOW - dt.timedelta(hours=1))
+    alarm, alarm_filter = Obis(0, 0, 97, 98, 0, 255), Obis(0, 0, 97, 98, 10, 255)
+    normal1 = Obis(0, 0, 96, 5, 1, 255)
+    async with DlmsClient.connect(HOST, served.server.port, head_end_settings(served)) as client:
+        assert (await client.get(1, normal1, 2)).value == model.status_words(NOW).normal1
+        assert (await client.get(1, normal1, 2)).value & 1  # type: ignore[operator]
+        assert (await client.get(1, alarm, 2)).value == 1
+        assert (await client.get(1, alarm_filter, 2)).value == 0xFFFF_FFFF
+        await client.set(1, alarm_filter, 2, Data.double_long_unsigned(0xFFFF_FFFE))
+        assert (await client.get(1, alarm, 2)).value == 0
+        assert model.alarm_masks[0] & 1 == 0
+        await client.set(1, alarm_filter, 2, Data.double_long_unsigned(0xFFFF_FFFF))
+        assert (await client.get(1, alarm, 2)).value == 1
+        await client.set(1, alarm, 2, Data.double_long_unsigned(0))
+        assert (await client.get(1, alarm, 2)).value == 0
+        assert (await client.get(1, normal1, 2)).value == 0
