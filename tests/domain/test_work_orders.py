@@ -275,7 +275,8 @@ def test_view_activity_sets() -> None:
 
 def test_target_csv_rows_and_errors() -> None:
     text = (
-        "podname;serialnumber\n388377;UAAEEDN17305249807\n\n;UAAEEDN1\n388374;\n;\na;b;c\nP9,S9\n"
+        "podname;serialnumber\n388377;UAAEEDN17305249807\n\n;UAAEEDN1\n388374;\n;\na;b;c\n"
+        "P9,S9\nP\x00;S\n"
     )
     targets, errors = parse_target_csv(text)
     assert [(t.line, t.pod, t.serial) for t in targets] == [
@@ -284,7 +285,11 @@ def test_target_csv_rows_and_errors() -> None:
         (5, "388374", None),
         (8, "P9", "S9"),
     ]
-    assert [(e.line, e.reason.split(" ")[0]) for e in errors] == [(6, "both"), (7, "expected")]
+    assert [(e.line, e.reason.split(" ")[0]) for e in errors] == [
+        (6, "both"),
+        (7, "expected"),
+        (9, "NUL"),
+    ]
 
 
 _CELL = st.text(alphabet=st.characters(categories=["L", "N"]), min_size=1, max_size=20)

@@ -191,3 +191,34 @@ def test_csv_report_columns(client: TestClient, fleet: object, db: Engine) -> No
     assert offset in (-3, -4)  # Santiago, summer or winter
     empty = client.get("/api/workorders", params={"format": "csv", "meter": "UAB004"})
     assert list(csv.reader(io.StringIO(empty.text))) == [list(CSV_COLUMNS)]
+
+
+def test_hostile_input_is_a_422_not_a_500(client: TestClient, fleet: object) -> None:
+    huge = 2**40
+    assert client.get(f"/api/workorders/{huge}").status_code == 422
+    assert client.post(f"/api/workorders/{huge}/cancel").status_code == 422
+    assert client.get(f"/api/workorders/batches/{huge}").status_code == 422
+    assert client.get("/api/workorders", params={"idwork": huge}).status_code == 422
+    nul = client.post("/api/workorders", json={"activity": "Reading", "meters": ["UAA\x00001"]})
+    assert nul.status_code == 422
+    assert nul.json()["errors"][0]["name"].startswith("meters")
+    nul_external = client.post(
+        "/api/workorders",
+        json={"activity": "Reading", "meters": ["UAA001"], "external_id": "a\x00b"},
+    )
+    assert nul_external.status_code == 422
+    nul_csv = client.post(
+        "/api/workorders",
+        params={"activity": "Reading"},
+        content=b"POD-1;UAA\x00001\n",
+        headers={"content-type": "text/csv"},
+    )
+    assert nul_csv.status_code == 422
+    not_utf8 = client.post(
+        "/api/workorders",
+        params={"activity": "Reading"},
+        content=b"POD-1;\xff\n",
+        headers={"content-type": "text/csv"},
+    )
+    assert not_utf8.status_code == 422
+    assert client.get("/api/workorders", params={"meter": "a\x00"}).status_code == 422

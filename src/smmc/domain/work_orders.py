@@ -566,6 +566,9 @@ def parse_target_csv(text: str) -> tuple[list[CsvTarget], list[CsvRowError]]:
             )
             continue
         pod, serial = cells
+        if "\x00" in pod or "\x00" in serial:
+            errors.append(CsvRowError(number, "NUL character in a cell"))
+            continue
         if not pod and not serial:
             errors.append(CsvRowError(number, "both podname and serialnumber are empty"))
             continue

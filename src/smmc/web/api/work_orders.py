@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import AwareDatetime, BaseModel, Field, ValidationError
 from sqlalchemy.engine import RowMapping
@@ -53,6 +53,9 @@ router = APIRouter(prefix="/api/workorders", tags=["work orders"])
 INVALID_TRANSITION_TYPE = "urn:smmc:problem:invalid-transition"
 CSV_MEDIA_TYPE = "text/csv"
 MAX_TARGETS = 100_000
+MAX_ID = 2**31 - 1  # ids are 32-bit integers on PostgreSQL
+_NO_NUL = r"^[^\x00]*$"  # PostgreSQL text cannot hold NUL: a 422, not a 500
+OrderId = Annotated[int, Path(ge=1, le=MAX_ID)]
 _CONFLICT: dict[int | str, dict[str, Any]] = {
     409: {
         "description": "the order's state does not allow this (e.g. cancelling a RUNNING order)",
@@ -71,27 +74,32 @@ def _queue(request: Request) -> WorkOrderQueue:
 
 
 class TargetIn(BaseModel):
-    meter: str | None = Field(None, max_length=64, description="meter serial number")
-    pod: str | None = Field(None, max_length=100, description="POD (service point) name")
+    meter: str | None = Field(
+        None, max_length=64, pattern=_NO_NUL, description="meter serial number"
+    )
+    pod: str | None = Field(
+        None, max_length=100, pattern=_NO_NUL, description="POD (service point) name"
+    )
 
 
 class SubmitRequest(BaseModel):
     activity: str = Field(description="activity type (Reading, Disconnect or CORTE, …)")
-    meters: list[Annotated[str, Field(max_length=64)]] = Field(
+    meters: list[Annotated[str, Field(max_length=64, pattern=_NO_NUL)]] = Field(
         default_factory=list, max_length=MAX_TARGETS, description="meter serial numbers"
     )
     targets: list[TargetIn] = Field(default_factory=list, max_length=MAX_TARGETS)
     concentrator: str | None = Field(
         None,
         max_length=100,
+        pattern=_NO_NUL,
         description="a concentrator: its own activity, or every meter behind it",
     )
     priority: int | None = Field(None, ge=MIN_PRIORITY, le=MAX_PRIORITY)
     scheduled_at: AwareDatetime | None = None
     special: bool = Field(False, description="bypass the working-day rule of connect/disconnect")
-    reason: str | None = Field(None, max_length=32)
+    reason: str | None = Field(None, max_length=32, pattern=_NO_NUL)
     origin: Literal["operator", "legacy"] = "operator"
-    external_id: str | None = Field(None, max_length=100)
+    external_id: str | None = Field(None, max_length=100, pattern=_NO_NUL)
     payload: dict[str, Any] | None = None
 
 
@@ -320,8 +328,8 @@ async def submit_work_orders(
     ] = None,
     priority: Annotated[int | None, Query(ge=MIN_PRIORITY, le=MAX_PRIORITY)] = None,
     special: bool = False,
-    reason: Annotated[str | None, Query(max_length=32)] = None,
-    external_id: Annotated[str | None, Query(max_length=100)] = None,
+    reason: Annotated[str | None, Query(max_length=32, pattern=_NO_NUL)] = None,
+    external_id: Annotated[str | None, Query(max_length=100, pattern=_NO_NUL)] = None,
 ) -> Response:
     """Queue one batch (one idwork). A JSON body lists meters and/or targets, or names a
     concentrator (its own activity, or every meter behind it). A `text/csv` body is the
@@ -392,7 +400,7 @@ def _body_errors(exc: ValidationError) -> list[dict[str, str]]:
 def list_work_orders(
     request: Request,
     page: PageDep,
-    idwork: Annotated[int | None, Query(ge=1, le=2**63 - 1, description="batch id")] = None,
+    idwork: Annotated[int | None, Query(ge=1, le=MAX_ID, description="batch id")] = None,
     activity: Annotated[str | None, Query(max_length=40)] = None,
     concentrator: TextFilter = None,
     meter: TextFilter = None,
@@ -456,7 +464,7 @@ def _csv_lines(queue: WorkOrderQueue, filters: WorkOrderFilter) -> Iterator[str]
     response_model=BatchOut,
     responses=problem_responses(404, 422, 500),
 )
-def batch_progress(request: Request, batch_id: int) -> BatchOut:
+def batch_progress(request: Request, batch_id: OrderId) -> BatchOut:
     """How far a batch (idwork) has got: orders per state."""
     try:
         progress = _queue(request).batch_progress(batch_id)
@@ -478,7 +486,7 @@ def batch_progress(request: Request, batch_id: int) -> BatchOut:
     response_model=WorkOrderDetail,
     responses=problem_responses(404, 422, 500),
 )
-def work_order_detail(request: Request, order_id: int) -> WorkOrderDetail:
+def work_order_detail(request: Request, order_id: OrderId) -> WorkOrderDetail:
     queue = _queue(request)
     try:
         row = queue.get(order_id)
@@ -493,7 +501,7 @@ def work_order_detail(request: Request, order_id: int) -> WorkOrderDetail:
     response_model=WorkOrderOut,
     responses={**problem_responses(404, 422, 500), **_CONFLICT},
 )
-def cancel_work_order(request: Request, order_id: int) -> Any:
+def cancel_work_order(request: Request, order_id: OrderId) -> Any:
     """Cancel a queued order; a RUNNING or finished one answers 409."""
     queue = _queue(request)
     try:
