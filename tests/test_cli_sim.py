@@ -18,9 +18,11 @@ from typer.testing import CliRunner
 from smmc.cli import app
 from smmc.dlms.client import ClientSettings, DlmsClient
 from smmc.dlms.obis import Obis
+from smmc.sim.concentrator import PUBLIC_CLIENT
 from smmc.sim.fleet import load_fleet
 
 SERIAL = Obis(0, 0, 96, 1, 0, 255)
+CLOCK = Obis(0, 0, 1, 0, 0, 255)
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -48,6 +50,17 @@ def read_serial(host: str, port: int) -> bytes:
         settings = ClientSettings(client_sap=16, timeout=5.0, connect_timeout=1.0)
         async with DlmsClient.connect(host, port, settings) as client:
             value = (await client.get(1, SERIAL, 2)).value
+        assert isinstance(value, bytes)
+        return value
+
+    return asyncio.run(read())
+
+
+def read_concentrator_clock(host: str, port: int) -> bytes:
+    async def read() -> bytes:
+        settings = ClientSettings(client_sap=PUBLIC_CLIENT, timeout=5.0, connect_timeout=1.0)
+        async with DlmsClient.connect(host, port, settings) as client:
+            value = (await client.get(8, CLOCK, 2)).value
         assert isinstance(value, bytes)
         return value
 
@@ -108,13 +121,17 @@ def test_sim_run_serves_until_interrupted(tmp_path: Path) -> None:
     try:
         first = wait_for_meter(process, "127.79.1.1", port)
         second = read_serial("127.79.1.2", port)
+        dc = description.concentrators
+        dc_clock = read_concentrator_clock(dc.host, dc.first_port)
     finally:
         process.send_signal(signal.SIGINT)
         output = process.communicate(timeout=30)[0].decode()
     assert process.returncode == 0, output
     assert first == b"UAAEEDN17700000003"
     assert second == b"UAAEEDN17700000004"
+    assert len(dc_clock) == 12
     assert "127.79.1.1" in output
+    assert "1 concentrators with 3 meters behind them" in output
     assert "60× real time" in output
     assert "Stopped." in output
     with labels.open(encoding="utf-8") as handle:
