@@ -20,7 +20,9 @@ def alembic_config(engine: Engine) -> Config:
     return config
 
 
-def upgrade(engine: Engine, revision: str = "head") -> None:
+def upgrade(engine: Engine, revision: str = "heads") -> None:
+    """Upgrade to every head: features developed side by side may add branches before a
+    merge revision joins them."""
     config = alembic_config(engine)
     with engine.begin() as connection:
         config.attributes["connection"] = connection
