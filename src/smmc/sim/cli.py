@@ -6,17 +6,19 @@ import asyncio
 import signal
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from smmc.sim.fleet import Fleet, FleetError, load_fleet
-from smmc.sim.runner import FleetRunner, RunnerError, prepare, serve_concentrators
+if TYPE_CHECKING:
+    from smmc.sim.fleet import Fleet
+    from smmc.sim.runner import FleetRunner
 
 __all__ = ["describe_fleet", "load_or_exit", "sim_app"]
 
+# The simulator's modules load only when a command runs, so `smmc --help` stays quick.
 sim_app = typer.Typer(help="Field simulator.", no_args_is_help=True)
 console = Console()
 err = Console(stderr=True)
@@ -26,6 +28,8 @@ _LISTED = 20  # endpoints printed before "… and N more"
 
 def load_or_exit(path: Path | None) -> Fleet:
     """The fleet of ``path`` (built-in when None); exit 1 with the field on an error."""
+    from smmc.sim.fleet import FleetError, load_fleet
+
     try:
         return load_fleet(path)
     except FleetError as exc:
@@ -108,6 +112,8 @@ def run(
     ] = None,
 ) -> None:
     """Serve a simulated fleet over DLMS/TCP until Ctrl+C."""
+    from smmc.sim.runner import FleetRunner, RunnerError, prepare, serve_concentrators
+
     description = load_or_exit(fleet)
     plan, clock = prepare(
         description,
