@@ -36,11 +36,15 @@ from smmc.domain.work_orders import (
     parse_activity_type,
     parse_target_csv,
 )
+from smmc.engine.activities import FieldContext, register_field_executors
 from smmc.engine.executors import ExecutorRegistry
 from smmc.engine.scheduler import Scheduler, ScheduleScope
 from smmc.engine.worker import Worker, WorkerConfig, default_worker_name
+from smmc.field.drivers import FieldDrivers
+from smmc.field.sessions import SessionLimits, SessionManager, load_permits
 from smmc.store.db import create_engine
 from smmc.store.migrate import upgrade
+from smmc.store.secrets import SecretBox
 from smmc.store.work_orders import (
     Rejected,
     SubmitResult,
@@ -401,10 +405,15 @@ def schedules() -> None:
     console.print(table)
 
 
-def build_registry() -> ExecutorRegistry:
-    """The executors this installation has. The field layer registers its activities here;
-    until then the registry is empty and a worker only runs the scheduler."""
-    return ExecutorRegistry()
+def build_registry(engine: Engine) -> ExecutorRegistry:
+    """The field executors, talking to the devices registered in ``engine``'s database with
+    the keys opened by the master key (SMMC_SECRET_KEY or its key file)."""
+    settings = Settings.from_env()
+    box = SecretBox.from_settings(settings.secret_key, settings.secret_key_file)
+    registry = ExecutorRegistry()
+    drivers = FieldDrivers(engine, box, SessionManager(SessionLimits(), load_permits(engine)))
+    register_field_executors(registry, FieldContext(drivers))
+    return registry
 
 
 async def _serve(worker: Worker | None, scheduler: Scheduler | None, stop: asyncio.Event) -> None:
@@ -438,7 +447,7 @@ def worker_command(
     """Lease and run work orders until SIGINT/SIGTERM (then finish the orders in flight).
     Several workers may share one PostgreSQL database."""
     queue = _queue(policies)
-    registry = build_registry()
+    registry = build_registry(queue.engine)
     worker = None
     if registry.activities():
         config = WorkerConfig(

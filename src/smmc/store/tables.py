@@ -329,3 +329,283 @@ work_order_schedules = sa.Table(
     sa.Column("last_run_at", UtcDateTime()),
     *_timestamps(),
 )
+
+# -- field layer (issue 5) -------------------------------------------------------------------
+
+invocation_counters = sa.Table(
+    "invocation_counters",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("device_kind", sa.String(16), nullable=False),
+    sa.Column("device_id", sa.Integer, nullable=False),
+    sa.Column("client_sap", sa.Integer, nullable=False),
+    # Our next sending counter, reserved in blocks ahead of use: never reused after a crash.
+    sa.Column("next_send", sa.BigInteger, nullable=False),
+    # The device's last accepted counter (replay guard), None before the first session.
+    sa.Column("last_received", sa.BigInteger),
+    sa.Column("updated_at", UtcDateTime(), nullable=False, default=_now, onupdate=_now),
+    sa.UniqueConstraint("device_kind", "device_id", "client_sap"),
+)
+
+work_order_events = sa.Table(
+    "work_order_events",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("work_order_id", sa.ForeignKey("work_orders.id"), nullable=False, index=True),
+    sa.Column("attempt", sa.Integer, nullable=False),
+    sa.Column("event_type", sa.String(32), nullable=False),
+    sa.Column("priority", sa.String(8), nullable=False),
+    sa.Column("meter_id", sa.ForeignKey("meters.id"), index=True),
+    sa.Column("concentrator_id", sa.ForeignKey("concentrators.id"), index=True),
+    sa.Column("occurred_at", UtcDateTime(), nullable=False),
+    sa.Column("description", sa.Text, nullable=False),
+    sa.Column("breaker_state", sa.Integer),
+    sa.Column("routed_at", UtcDateTime()),
+    sa.UniqueConstraint("work_order_id", "attempt"),
+)
+
+# -- access control (issue 9) ----------------------------------------------------------------
+
+users = sa.Table(
+    "users",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("username", sa.String(64), nullable=False, unique=True),
+    sa.Column("display_name", sa.String(255)),
+    sa.Column("role", sa.String(32), nullable=False),
+    # scrypt, self-describing (``scrypt$n$r$p$salt$hash``); None: token-only service account.
+    sa.Column("password_hash", sa.String(255)),
+    sa.Column("language", sa.String(2), nullable=False, default="es"),
+    sa.Column("active", sa.Boolean, nullable=False, default=True),
+    *_timestamps(),
+)
+
+api_tokens = sa.Table(
+    "api_tokens",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("user_id", sa.ForeignKey("users.id"), nullable=False, index=True),
+    sa.Column("name", sa.String(64), nullable=False),
+    # SHA-256 of the token: the clear token is shown once and never stored.
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("created_at", UtcDateTime(), nullable=False, default=_now),
+    sa.Column("expires_at", UtcDateTime()),
+    sa.Column("revoked_at", UtcDateTime()),
+    sa.Column("last_used_at", UtcDateTime()),
+)
+
+web_sessions = sa.Table(
+    "web_sessions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("user_id", sa.ForeignKey("users.id"), nullable=False, index=True),
+    # SHA-256 of the cookie value, so a leaked table does not hand out sessions.
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("csrf_token", sa.String(64), nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False, default=_now),
+    sa.Column("expires_at", UtcDateTime(), nullable=False),
+)
+
+stakeholder_grants = sa.Table(
+    "stakeholder_grants",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("user_id", sa.ForeignKey("users.id"), nullable=False),
+    sa.Column("service_point_id", sa.ForeignKey("service_points.id"), nullable=False, index=True),
+    sa.Column("created_at", UtcDateTime(), nullable=False, default=_now),
+    sa.UniqueConstraint("user_id", "service_point_id"),
+)
+
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("at", UtcDateTime(), nullable=False, default=_now, index=True),
+    # The user id is kept even if the row is later deactivated; the name is a snapshot.
+    sa.Column("user_id", sa.Integer),
+    sa.Column("username", sa.String(64)),
+    sa.Column("action", sa.String(64), nullable=False),
+    sa.Column("target", sa.String(255)),
+    sa.Column("detail", sa.Text),
+)
+
+# Events and alarms (issue 6). `events` rows carry the catalog fields as they were when the
+# event was raised (the catalog may change later); at most one active row per device and
+# catalog key. Every opened or closed event and every outage change is written to `outbox`
+# in the same transaction: the outbox is the only way out to the integration layer.
+
+events = sa.Table(
+    "events",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("message_id", sa.String(36), nullable=False, unique=True),
+    sa.Column("device_kind", sa.String(16), nullable=False),
+    sa.Column("device", sa.String(64), nullable=False),
+    sa.Column("meter_id", sa.ForeignKey("meters.id"), index=True),
+    sa.Column("concentrator_id", sa.ForeignKey("concentrators.id"), index=True),
+    sa.Column("key", sa.String(64), nullable=False),
+    sa.Column("code", sa.String(32), nullable=False, index=True),
+    sa.Column("acronym", sa.String(32), nullable=False),
+    sa.Column("description", sa.Text, nullable=False),
+    sa.Column("severity", sa.Integer, nullable=False),
+    sa.Column("priority", sa.String(8), nullable=False),
+    sa.Column("category", sa.String(32), nullable=False),
+    sa.Column("routing", sa.String(32), nullable=False),
+    sa.Column("is_active", sa.Boolean, nullable=False),
+    sa.Column("opened_at", UtcDateTime(), nullable=False, index=True),
+    sa.Column("closed_at", UtcDateTime()),
+    sa.Column("source", sa.String(32), nullable=False),
+    sa.Column("correlation_id", sa.String(100)),
+    sa.Column("raw", sa.Text),
+    sa.Column("created_at", UtcDateTime(), nullable=False, default=_now),
+    sa.Index("ix_events_device", "device_kind", "device", "key"),
+    sa.Index(
+        "uq_events_active",
+        "device_kind",
+        "device",
+        "key",
+        unique=True,
+        sqlite_where=sa.text("is_active"),
+        postgresql_where=sa.text("is_active"),
+    ),
+)
+
+device_status_words = sa.Table(
+    "device_status_words",
+    metadata,
+    sa.Column("device_kind", sa.String(16), primary_key=True),
+    sa.Column("device", sa.String(64), primary_key=True),
+    sa.Column("word", sa.String(16), primary_key=True),
+    sa.Column("value", sa.Integer, nullable=False),
+    sa.Column("observed_at", UtcDateTime(), nullable=False),
+    sa.Column("source", sa.String(32), nullable=False),
+)
+
+spontaneous_messages = sa.Table(
+    "spontaneous_messages",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("received_at", UtcDateTime(), nullable=False, index=True),
+    sa.Column("transport", sa.String(8), nullable=False),
+    sa.Column("peer_host", sa.String(64), nullable=False),
+    sa.Column("peer_port", sa.Integer, nullable=False),
+    sa.Column("local_port", sa.Integer, nullable=False),
+    sa.Column("message_type", sa.String(32), nullable=False),
+    sa.Column("device", sa.String(64), index=True),
+    sa.Column("device_time_local", sa.String(32)),
+    sa.Column("decoded", sa.Boolean, nullable=False),
+    sa.Column("reason", sa.Text),
+    sa.Column("raw", sa.LargeBinary, nullable=False),
+)
+
+outage_incidents = sa.Table(
+    "outage_incidents",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("message_id", sa.String(36), nullable=False, unique=True),
+    sa.Column("scope", sa.String(16), nullable=False),
+    sa.Column("scope_key", sa.String(100), nullable=False),
+    sa.Column("concentrator_id", sa.ForeignKey("concentrators.id"), index=True),
+    sa.Column("transformer_id", sa.ForeignKey("transformers.id"), index=True),
+    sa.Column("started_at", UtcDateTime(), nullable=False, index=True),
+    sa.Column("last_event_at", UtcDateTime(), nullable=False),
+    sa.Column("ended_at", UtcDateTime()),
+    sa.Column("duration_s", sa.Float),
+    sa.Column("power_off_events", sa.Integer, nullable=False),
+    sa.Column("is_open", sa.Boolean, nullable=False),
+    sa.Index(
+        "uq_outage_incidents_open",
+        "scope",
+        "scope_key",
+        unique=True,
+        sqlite_where=sa.text("is_open"),
+        postgresql_where=sa.text("is_open"),
+    ),
+)
+
+outage_members = sa.Table(
+    "outage_members",
+    metadata,
+    sa.Column("incident_id", sa.ForeignKey("outage_incidents.id"), primary_key=True),
+    sa.Column("device_kind", sa.String(16), primary_key=True),
+    sa.Column("device", sa.String(64), primary_key=True),
+    sa.Column("off_at", UtcDateTime(), nullable=False),
+    sa.Column("on_at", UtcDateTime()),
+)
+
+outbox = sa.Table(
+    "outbox",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("message_id", sa.String(36), nullable=False, unique=True),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("priority", sa.String(8), nullable=False),
+    sa.Column("payload", sa.Text, nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("delivered_at", UtcDateTime()),
+    sa.Index("ix_outbox_pending", "delivered_at", "priority", "id"),
+)
+
+# -- meter data (issue 7) --------------------------------------------------------------------
+
+reading_types = sa.Table(
+    "reading_types",
+    metadata,
+    sa.Column("id", sa.SmallInteger, primary_key=True, autoincrement=False),
+    sa.Column("code", sa.String(64), nullable=False, unique=True),
+    sa.Column("name", sa.String(100), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("unit", sa.String(8), nullable=False),
+)
+
+# One value per meter, reading type and interval end: the key makes late and repeated data
+# idempotent. On PostgreSQL the table is range-partitioned by day on `interval_end` (the
+# partitions are created on demand by `smmc.store.readings`); no foreign key, so COPY stays
+# fast (meters are never deleted).
+interval_readings = sa.Table(
+    "interval_readings",
+    metadata,
+    sa.Column("meter_id", sa.Integer, nullable=False),
+    sa.Column("reading_type_id", sa.SmallInteger, nullable=False),
+    sa.Column("interval_end", UtcDateTime(), nullable=False),
+    sa.Column("value", sa.Float, nullable=False),
+    sa.Column("quality", sa.SmallInteger, nullable=False, server_default="0"),
+    sa.PrimaryKeyConstraint("meter_id", "reading_type_id", "interval_end"),
+    postgresql_partition_by="RANGE (interval_end)",
+)
+
+register_reads = sa.Table(
+    "register_reads",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("meter_id", sa.ForeignKey("meters.id"), nullable=False),
+    sa.Column("reading_type_id", sa.SmallInteger, nullable=False),
+    sa.Column("captured_at", UtcDateTime(), nullable=False, index=True),
+    *(sa.Column(f"t{n}", sa.BigInteger, nullable=False) for n in range(1, 7)),
+    sa.Column("total", sa.BigInteger, nullable=False),
+    sa.Column("energy_type", sa.SmallInteger, nullable=False),
+    sa.Column("quality", sa.SmallInteger, nullable=False, server_default="0"),
+    sa.Column("received_at", UtcDateTime(), nullable=False, default=_now),
+    sa.UniqueConstraint("meter_id", "reading_type_id", "captured_at"),
+)
+
+# The first time any value of a meter's local day arrived: the read-success KPI's input.
+meter_read_days = sa.Table(
+    "meter_read_days",
+    metadata,
+    sa.Column("meter_id", sa.ForeignKey("meters.id"), primary_key=True),
+    sa.Column("day", sa.Date, primary_key=True),
+    sa.Column("first_read_at", UtcDateTime(), nullable=False),
+    sa.Index("ix_meter_read_days_day", "day"),
+)
+
+meter_energy_profiles = sa.Table(
+    "meter_energy_profiles",
+    metadata,
+    sa.Column("meter_id", sa.ForeignKey("meters.id"), primary_key=True),
+    sa.Column("daily_closure_profile", sa.String(100)),
+    sa.Column("load_profile_profile", sa.String(100)),
+    sa.Column("is_upload", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("is_daily_closure", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("updated_at", UtcDateTime(), nullable=False, default=_now, onupdate=_now),
+)

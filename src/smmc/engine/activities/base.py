@@ -1,0 +1,165 @@
+"""What every field executor shares: the drivers, the mapping of field failures onto
+outcomes, and the high-priority work-order event of each final result.
+
+An event is stored when the result is final for the order: a success, a failure that is not
+worth a retry, or the last attempt. (A retryable failure whose retry would pass the deadline
+ends EXPIRED in the queue without an event of its own: the queue, not the executor, decides
+that.) Event codes are IEC 61968-9 EndDeviceEventTypes (DOMAIN.md §4).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from types import MappingProxyType
+from typing import Any
+
+from sqlalchemy.engine import Engine
+
+from smmc.domain.work_orders import ActivityType, Outcome
+from smmc.engine.executors import ExecutorRegistry
+from smmc.field.drivers import FieldDrivers
+from smmc.field.errors import FieldFailure, UnknownDevice
+from smmc.store import tables as t
+from smmc.store.work_orders import LeasedOrder
+
+__all__ = [
+    "EVENT_CODES",
+    "FieldContext",
+    "FieldExecutor",
+    "FieldResult",
+    "record_event",
+    "register_field_executors",
+]
+
+# (success, failure) per activity; anything not listed uses the generic pair.
+_GENERIC = ("3.21.87.30", "3.21.87.85")
+EVENT_CODES: Mapping[ActivityType, tuple[str, str]] = MappingProxyType(
+    {
+        ActivityType.DISCONNECT: ("3.31.17.68", "3.31.17.84"),  # RCDSwitch Disconnected / Failed
+        ActivityType.CONNECT: ("3.31.17.42", "3.31.17.67"),  # RCDSwitch Connected / Failed
+    }
+)
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(slots=True)
+class FieldContext:
+    """Shared by the executors of one worker. ``now`` is the head-end's clock (pushed to
+    point-to-point meters by MeterSync; tests give the simulator's)."""
+
+    drivers: FieldDrivers
+    now: Callable[[], datetime] = field(default=_utc_now)
+
+
+@dataclass(frozen=True, slots=True)
+class FieldResult:
+    """What an activity produced: the result payload and, for a breaker, its state."""
+
+    payload: Mapping[str, Any]
+    breaker_state: int | None = None
+
+
+def record_event(
+    engine: Engine,
+    order: LeasedOrder,
+    outcome: Outcome,
+    breaker_state: int | None,
+    at: datetime,
+) -> None:
+    """Store the high-priority event of a final result (blocking)."""
+    ok_code, failed_code = EVENT_CODES.get(order.activity, _GENERIC)
+    description = (
+        f"{order.activity.value} completed" if outcome.ok else outcome.error_text or "failed"
+    )
+    with engine.begin() as conn:
+        conn.execute(
+            t.work_order_events.insert().values(
+                work_order_id=order.id,
+                attempt=order.attempt,
+                event_type=ok_code if outcome.ok else failed_code,
+                priority="high",
+                meter_id=order.meter_id,
+                concentrator_id=order.concentrator_id,
+                occurred_at=at,
+                description=description,
+                breaker_state=breaker_state,
+            )
+        )
+
+
+class FieldExecutor:
+    """Base of the field executors: subclasses implement `run`."""
+
+    activity: ActivityType
+
+    def __init__(self, context: FieldContext) -> None:
+        self.context = context
+
+    @property
+    def drivers(self) -> FieldDrivers:
+        return self.context.drivers
+
+    async def run(self, order: LeasedOrder) -> FieldResult:
+        raise NotImplementedError
+
+    async def execute(self, order: LeasedOrder, engine: Engine) -> Outcome:
+        breaker_state: int | None = None
+        try:
+            result = await self.run(order)
+        except FieldFailure as failure:
+            entry = failure.error.entry
+            outcome = Outcome.failure(
+                str(failure.error),
+                retryable=failure.retryable,
+                result={"meaning": entry.meaning.value, "action": entry.action.value},
+            )
+        except UnknownDevice as exc:
+            outcome = Outcome.failure(str(exc), retryable=False)
+        else:
+            breaker_state = result.breaker_state
+            outcome = Outcome.success(result.payload)
+        final = outcome.ok or not outcome.retryable or order.attempt >= order.max_attempts
+        if final:
+            await asyncio.to_thread(
+                record_event, engine, order, outcome, breaker_state, self.context.now()
+            )
+        return outcome
+
+    def meter_id(self, order: LeasedOrder) -> int:
+        if order.meter_id is None:
+            raise UnknownDevice(f"work order {order.id} has no meter")
+        return order.meter_id
+
+    def concentrator_id(self, order: LeasedOrder) -> int:
+        if order.concentrator_id is None:
+            raise UnknownDevice(f"work order {order.id} has no concentrator")
+        return order.concentrator_id
+
+
+def register_field_executors(registry: ExecutorRegistry, context: FieldContext) -> None:
+    """Register every field activity's executor."""
+    from smmc.engine.activities.commissioning import CommissioningExecutor
+    from smmc.engine.activities.connect_disconnect import ConnectExecutor, DisconnectExecutor
+    from smmc.engine.activities.outage_check import OutageCheckExecutor
+    from smmc.engine.activities.reading import ReadingExecutor
+    from smmc.engine.activities.status_words import StatusWordExecutor
+    from smmc.engine.activities.sync import ConcentratorSyncExecutor, MeterSyncExecutor
+
+    for executor in (
+        ReadingExecutor(context),
+        DisconnectExecutor(context),
+        ConnectExecutor(context),
+        MeterSyncExecutor(context),
+        ConcentratorSyncExecutor(context),
+        CommissioningExecutor(context, decommission=False),
+        CommissioningExecutor(context, decommission=True),
+        StatusWordExecutor(context),
+        OutageCheckExecutor(context),
+    ):
+        registry.register(executor.activity, executor)
