@@ -32,6 +32,7 @@ from smmc.dlms.errors import (
     CipheringError,
     DlmsError,
     DlmsTimeout,
+    ProtocolError,
     ReplayError,
     ServiceError,
 )
@@ -586,6 +587,10 @@ class FieldDrivers:
                 return FieldError.of(ErrorKey.RESPONSE_NOT_PRESENT_YET)
         if isinstance(exc, AssociationRejected) and exc.diagnostic == 13:
             return FieldError.of(ErrorKey.WRONG_KEY)
+        if isinstance(exc, ProtocolError) and stage == "ASSOCIATE" and dc is None:
+            # A meter drops a ciphered AARQ it cannot decipher without answering: the
+            # head-end's keys are not the meter's (the TCP connection itself was accepted).
+            return FieldError.of(ErrorKey.WRONG_KEY, "association request dropped by the meter")
         if isinstance(exc, CipheringError) and not isinstance(exc, ReplayError):
             return FieldError.of(ErrorKey.WRONG_KEY)
         if isinstance(exc, AccessDenied | ServiceError):

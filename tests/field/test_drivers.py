@@ -1,0 +1,182 @@
+"""Drivers against the simulator over real TCP: values, faults → catalog texts, counters."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from field_sim import NOW, sim_fleet
+from sqlalchemy.engine import Engine
+
+from smmc.dlms.obis import Obis
+from smmc.domain.assets import Secret
+from smmc.domain.error_catalog import ErrorKey
+from smmc.field.drivers import LOAD_PROFILE
+from smmc.field.errors import FieldFailure
+from smmc.store import tables as t
+from smmc.store.secrets import SecretBox
+
+TOTAL = Obis(1, 0, 1, 8, 0, 255)
+TIERS = tuple(Obis(1, 0, 1, 8, tier, 255) for tier in range(1, 7))
+
+
+async def test_point_to_point_and_gateway_reads_return_the_simulator_values(
+    db: Engine, secret_box: SecretBox, tmp_path: Path
+) -> None:
+    async with sim_fleet(db, secret_box, tmp_path) as fleet:
+        drivers = fleet.drivers()
+        dc = fleet.dc()
+        serials = [fleet.p2p_serials()[0], fleet.gateway_serials(dc)[1]]
+        for serial in serials:
+            index = next(i for i in range(len(fleet.plan)) if fleet.plan.meter(i).serial == serial)
+            model = fleet.runner.meters.model(index)
+            expected = model.registers(fleet.clock.now())
+            window = (NOW - dt.timedelta(hours=2), NOW - dt.timedelta(hours=1))
+            async with drivers.meter(fleet.meter_id(serial)) as meter:
+                total, *tiers = await meter.registers((TOTAL, *TIERS))
+                clock = await meter.clock()
+                rows = await meter.profile(LOAD_PROFILE, *window)
+                words = await meter.status_words()
+            assert total.value == expected.active_import.total
+            assert [r.value for r in tiers] == list(expected.active_import.tiers)
+            assert clock == model.meter_time(fleet.clock.now())
+            captured = model.load_profile(*window)
+            assert len(rows) == len(captured) == 4  # 13:15 … 14:00 UTC
+            assert [row[2] for row in rows] == [row.active_import_wh for row in captured]
+            assert len(words) == 4
+
+
+async def test_concentrator_management_node_table_and_clock(
+    db: Engine, secret_box: SecretBox, tmp_path: Path
+) -> None:
+    async with sim_fleet(db, secret_box, tmp_path) as fleet:
+        dc = fleet.dc()
+        async with fleet.drivers().concentrator(fleet.concentrator_id(dc.spec.name)) as session:
+            nodes = await session.node_table()
+            word = await session.status_word()
+            wanted = dc.now() + dt.timedelta(minutes=5)
+            await session.set_clock(wanted)
+        assert {(n.serial, n.node_address) for n in nodes} == {
+            (node.serial, address) for address, node in dc.nodes.items()
+        }
+        assert word == dc.status_word()
+        assert abs((dc.now() - wanted).total_seconds()) < 1
+
+
+@pytest.mark.parametrize(
+    ("fault", "expected"),
+    [
+        ("unreachable", "[GATEWAY_ASSOCIATE] [TB_ACK_21] NODE NOT REACHABLE AGENT"),
+        ("repeater", "[GATEWAY_ASSOCIATE] [TB_ACK_4"),
+        ("procedure", "TB procedure not enable"),
+        ("modem", "Transaction can't be handled due to Modem PLC Failure"),
+        ("decommissioned", "CE not present in the table"),
+    ],
+)
+async def test_gateway_faults_map_to_the_catalog_text(
+    db: Engine, secret_box: SecretBox, tmp_path: Path, fault: str, expected: str
+) -> None:
+    async with sim_fleet(db, secret_box, tmp_path, point_to_point=0) as fleet:
+        dc = fleet.dc()
+        address, node = sorted(dc.nodes.items())[0]
+        if fault == "unreachable":
+            node.reachable = False
+        elif fault == "repeater":
+            node.repeater_failed = True
+            node.repeater_level = max(node.repeater_level, 1)
+        elif fault == "procedure":
+            dc.procedure_enabled = False
+        elif fault == "modem":
+            dc.modem_failed = True
+        else:
+            node.commissioned = False
+        with pytest.raises(FieldFailure) as caught:
+            async with fleet.drivers().meter(fleet.meter_id(node.serial)) as meter:
+                await meter.clock()
+        assert str(caught.value).startswith(expected), str(caught.value)
+        if fault == "repeater":
+            assert str(caught.value).endswith(f"REPEATER {node.repeater_level} FAILURE")
+        assert caught.value.retryable == (fault in ("unreachable", "repeater", "modem"))
+
+
+async def test_concentrator_down_is_unreachable_open_socket_failed(
+    db: Engine, secret_box: SecretBox, tmp_path: Path
+) -> None:
+    async with sim_fleet(db, secret_box, tmp_path, point_to_point=0) as fleet:
+        dc = fleet.dc()
+        serial = fleet.gateway_serials(dc)[0]
+        await dc.power_off()
+        drivers = fleet.drivers()
+        with pytest.raises(FieldFailure) as via_gateway:
+            async with drivers.meter(fleet.meter_id(serial)) as meter:
+                await meter.clock()
+        with pytest.raises(FieldFailure) as management:
+            async with drivers.concentrator(fleet.concentrator_id(dc.spec.name)):
+                pass
+    for caught in (via_gateway, management):
+        assert str(caught.value) == "Concentrator is unreachable [Open socket is failed]"
+        assert caught.value.error.key is ErrorKey.CONCENTRATOR_SOCKET_FAILED
+        assert caught.value.retryable
+
+
+async def test_wrong_keys_give_wrong_key(db: Engine, secret_box: SecretBox, tmp_path: Path) -> None:
+    async with sim_fleet(db, secret_box, tmp_path) as fleet:
+        serials = [fleet.p2p_serials()[0], fleet.gateway_serials(fleet.dc())[0]]
+        for serial in serials:
+            with db.begin() as conn:
+                conn.execute(
+                    t.meters.update()
+                    .where(t.meters.c.serial_number == serial)
+                    .values(
+                        encryption_key_enc=_sealed(secret_box, serial, "encryption_key"),
+                        authentication_key_enc=_sealed(secret_box, serial, "authentication_key"),
+                    )
+                )
+            with pytest.raises(FieldFailure) as caught:
+                async with fleet.drivers().meter(fleet.meter_id(serial)) as meter:
+                    await meter.clock()
+            assert caught.value.error.key is ErrorKey.WRONG_KEY, str(caught.value)
+            assert str(caught.value).startswith("Wrong Key")
+            assert not caught.value.retryable
+
+
+def _sealed(box: SecretBox, serial: str, which: str) -> str:
+    return box.seal(Secret("00" * 16), f"meters:{serial}:{which}")
+
+
+async def test_counters_persist_and_resynchronise_once(
+    db: Engine, secret_box: SecretBox, tmp_path: Path
+) -> None:
+    async with sim_fleet(db, secret_box, tmp_path) as fleet:
+        serial = fleet.p2p_serials()[0]
+        meter_id = fleet.meter_id(serial)
+        drivers = fleet.drivers()
+        for _ in range(2):
+            async with drivers.meter(meter_id) as meter:
+                await meter.clock()
+        counters = t.invocation_counters.c
+        with db.connect() as conn:
+            row = conn.execute(
+                sa.select(counters.next_send, counters.last_received).where(
+                    counters.device_id == meter_id
+                )
+            ).one()
+        assert row.next_send == 1 + 2 * drivers.counters.block
+        assert row.last_received is not None and row.last_received > 0
+        # The stored copy of the meter's counter runs ahead (a reset meter): one resync.
+        with db.begin() as conn:
+            conn.execute(
+                t.invocation_counters.update()
+                .where(counters.device_id == meter_id)
+                .values(last_received=10**9)
+            )
+        async with drivers.meter(meter_id) as meter:
+            await meter.clock()
+        assert drivers.resynchronised == 1
+        with db.connect() as conn:
+            stored = conn.execute(
+                sa.select(counters.last_received).where(counters.device_id == meter_id)
+            ).scalar_one()
+        assert stored < 10**9
