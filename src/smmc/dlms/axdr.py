@@ -15,7 +15,7 @@ import struct
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import Any, Final, TypeAlias
+from typing import Any, Final, NamedTuple, TypeAlias
 
 from smmc.dlms.cosem_time import CosemDate, CosemDateTime, CosemTime, datetime_from_wire
 from smmc.dlms.errors import DecodeError, EncodeError
@@ -678,6 +678,104 @@ def _decode_other(buf: bytes, pos: int, end: int, tag: DataTag, depth: int) -> t
     raise DecodeError(f"unexpected data tag {tag!r}", pos - 1)  # pragma: no cover
 
 
+class _RowPlan(NamedTuple):
+    """How to read one structure of fixed-size members in a single ``unpack_from``.
+
+    The format alternates prefix fields (the tag octets, and the length octet of an
+    octet-string) with value fields, so ``fields[0::2]`` must equal ``prefixes`` and
+    ``fields[1::2]`` are the member values, whose tags are ``tags``.
+    """
+
+    size: int
+    unpack: Callable[[bytes, int], tuple[Any, ...]]
+    prefixes: tuple[int | bytes, ...]
+    tags: tuple[DataTag, ...]
+
+
+_PREFIX_FORMATS: Final = {1: "B", 2: "H", 4: "I", 8: "Q"}
+
+
+@functools.lru_cache(maxsize=256)
+def _row_plan(members: tuple[tuple[DataTag, int], ...]) -> _RowPlan:
+    """The plan of a structure whose members are ``(tag, octet-string length or -1)``."""
+    fmt = [">"]
+    prefixes: list[int | bytes] = []
+    head = bytes((_T_STRUCT, len(members)))
+    for tag, length in members:
+        if length < 0:
+            prefix, value_format = head + bytes((tag,)), _FIXED_STRUCTS[tag].format[1:]
+        else:
+            prefix, value_format = head + bytes((tag, length)), f"{length}s"
+        head = b""
+        if len(prefix) in _PREFIX_FORMATS:
+            fmt.append(_PREFIX_FORMATS[len(prefix)])
+            prefixes.append(int.from_bytes(prefix, "big"))
+        else:
+            fmt.append(f"{len(prefix)}s")
+            prefixes.append(prefix)
+        fmt.append(value_format)
+    packed = struct.Struct("".join(fmt))
+    return _RowPlan(packed.size, packed.unpack_from, tuple(prefixes), tuple(t for t, _ in members))
+
+
+def _plan_for(row: Data) -> _RowPlan | None:
+    """A plan for structures shaped like ``row``, if it holds only numbers and short strings."""
+    members = row.value
+    if not isinstance(members, tuple) or not 0 < len(members) < 0x80:
+        return None
+    key: list[tuple[DataTag, int]] = []
+    for member in members:
+        tag = member.tag
+        if _FIXED[tag] is not None:
+            key.append((tag, -1))
+        elif tag is _T_OCTET and isinstance(member.value, bytes) and len(member.value) < 0x80:
+            key.append((tag, len(member.value)))
+        else:
+            return None
+    return _row_plan(tuple(key))
+
+
+def _decode_rows(buf: bytes, pos: int, end: int, n: int, depth: int, items: list[Data]) -> int:
+    """Decode up to ``n`` structures of an array into ``items``; return the new offset.
+
+    Load profiles are arrays of identically shaped structures: the first one is decoded
+    generically, and while the following ones have exactly the same tag and length octets
+    each is read with one precompiled ``unpack_from``. At the first structure that differs
+    it stops, and the caller decodes the rest generically, so results and errors are those
+    of the generic decoder.
+    """
+    first, pos = _decode_container(buf, pos + 1, end, _T_STRUCT, depth)
+    items.append(first)
+    plan = _plan_for(first)
+    if plan is None:
+        return pos
+    size, unpack, prefixes, tags = plan
+    append = items.append
+    new = _new
+    set_tag = _set_tag
+    set_value = _set_value
+    struct_tag = _T_STRUCT
+    for _ in range(n - 1):
+        if pos + size > end:
+            break
+        fields = unpack(buf, pos)
+        if fields[0::2] != prefixes:
+            break
+        pos += size
+        members: list[Data] = []
+        add = members.append
+        for tag, value in zip(tags, fields[1::2], strict=True):
+            d = new(Data)
+            set_tag(d, tag)
+            set_value(d, value)
+            add(d)
+        row = new(Data)
+        set_tag(row, struct_tag)
+        set_value(row, tuple(members))
+        append(row)
+    return pos
+
+
 def _decode_container(buf: bytes, pos: int, end: int, tag: DataTag, depth: int) -> tuple[Data, int]:
     if depth >= MAX_DEPTH:
         raise DecodeError(f"nesting deeper than {MAX_DEPTH}", pos)
@@ -685,11 +783,13 @@ def _decode_container(buf: bytes, pos: int, end: int, tag: DataTag, depth: int) 
     if n > end - pos:  # every element takes at least its tag octet
         raise DecodeError(f"{tag.name.lower()} of {n} elements overruns the buffer", pos)
     items: list[Data] = []
+    if tag is _T_ARRAY and n > 1 and buf[pos] == _T_STRUCT:
+        pos = _decode_rows(buf, pos, end, n, depth + 1, items)
     append = items.append
     fixed = _FIXED
     tags = _TAGS
     child_depth = depth + 1
-    for _ in range(n):
+    for _ in range(n - len(items)):
         if pos >= end:
             raise DecodeError("truncated element", pos)
         t = buf[pos]
