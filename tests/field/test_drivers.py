@@ -65,40 +65,43 @@ async def test_concentrator_management_node_table_and_clock(
         assert abs((dc.now() - wanted).total_seconds()) < 1
 
 
-@pytest.mark.parametrize(
-    ("fault", "expected"),
-    [
-        ("unreachable", "[GATEWAY_ASSOCIATE] [TB_ACK_21] NODE NOT REACHABLE AGENT"),
-        ("repeater", "[GATEWAY_ASSOCIATE] [TB_ACK_4"),
-        ("procedure", "TB procedure not enable"),
-        ("modem", "Transaction can't be handled due to Modem PLC Failure"),
-        ("decommissioned", "CE not present in the table"),
-    ],
-)
+FAULTS = {
+    "unreachable": ("[GATEWAY_ASSOCIATE] [TB_ACK_21] NODE NOT REACHABLE AGENT", True),
+    "repeater": ("[GATEWAY_ASSOCIATE] [TB_ACK_4", True),
+    "decommissioned": ("CE not present in the table", False),
+    "modem": ("Transaction can't be handled due to Modem PLC Failure", True),
+    "procedure": ("TB procedure not enable", False),
+}
+
+
 async def test_gateway_faults_map_to_the_catalog_text(
-    db: Engine, secret_box: SecretBox, tmp_path: Path, fault: str, expected: str
+    db: Engine, secret_box: SecretBox, tmp_path: Path
 ) -> None:
-    async with sim_fleet(db, secret_box, tmp_path, point_to_point=0) as fleet:
+    async with sim_fleet(db, secret_box, tmp_path, per_concentrator=4, point_to_point=0) as fleet:
         dc = fleet.dc()
-        address, node = sorted(dc.nodes.items())[0]
-        if fault == "unreachable":
-            node.reachable = False
-        elif fault == "repeater":
-            node.repeater_failed = True
-            node.repeater_level = max(node.repeater_level, 1)
-        elif fault == "procedure":
-            dc.procedure_enabled = False
-        elif fault == "modem":
-            dc.modem_failed = True
-        else:
-            node.commissioned = False
-        with pytest.raises(FieldFailure) as caught:
-            async with fleet.drivers().meter(fleet.meter_id(node.serial)) as meter:
-                await meter.clock()
-        assert str(caught.value).startswith(expected), str(caught.value)
-        if fault == "repeater":
-            assert str(caught.value).endswith(f"REPEATER {node.repeater_level} FAILURE")
-        assert caught.value.retryable == (fault in ("unreachable", "repeater", "modem"))
+        drivers = fleet.drivers()
+        nodes = [node for _, node in sorted(dc.nodes.items())]
+        for fault, node in zip(FAULTS, [*nodes[:3], nodes[3], nodes[3]], strict=True):
+            if fault == "unreachable":
+                node.reachable = False
+            elif fault == "repeater":
+                node.repeater_failed = True
+                node.repeater_level = max(node.repeater_level, 1)
+            elif fault == "decommissioned":
+                node.commissioned = False
+            elif fault == "modem":
+                dc.modem_failed = True
+            else:
+                dc.modem_failed = False
+                dc.procedure_enabled = False
+            expected, retryable = FAULTS[fault]
+            with pytest.raises(FieldFailure) as caught:
+                async with drivers.meter(fleet.meter_id(node.serial)) as meter:
+                    await meter.clock()
+            assert str(caught.value).startswith(expected), (fault, str(caught.value))
+            if fault == "repeater":
+                assert str(caught.value).endswith(f"REPEATER {node.repeater_level} FAILURE")
+            assert caught.value.retryable is retryable, fault
 
 
 async def test_concentrator_down_is_unreachable_open_socket_failed(
@@ -164,7 +167,8 @@ async def test_counters_persist_and_resynchronise_once(
                 )
             ).one()
         assert row.next_send == 1 + 2 * drivers.counters.block
-        assert row.last_received is not None and row.last_received > 0
+        assert row.last_received is not None
+        assert row.last_received > 0
         # The stored copy of the meter's counter runs ahead (a reset meter): one resync.
         with db.begin() as conn:
             conn.execute(
