@@ -609,3 +609,20 @@ meter_energy_profiles = sa.Table(
     sa.Column("is_daily_closure", sa.Boolean, nullable=False, server_default=sa.true()),
     sa.Column("updated_at", UtcDateTime(), nullable=False, default=_now, onupdate=_now),
 )
+
+# Inbound CIM requests by MessageID: a repeated MessageID replays the stored answer.
+cim_messages = sa.Table(
+    "cim_messages",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("message_id", sa.String(100), nullable=False, unique=True),
+    sa.Column("correlation_id", sa.String(100)),
+    sa.Column("operation", sa.String(64), nullable=False),
+    sa.Column("source", sa.String(100)),
+    sa.Column("reply_address", sa.String(500)),
+    sa.Column("result", sa.String(8)),
+    # The SOAP response body exactly as first sent; NULL while the request is being handled.
+    sa.Column("answer", sa.Text),
+    sa.Column("received_at", UtcDateTime(), nullable=False),
+    sa.Column("answered_at", UtcDateTime()),
+)

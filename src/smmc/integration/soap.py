@@ -1,0 +1,551 @@
+"""SOAP 1.1 services for Legacy: synchronous validation, asynchronous execution.
+
+What can be checked without the meter is answered at once: a malformed or hostile document
+gets a SOAP fault whose detail is the noun's ``FaultMessage`` (Reply FAILED, code 1.8); a
+well-formed request that cannot be honoured gets a ``ResponseMessage`` with Result FAILED and
+one Error per device (2.4 unknown meter, 2.12 unknown usage point, 5.2 unsupported control
+type, 1.5 missing ReplyAddress…). Everything else becomes work orders (origin LEGACY, external
+id = CorrelationID, else MessageID) and is answered OK (or PARTIAL) with code 0.3; the outcome
+follows later on the queues. Each answer is stored under the request's MessageID, and a
+repeated MessageID gets the stored answer back byte for byte.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import logging
+import re
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from lxml import etree
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+
+from smmc.domain.work_orders import ActivityType, InvalidWorkOrder, Origin
+from smmc.integration.codes import REPLY_CODES, CodeBook
+from smmc.integration.messages import (
+    MSG_NS,
+    Header,
+    IdKind,
+    Level,
+    Message,
+    ObjectID,
+    Reply,
+    ReplyError,
+    Result,
+    Verb,
+    message_namespace,
+)
+from smmc.integration.payloads import (
+    DeviceRef,
+    EndDeviceControl,
+    EndDeviceControls,
+    EndDeviceEvents,
+    GetEndDeviceEvents,
+    GetMeterReadings,
+    MeterReading,
+    MeterReadings,
+)
+from smmc.integration.xml import (
+    FORMAT_ERROR,
+    Limits,
+    MessageError,
+    SchemaSet,
+    parse_xml,
+    serialize,
+)
+from smmc.store import tables as t
+from smmc.store.work_orders import Rejected, TargetRef, WorkOrderQueue
+
+__all__ = [
+    "SERVICES",
+    "SOAP_NS",
+    "CimService",
+    "ServiceSpec",
+    "SoapAnswer",
+    "soap_fault",
+    "wsdl_text",
+]
+
+SOAP_NS = "http://schemas.xmlsoap.org/soap/envelope/"
+SOURCE = "SMMC-HES"
+MAX_DEVICES = 10_000
+_READING_TYPE = re.compile(r"^\d+(\.\d+){17}$")
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceSpec:
+    """One endpoint: its noun, whether it uses the get pattern and the operations (wrapper
+    element names) it accepts."""
+
+    name: str
+    noun: str
+    get_pattern: bool
+    operations: tuple[str, ...]
+
+    @property
+    def namespace(self) -> str:
+        return message_namespace(self.noun, get=self.get_pattern)
+
+
+SERVICES: dict[str, ServiceSpec] = {
+    spec.name: spec
+    for spec in (
+        ServiceSpec(
+            "ExecuteEndDeviceControls", "EndDeviceControls", False, ("CreateEndDeviceControls",)
+        ),
+        ServiceSpec("GetMeterReadings", "MeterReadings", True, ("GetMeterReadings",)),
+        ServiceSpec("GetEndDeviceEvents", "EndDeviceEvents", True, ("GetEndDeviceEvents",)),
+    )
+}
+
+
+def wsdl_text(service: str, location: str) -> str:
+    """Our WSDL for ``service`` with the endpoint address filled in."""
+    text = (
+        importlib.resources.files("smmc.integration")
+        .joinpath("wsdl", f"{service}.wsdl")
+        .read_text(encoding="utf-8")
+    )
+    return text.replace("{{location}}", _xml_escape(location))
+
+
+def _xml_escape(text: str) -> str:
+    return (
+        text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class SoapAnswer:
+    status: int
+    body: bytes
+    replayed: bool = False
+
+
+def _envelope(element: etree._Element) -> bytes:
+    envelope = etree.Element(f"{{{SOAP_NS}}}Envelope", nsmap={"soapenv": SOAP_NS})
+    etree.SubElement(envelope, f"{{{SOAP_NS}}}Body").append(element)
+    return serialize(envelope)
+
+
+def soap_fault(spec: ServiceSpec, error: MessageError, *, client: bool = True) -> bytes:
+    """A SOAP 1.1 fault whose detail is the noun's FaultMessage: Reply FAILED with the code."""
+    fault = etree.Element(f"{{{SOAP_NS}}}Fault")
+    etree.SubElement(fault, "faultcode").text = "soapenv:Client" if client else "soapenv:Server"
+    etree.SubElement(fault, "faultstring").text = f"{error.code} {error.reason}"
+    detail = etree.SubElement(fault, "detail")
+    ns = spec.namespace
+    fault_message = etree.SubElement(
+        detail, f"{{{ns}}}{spec.noun}FaultMessage", nsmap={"ns": ns, "msg": MSG_NS}
+    )
+    reply = Reply(Result.FAILED, (_error(error.code, error.reason, error.details),))
+    fault_message.append(reply.to_xml(f"{{{ns}}}Reply"))
+    return _envelope(fault)
+
+
+def _error(
+    code: str,
+    reason: str | None = None,
+    details: str | None = None,
+    ident: ObjectID | None = None,
+) -> ReplyError:
+    level = Level.INFORM if code.startswith("0.") else Level.FATAL
+    return ReplyError(code, level, reason or REPLY_CODES.get(code), details, ident)
+
+
+def _device_error(code: str, device: str, details: str, object_type: str) -> ReplyError:
+    return _error(code, None, details, ObjectID(device, IdKind.NAME, object_type))
+
+
+def _body_element(data: bytes, limits: Limits) -> etree._Element:
+    root = parse_xml(data, limits)
+    qname = etree.QName(root)
+    if qname.namespace != SOAP_NS or qname.localname != "Envelope":
+        raise MessageError(
+            FORMAT_ERROR,
+            "Not a SOAP 1.1 envelope",
+            f"root element {{{qname.namespace}}}{qname.localname}",
+        )
+    bodies = [c for c in root if isinstance(c.tag, str) and c.tag == f"{{{SOAP_NS}}}Body"]
+    if len(bodies) != 1:
+        raise MessageError(FORMAT_ERROR, "SOAP envelope needs exactly one Body")
+    children = [c for c in bodies[0] if isinstance(c.tag, str)]
+    if len(children) != 1:
+        raise MessageError(FORMAT_ERROR, "SOAP Body needs exactly one message element")
+    return children[0]
+
+
+@dataclass
+class CimService:
+    """The four operations over one store. ``clock`` and ``new_id`` are injectable so tests
+    get stable timestamps and message ids."""
+
+    engine: Engine
+    queue: WorkOrderQueue
+    codes: CodeBook = field(default_factory=CodeBook)
+    schemas: SchemaSet | None = None
+    limits: Limits = field(default_factory=Limits)
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    new_id: Callable[[], str] = lambda: str(uuid.uuid4())
+
+    # -- entry point ----------------------------------------------------------------------
+
+    def handle(self, service: str, data: bytes) -> SoapAnswer:
+        """Answer one SOAP request body for ``service`` (a key of ``SERVICES``)."""
+        spec = SERVICES[service]
+        try:
+            element = _body_element(data, self.limits)
+            qname = etree.QName(element)
+            if qname.namespace != spec.namespace or qname.localname not in spec.operations:
+                raise MessageError(
+                    FORMAT_ERROR,
+                    f"{service} accepts {', '.join(spec.operations)}",
+                    f"got {{{qname.namespace}}}{qname.localname}",
+                )
+            if self.schemas is not None:
+                self.schemas.check(element)
+            message = Message.from_xml(element)
+        except MessageError as exc:
+            return SoapAnswer(500, soap_fault(spec, exc))
+        return self._idempotent(spec, message)
+
+    def _idempotent(self, spec: ServiceSpec, message: Message) -> SoapAnswer:
+        header = message.header
+        message_id = header.message_id
+        if message_id is None or len(message_id) > 100:
+            reply = self._failed(spec, header, _error("1.5", None, "Header/MessageID (≤ 100)"))
+            return SoapAnswer(200, _envelope(reply.to_xml()))
+        stored = self._claim(spec, header, message_id)
+        if stored is not None:
+            return SoapAnswer(200, stored, replayed=True)
+        try:
+            response = self._dispatch(spec, message)
+        except BaseException:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    t.cim_messages.delete().where(t.cim_messages.c.message_id == message_id)
+                )
+            raise
+        body = _envelope(response.to_xml())
+        self._check_outbound(response)
+        result = response.reply.result.value if response.reply else None
+        with self.engine.begin() as conn:
+            conn.execute(
+                t.cim_messages.update()
+                .where(t.cim_messages.c.message_id == message_id)
+                .values(answer=body.decode("utf-8"), result=result, answered_at=self.clock())
+            )
+        return SoapAnswer(200, body)
+
+    def _claim(self, spec: ServiceSpec, header: Header, message_id: str) -> bytes | None:
+        """Record the MessageID before acting on it; if it is already there, its stored
+        answer (or, while the first request is still being handled, a FAILED 5.1 reply)."""
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    t.cim_messages.insert().values(
+                        message_id=message_id,
+                        correlation_id=(header.correlation_id or "")[:100] or None,
+                        operation=spec.name,
+                        source=(header.source or "")[:100] or None,
+                        reply_address=(header.reply_address or "")[:500] or None,
+                        received_at=self.clock(),
+                    )
+                )
+            return None
+        except IntegrityError:
+            pass
+        with self.engine.connect() as conn:
+            answer = conn.execute(
+                sa.select(t.cim_messages.c.answer).where(t.cim_messages.c.message_id == message_id)
+            ).scalar_one_or_none()
+        if answer is not None:
+            return str(answer).encode("utf-8")
+        busy = _error("5.1", None, f"MessageID {message_id} is still being processed")
+        return _envelope(self._failed(spec, header, busy).to_xml())
+
+    def _check_outbound(self, response: Message) -> None:
+        if self.schemas is None:
+            return
+        problems = self.schemas.errors(response.to_xml())
+        if problems:
+            logger.error("outbound CIM message fails the configured schema: %s", problems[:3])
+
+    def _dispatch(self, spec: ServiceSpec, message: Message) -> Message:
+        handlers: dict[str, Callable[[ServiceSpec, Message], Message]] = {
+            "ExecuteEndDeviceControls": self._end_device_controls,
+            "GetMeterReadings": self._meter_readings,
+            "GetEndDeviceEvents": self._end_device_events,
+        }
+        try:
+            return handlers[spec.name](spec, message)
+        except MessageError as exc:
+            return self._failed(spec, message.header, _error(exc.code, exc.reason, exc.details))
+
+    # -- replies --------------------------------------------------------------------------
+
+    def _reply_header(self, spec: ServiceSpec, request: Header) -> Header:
+        return Header(
+            verb=Verb.REPLY,
+            noun=spec.noun,
+            timestamp=self.clock(),
+            source=SOURCE,
+            message_id=self.new_id(),
+            correlation_id=request.correlation_id or request.message_id,
+        )
+
+    def _failed(self, spec: ServiceSpec, request: Header, *errors: ReplyError) -> Message:
+        return Message(
+            self._reply_header(spec, request),
+            reply=Reply(Result.FAILED, tuple(errors)),
+            get_pattern=spec.get_pattern,
+        )
+
+    # -- ExecuteEndDeviceControls ---------------------------------------------------------
+
+    def _end_device_controls(self, spec: ServiceSpec, message: Message) -> Message:
+        header = message.header
+        if header.async_reply is False:
+            return self._failed(
+                spec,
+                header,
+                _error("5.2", "Synchronous execution is not supported", "set AsyncReplyFlag"),
+            )
+        if not header.reply_address:
+            return self._failed(
+                spec, header, _error("1.5", None, "Header/ReplyAddress is required")
+            )
+        payload = message.payload
+        if not isinstance(payload, EndDeviceControls) or not payload.controls:
+            return self._failed(spec, header, _error("1.7", None, "EndDeviceControls"))
+        devices = sum(len(c.end_devices) + len(c.usage_points) for c in payload.controls)
+        if devices > MAX_DEVICES:
+            return self._failed(spec, header, _error("3.1", None, f"{devices} > {MAX_DEVICES}"))
+        errors: list[ReplyError] = []
+        accepted = 0
+        for control in payload.controls:
+            accepted += self._submit_control(header, control, errors)
+        ids = tuple(
+            ObjectID(c.mrid, IdKind.TRANSACTION, "EndDeviceControl")
+            for c in payload.controls
+            if c.mrid
+        )
+        if accepted == 0:
+            return Message(
+                self._reply_header(spec, header), reply=Reply(Result.FAILED, tuple(errors), ids)
+            )
+        ack = _error("0.3", None, f"{accepted} work order(s) queued for asynchronous execution")
+        result = Result.PARTIAL if errors else Result.OK
+        return Message(self._reply_header(spec, header), reply=Reply(result, (ack, *errors), ids))
+
+    def _submit_control(
+        self, header: Header, control: EndDeviceControl, errors: list[ReplyError]
+    ) -> int:
+        targets = [TargetRef(meter=d.serial) for d in control.end_devices]
+        targets += [TargetRef(pod=p.name_of("POD") or p.label) for p in control.usage_points]
+        labels = [d.label for d in control.end_devices] + [p.label for p in control.usage_points]
+        kinds = ["EndDevice"] * len(control.end_devices) + ["UsagePoint"] * len(
+            control.usage_points
+        )
+        if not targets:
+            errors.append(_error("1.7", None, f"EndDeviceControl {control.mrid or ''}: no devices"))
+            return 0
+
+        def fail_all(code: str, details: str) -> int:
+            errors.extend(
+                _device_error(code, label, details, kind)
+                for label, kind in zip(labels, kinds, strict=True)
+            )
+            return 0
+
+        activity = self.codes.activity(control.control_type)
+        if activity is None:
+            return fail_all("5.2", f"EndDeviceControlType {control.control_type} is not supported")
+        reason = self.codes.reason(activity, control.reason)
+        if activity is ActivityType.DISCONNECT and reason is None:
+            return fail_all(
+                "5.8",
+                f"reason {control.reason!r} names no disconnect reason "
+                "(non_payment, losses, customer_request)",
+            )
+        scheduled = control.start if control.start and control.start > self.clock() else None
+        payload: dict[str, Any] = {
+            "cim_message_id": header.message_id,
+            "control_type": control.control_type,
+            "reply_address": header.reply_address,
+        }
+        for key, value in (
+            ("control_mrid", control.mrid),
+            ("issuer_tracking_id", control.issuer_tracking_id),
+            ("window_end", control.end.isoformat() if control.end else None),
+        ):
+            if value is not None:
+                payload[key] = value
+        try:
+            result = self.queue.submit(
+                activity,
+                targets,
+                origin=Origin.LEGACY,
+                external_id=header.correlation_id or header.message_id,
+                scheduled_at=scheduled,
+                reason=reason,
+                payload=payload,
+            )
+        except InvalidWorkOrder as exc:
+            return fail_all("5.2", str(exc))
+        for rejected in result.rejected:
+            errors.append(self._rejection(rejected, labels, kinds))
+        return result.accepted
+
+    @staticmethod
+    def _rejection(rejected: Rejected, labels: Sequence[str], kinds: Sequence[str]) -> ReplyError:
+        kind = kinds[rejected.index]
+        code = "2.12" if kind == "UsagePoint" else "2.4"
+        if rejected.reason.startswith("pod: meter"):
+            code = "2.13"
+        return _device_error(code, labels[rejected.index], rejected.reason, kind)
+
+    # -- GetMeterReadings -----------------------------------------------------------------
+
+    def _meter_readings(self, spec: ServiceSpec, message: Message) -> Message:
+        header = message.header
+        query = message.request.query if message.request else None
+        if not isinstance(query, GetMeterReadings):
+            return self._failed(spec, header, _error("1.6", None, "GetMeterReadings"))
+        bad_types = [rt for rt in query.reading_types if not _READING_TYPE.match(rt)]
+        if bad_types:
+            return self._failed(spec, header, _error("2.6", None, ", ".join(bad_types[:10])))
+        devices = list(query.end_devices) + list(query.usage_points)
+        if not devices:
+            return self._failed(spec, header, _error("1.6", None, "EndDevice or UsagePoint"))
+        if len(devices) > MAX_DEVICES:
+            return self._failed(spec, header, _error("3.1", None, f"{len(devices)} devices"))
+        if header.async_reply:
+            return self._live_read(spec, header, query)
+        known, errors = self._known_meters(query.end_devices, query.usage_points)
+        # No readings store yet: every known meter answers with an empty MeterReading.
+        body = MeterReadings(tuple(MeterReading(DeviceRef(serial)) for serial in known))
+        result = Result.OK if not errors else (Result.PARTIAL if known else Result.FAILED)
+        return Message(
+            self._reply_header(spec, header),
+            reply=Reply(result, tuple(errors)),
+            payload=body if known else None,
+            get_pattern=True,
+        )
+
+    def _live_read(self, spec: ServiceSpec, header: Header, query: GetMeterReadings) -> Message:
+        if not header.reply_address:
+            return self._failed(
+                spec, header, _error("1.5", None, "Header/ReplyAddress is required")
+            )
+        targets = [TargetRef(meter=d.serial) for d in query.end_devices]
+        targets += [TargetRef(pod=p.name_of("POD") or p.label) for p in query.usage_points]
+        labels = [d.label for d in query.end_devices] + [p.label for p in query.usage_points]
+        kinds = ["EndDevice"] * len(query.end_devices) + ["UsagePoint"] * len(query.usage_points)
+        payload: dict[str, Any] = {
+            "cim_message_id": header.message_id,
+            "reply_address": header.reply_address,
+            "reading_types": list(query.reading_types),
+            "periods": [
+                [s.isoformat() if s else None, e.isoformat() if e else None]
+                for s, e in query.periods
+            ],
+        }
+        result = self.queue.submit(
+            ActivityType.READING,
+            targets,
+            origin=Origin.LEGACY,
+            external_id=header.correlation_id or header.message_id,
+            payload=payload,
+        )
+        errors = [self._rejection(r, labels, kinds) for r in result.rejected]
+        if result.accepted == 0:
+            return Message(
+                self._reply_header(spec, header),
+                reply=Reply(Result.FAILED, tuple(errors)),
+                get_pattern=True,
+            )
+        ack = _error("0.3", None, f"{result.accepted} live read(s) queued")
+        return Message(
+            self._reply_header(spec, header),
+            reply=Reply(Result.PARTIAL if errors else Result.OK, (ack, *errors)),
+            get_pattern=True,
+        )
+
+    def _known_meters(
+        self, meters: Sequence[DeviceRef], points: Sequence[DeviceRef]
+    ) -> tuple[list[str], list[ReplyError]]:
+        """Serials of the known meters among ``meters`` and of the meters linked to
+        ``points``, in request order, plus one error per unknown device."""
+        m, sp, link = t.meters.c, t.service_points.c, t.meter_links.c
+        serials = [d.serial or "" for d in meters]
+        pods = [p.name_of("POD") or p.label for p in points]
+        with self.engine.connect() as conn:
+            found = set(
+                conn.execute(sa.select(m.serial_number).where(m.serial_number.in_(serials)))
+                .scalars()
+                .all()
+            )
+            linked = dict(
+                conn.execute(
+                    sa.select(sp.name, m.serial_number)
+                    .select_from(t.service_points)
+                    .join(
+                        t.meter_links,
+                        sa.and_(link.service_point_id == sp.id, link.valid_to.is_(None)),
+                    )
+                    .join(t.meters, m.id == link.meter_id)
+                    .where(sp.name.in_(pods))
+                ).all()
+            )
+        known: list[str] = []
+        errors: list[ReplyError] = []
+        for device, serial in zip(meters, serials, strict=True):
+            if serial in found:
+                known.append(serial)
+            else:
+                errors.append(
+                    _device_error(
+                        "2.4", device.label, f"meter {serial!r} is not registered", "EndDevice"
+                    )
+                )
+        for point, pod in zip(points, pods, strict=True):
+            if pod in linked:
+                known.append(linked[pod])
+            else:
+                errors.append(
+                    _device_error(
+                        "2.12",
+                        point.label,
+                        f"usage point {pod!r} has no meter linked",
+                        "UsagePoint",
+                    )
+                )
+        return known, errors
+
+    # -- GetEndDeviceEvents ---------------------------------------------------------------
+
+    def _end_device_events(self, spec: ServiceSpec, message: Message) -> Message:
+        header = message.header
+        query = message.request.query if message.request else None
+        if not isinstance(query, GetEndDeviceEvents):
+            return self._failed(spec, header, _error("1.6", None, "GetEndDeviceEvents"))
+        if not query.meters and not query.usage_points:
+            return self._failed(spec, header, _error("1.6", None, "Meter or UsagePoint"))
+        known, errors = self._known_meters(query.meters, query.usage_points)
+        result = Result.OK if not errors else (Result.PARTIAL if known else Result.FAILED)
+        # No events store is wired to this query yet: known meters answer with no events.
+        return Message(
+            self._reply_header(spec, header),
+            reply=Reply(result, tuple(errors)),
+            payload=EndDeviceEvents(()) if known else None,
+            get_pattern=True,
+        )
