@@ -92,12 +92,13 @@ class _Slots:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         entry = (-priority, next(self._order), priority, future)
         heapq.heappush(self._waiters, entry)
+        self.wake()  # a taker of higher priority than those waiting may fit at once
         try:
             await future
         except asyncio.CancelledError:
             if future.done() and not future.cancelled():
                 self.release()  # granted just as we were cancelled: give it back
-            else:
+            elif entry in self._waiters:
                 self._waiters.remove(entry)
                 heapq.heapify(self._waiters)
             raise
