@@ -1,0 +1,241 @@
+"""The spontaneous-message listener: TCP and UDP on one port (58700 by default).
+
+Every message received is queued in memory and written raw, with its decode result, by one
+writer task in batches (one transaction per batch: raw messages, events, outage changes and
+outbox together). The queue is unbounded on purpose: a storm is absorbed, not dropped; the
+writer catches up at batch speed. A batch the database refuses is retried after a pause
+and, if a single message is at fault, that message alone is stored undecoded with the
+error, so one bad record never loses its neighbours.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, SQLAlchemyError
+
+from smmc.domain.events import Catalog
+from smmc.domain.spontaneous import DEFAULT_SPONTANEOUS_PORT
+from smmc.events.decode import MAX_MESSAGE, Decoded, decode_message, split_stream
+from smmc.store.events import Applied, SpontaneousRecord, apply_events, record_spontaneous
+
+__all__ = ["Received", "SpontaneousListener"]
+
+_LOG = logging.getLogger(__name__)
+_CONTENT_ERRORS = (ValueError, IntegrityError, DataError)
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    data: bytes
+    received_at: datetime
+    transport: str
+    peer_host: str
+    peer_port: int
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class _Datagrams(asyncio.DatagramProtocol):
+    def __init__(self, listener: SpontaneousListener) -> None:
+        self.listener = listener
+
+    def datagram_received(self, data: bytes, addr: tuple[str | object, ...]) -> None:
+        host, port = str(addr[0]), int(str(addr[1]))
+        self.listener.enqueue(Received(data, self.listener.clock(), "udp", host, port))
+
+
+class SpontaneousListener:
+    """``async with SpontaneousListener(engine, port=0) as listener:`` serves TCP and UDP.
+
+    ``on_applied`` is called (in the event loop) after each committed batch, with what it
+    changed: the auto-sync and other follow-ups hang there.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        host: str = "0.0.0.0",  # noqa: S104 - concentrators call in from the field network
+        port: int = DEFAULT_SPONTANEOUS_PORT,
+        catalog: Catalog | None = None,
+        batch_size: int = 5000,
+        retry_delay: float = 1.0,
+        clock: Callable[[], datetime] = _utc_now,
+        on_applied: Callable[[Applied], None] | None = None,
+    ) -> None:
+        self.engine = engine
+        self.host = host
+        self.port = port
+        self.catalog = catalog
+        self.batch_size = batch_size
+        self.retry_delay = retry_delay
+        self.clock = clock
+        self.on_applied = on_applied
+        self.received = 0
+        self.stored = 0
+        self.undecoded = 0
+        self._queue: asyncio.Queue[Received] = asyncio.Queue()
+        self._server: asyncio.Server | None = None
+        self._udp: asyncio.DatagramTransport | None = None
+        self._writer: asyncio.Task[None] | None = None
+        self._connections: set[asyncio.Task[None]] = set()
+        self._bound = port
+        self._idle = asyncio.Event()
+
+    async def __aenter__(self) -> SpontaneousListener:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    @property
+    def bound_port(self) -> int:
+        """The port both transports listen on (resolved when ``port=0``)."""
+        return self._bound
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._server = await asyncio.start_server(self._accept, self.host, self.port)
+        self._bound = int(self._server.sockets[0].getsockname()[1])
+        transport, _ = await loop.create_datagram_endpoint(
+            lambda: _Datagrams(self), local_addr=(self.host, self._bound)
+        )
+        self._udp = transport
+        self._writer = loop.create_task(self._write_forever())
+
+    async def stop(self) -> None:
+        """Stop accepting, then write everything already received before returning."""
+        if self._server is not None:
+            self._server.close()
+        if self._udp is not None:
+            self._udp.close()
+        for task in list(self._connections):
+            task.cancel()
+        await asyncio.gather(*self._connections, return_exceptions=True)
+        if self._server is not None:
+            await self._server.wait_closed()
+            self._server = None
+        await self.drain()
+        if self._writer is not None:
+            self._writer.cancel()
+            await asyncio.gather(self._writer, return_exceptions=True)
+            self._writer = None
+
+    async def drain(self) -> None:
+        """Wait until every message received so far is stored."""
+        while self.stored < self.received:
+            self._idle.clear()
+            if self.stored >= self.received:
+                break
+            await self._idle.wait()
+
+    def enqueue(self, item: Received) -> None:
+        self.received += 1
+        self._queue.put_nowait(item)
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._connections.add(task)
+        peer = writer.get_extra_info("peername") or ("?", 0)
+        host, port = str(peer[0]), int(peer[1])
+        buffer = bytearray()
+        try:
+            while True:
+                chunk = await reader.read(65536)
+                if not chunk:
+                    break
+                buffer.extend(chunk)
+                for message in split_stream(buffer):
+                    self.enqueue(Received(message, self.clock(), "tcp", host, port))
+                if len(buffer) > MAX_MESSAGE:
+                    self.enqueue(Received(bytes(buffer), self.clock(), "tcp", host, port))
+                    buffer.clear()
+        except (ConnectionError, OSError) as exc:
+            _LOG.info("spontaneous connection from %s:%s ended: %s", host, port, exc)
+        finally:
+            if buffer:
+                # a length that promised more than arrived: keep what did arrive
+                self.enqueue(Received(bytes(buffer), self.clock(), "tcp", host, port))
+            writer.close()
+            with contextlib.suppress(OSError, ConnectionError):
+                await writer.wait_closed()
+            if task is not None:
+                self._connections.discard(task)
+
+    async def _write_forever(self) -> None:
+        while True:
+            first = await self._queue.get()
+            batch = [first]
+            while len(batch) < self.batch_size and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            while True:
+                try:
+                    applied = await asyncio.to_thread(self._store, batch)
+                    break
+                except (DBAPIError, SQLAlchemyError, OSError) as exc:
+                    _LOG.warning("storing %d spontaneous messages failed: %s", len(batch), exc)
+                    await asyncio.sleep(self.retry_delay)
+            self.stored += len(batch)
+            self._idle.set()
+            if self.on_applied is not None:
+                for item in applied:
+                    self.on_applied(item)
+
+    def _record(self, item: Received, result: Decoded) -> SpontaneousRecord:
+        return SpontaneousRecord(
+            received_at=item.received_at,
+            transport=item.transport,
+            peer_host=item.peer_host,
+            peer_port=item.peer_port,
+            local_port=self._bound,
+            message_type=result.message_type,
+            raw=item.data,
+            decoded=result.decoded,
+            device=None if result.device is None else result.device[:64],
+            device_time_local=result.device_time_local,
+            reason=result.reason,
+        )
+
+    def _write(self, batch: Sequence[Received], results: Sequence[Decoded]) -> Applied:
+        with self.engine.begin() as conn:
+            record_spontaneous(
+                conn, [self._record(i, r) for i, r in zip(batch, results, strict=True)]
+            )
+            return apply_events(
+                conn,
+                [r.observation for r in results if r.observation is not None],
+                [r.occurrence for r in results if r.occurrence is not None],
+                catalog=self.catalog,
+            )
+
+    def _store(self, batch: Sequence[Received]) -> list[Applied]:
+        """Write one batch. An error caused by the content (a value the catalog or a column
+        refuses) falls back to one message per transaction, so only the faulty message is
+        stored without its events; an unreachable database propagates (the writer retries)."""
+        results = [decode_message(item.data, item.received_at) for item in batch]
+        try:
+            applied = [self._write(batch, results)]
+        except _CONTENT_ERRORS:
+            applied = []
+            for item, result in zip(batch, results, strict=True):
+                try:
+                    applied.append(self._write([item], [result]))
+                except _CONTENT_ERRORS as exc:
+                    failed = Decoded(
+                        result.message_type, False, reason=f"not stored as event: {exc}"
+                    )
+                    self._write([item], [failed])
+                    self.undecoded += 1
+        self.undecoded += sum(1 for r in results if not r.decoded)
+        return applied

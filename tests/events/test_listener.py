@@ -1,0 +1,162 @@
+"""The spontaneous-message listener over real TCP and UDP sockets."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import socket
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from smmc.domain.spontaneous import PowerEvent, PowerFrame, encode_power_frame
+from smmc.events.listener import SpontaneousListener
+from smmc.store import tables as t
+
+from .sim_helpers import HOST, NOW, make_dc, make_plan
+
+SEED_ON = bytes.fromhex("011300184E6B001214030902071532314C564D3530414530303038313602")
+SEED_OFF = bytes.fromhex("011300184E6F0012090D2503071532314C564D3530414530303038313601")
+
+
+async def _send_tcp(port: int, *payloads: bytes) -> None:
+    _, writer = await asyncio.open_connection(HOST, port)
+    for payload in payloads:
+        writer.write(payload)
+    await writer.drain()
+    writer.close()
+    await writer.wait_closed()
+
+
+def _send_udp(port: int, payload: bytes) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.sendto(payload, (HOST, port))
+
+
+async def _settle(listener: SpontaneousListener, expected: int) -> None:
+    async def wait() -> None:
+        while listener.received < expected:
+            await asyncio.sleep(0.01)
+        await listener.drain()
+
+    await asyncio.wait_for(wait(), 60)
+
+
+def _messages(db: Engine) -> list[sa.RowMapping]:
+    with db.connect() as conn:
+        return list(
+            conn.execute(
+                sa.select(t.spontaneous_messages).order_by(t.spontaneous_messages.c.id)
+            ).mappings()
+        )
+
+
+async def test_seed_frames_decode_to_the_seed_report_row(db: Engine) -> None:
+    async with SpontaneousListener(db, host=HOST, port=0) as listener:
+        await _send_tcp(listener.bound_port, SEED_ON)
+        _send_udp(listener.bound_port, SEED_OFF)
+        await _settle(listener, 2)
+    rows = _messages(db)
+    by_type = {row["message_type"]: row for row in rows}
+    assert set(by_type) == {"LVC_POWER_ON", "LVC_POWER_OFF"}
+    on, off = by_type["LVC_POWER_ON"], by_type["LVC_POWER_OFF"]
+    assert (on["transport"], off["transport"]) == ("tcp", "udp")
+    assert on["device"] == off["device"] == "21LVM50AE000816"
+    assert on["device_time_local"] == "2021-07-02 20:03:09"
+    assert off["device_time_local"] == "2021-07-03 09:13:37"
+    assert bytes(on["raw"]) == SEED_ON
+    assert bytes(off["raw"]) == SEED_OFF
+    assert all(row["decoded"] and row["local_port"] == listener.bound_port for row in rows)
+    with db.connect() as conn:
+        events = conn.execute(sa.select(t.events.c.key, t.events.c.code)).all()
+    assert sorted(events) == [("LVC_POWER_OFF", "10.26.0.85"), ("LVC_POWER_ON", "10.26.0.216")]
+
+
+async def test_a_simulated_meter_push_becomes_its_status_events(db: Engine) -> None:
+    plan = make_plan()
+    async with SpontaneousListener(db, host=HOST, port=0) as listener:
+        dc = make_dc(plan, listener.bound_port)
+        async with dc:
+            node = next(iter(dc.nodes.values()))
+            dc.model(node.index).power_outage(
+                NOW - dt.timedelta(hours=2), NOW - dt.timedelta(hours=1)
+            )
+            pushed = await dc.scan_alarms()
+            assert len(pushed) == 1
+            await _settle(listener, 1)
+    [message] = _messages(db)
+    assert message["message_type"] == "DLMS_PUSH"
+    assert message["device"] == node.serial
+    with db.connect() as conn:
+        events = conn.execute(sa.select(t.events).where(t.events.c.device == node.serial))
+        rows = list(events.mappings())
+    assert [(r["code"], r["description"], r["priority"]) for r in rows] == [
+        ("3.26.0.85", "Voltage interruption (PUP)", "high")
+    ]
+    assert rows[0]["is_active"] is True
+
+
+async def test_power_off_and_on_from_the_simulator_over_udp(db: Engine) -> None:
+    plan = make_plan()
+    async with SpontaneousListener(db, host=HOST, port=0) as listener:
+        dc = make_dc(plan, listener.bound_port, "udp")
+        async with dc:
+            await dc.power_off()
+            await _settle(listener, 1)
+            await dc.power_on()
+            await _settle(listener, 2)
+    rows = _messages(db)
+    assert [r["message_type"] for r in rows] == ["LVC_POWER_OFF", "LVC_POWER_ON"]
+    assert {r["device"] for r in rows} == {dc.spec.serial}
+
+
+async def test_corrupt_frames_are_kept_with_the_reason_and_serving_goes_on(db: Engine) -> None:
+    garbage = b"\xde\xad\xbe\xef"
+    bad_length = SEED_ON[:2] + b"\x00\x05" + SEED_ON[4:]
+    bad_event = SEED_ON[:-1] + b"\x07"
+    bad_push = bytes.fromhex("0001000110010005") + b"\x0f\x00\x00\x00\x01"
+    async with SpontaneousListener(db, host=HOST, port=0) as listener:
+        await _send_tcp(listener.bound_port, garbage)
+        _send_udp(listener.bound_port, bad_length)
+        _send_udp(listener.bound_port, bad_event)
+        await _send_tcp(listener.bound_port, bad_push, SEED_OFF)
+        await _send_tcp(listener.bound_port, SEED_ON[:10])  # cut short by the peer
+        await _settle(listener, 6)
+        await _send_tcp(listener.bound_port, SEED_ON)
+        await _settle(listener, 7)
+    rows = _messages(db)
+    assert len(rows) == 7
+    failed = [r for r in rows if not r["decoded"]]
+    reasons = {bytes(r["raw"]): r["reason"] for r in failed}
+    assert set(reasons) == {garbage, bad_length, bad_event, bad_push, SEED_ON[:10]}
+    assert "neither a power frame nor a push" in reasons[garbage]
+    assert "length field" in reasons[bad_length]
+    assert "neither 01 nor 02" in reasons[bad_event]
+    assert reasons[bad_push].startswith("DLMS push")
+    assert all(r["message_type"] == "UNKNOWN" for r in failed)
+    assert [r["message_type"] for r in rows if r["decoded"]] == ["LVC_POWER_OFF", "LVC_POWER_ON"]
+
+
+async def test_a_storm_of_ten_thousand_frames_is_stored_whole(db: Engine) -> None:
+    frames = [
+        encode_power_frame(
+            PowerFrame(
+                n % 65536,
+                dt.datetime(2026, 4, 10, 12, 0, 0),
+                f"DC{n % 50:05d}",
+                PowerEvent.OFF if n % 2 else PowerEvent.ON,
+            )
+        )
+        for n in range(10_000)
+    ]
+    async with SpontaneousListener(db, host=HOST, port=0, batch_size=2000) as listener:
+        await asyncio.gather(
+            *(_send_tcp(listener.bound_port, *frames[i : i + 2500]) for i in range(0, 10_000, 2500))
+        )
+        await _settle(listener, 10_000)
+    with db.connect() as conn:
+        stored = conn.execute(sa.select(sa.func.count()).select_from(t.spontaneous_messages))
+        assert stored.scalar_one() == 10_000
+        raws = {bytes(r) for r in conn.execute(sa.select(t.spontaneous_messages.c.raw)).scalars()}
+    assert raws == set(frames)
+    assert listener.undecoded == 0

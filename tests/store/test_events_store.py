@@ -1,0 +1,273 @@
+"""Events, status words, outages and the outbox on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from smmc.domain.events import MeterWords, Priority
+from smmc.store import tables as t
+from smmc.store.events import (
+    Observation,
+    Occurrence,
+    SpontaneousRecord,
+    apply_events,
+    mark_delivered,
+    pending_outbox,
+    record_spontaneous,
+    record_status_words,
+)
+
+T0 = datetime(2021, 1, 1, 22, 56, 12, 536000, tzinfo=UTC)
+
+
+def _fleet(db: Engine, meters: int = 3) -> None:
+    with db.begin() as conn:
+        sub = conn.execute(
+            t.substations.insert().values(name="SE-1").returning(t.substations.c.id)
+        ).scalar_one()
+        tr = conn.execute(
+            t.transformers.insert()
+            .values(code="TR-1", substation_id=sub)
+            .returning(t.transformers.c.id)
+        ).scalar_one()
+        dc = conn.execute(
+            t.concentrators.insert()
+            .values(name="TD-95322", serial_number="21LVM50AE000816", transformer_id=tr)
+            .returning(t.concentrators.c.id)
+        ).scalar_one()
+        conn.execute(
+            t.meters.insert(),
+            [
+                {"serial_number": f"UAAEEDN1770058396{i}", "concentrator_id": dc}
+                for i in range(meters)
+            ],
+        )
+
+
+def _count(db: Engine, table: sa.Table, *where: sa.ColumnElement[bool]) -> int:
+    with db.connect() as conn:
+        return int(
+            conn.execute(sa.select(sa.func.count()).select_from(table).where(*where)).scalar_one()
+        )
+
+
+def test_pup_opens_once_and_closes_with_outbox_messages(db: Engine) -> None:
+    _fleet(db)
+    meter = "UAAEEDN17700583960"
+    with db.begin() as conn:
+        applied = record_status_words(conn, meter, MeterWords(normal1=1), T0, "collection")
+    assert [row["code"] for row in applied.opened] == ["3.26.0.85"]
+    with db.begin() as conn:
+        again = record_status_words(
+            conn, meter, MeterWords(normal1=1), T0 + timedelta(minutes=1), "wo"
+        )
+    assert again.opened == []
+    assert again.closed == []
+    with db.begin() as conn:
+        cleared = record_status_words(conn, meter, MeterWords(), T0 + timedelta(hours=1), "wo")
+    assert [row["acronym"] for row in cleared.closed] == ["PUP"]
+    with db.connect() as conn:
+        rows = conn.execute(sa.select(t.events)).mappings().all()
+        assert len(rows) == 1
+        event = rows[0]
+        assert event["is_active"] is False
+        assert event["closed_at"] == T0 + timedelta(hours=1)
+        assert event["description"] == "Voltage interruption (PUP)"
+        assert event["priority"] == "high"
+        assert event["meter_id"] is not None
+        assert event["concentrator_id"] is not None
+        outbox = conn.execute(sa.select(t.outbox).order_by(t.outbox.c.id)).mappings().all()
+        kinds = [json.loads(r["payload"]) for r in outbox if r["kind"] == "event"]
+        assert [(p["type"], p["isactive"]) for p in kinds] == [
+            ("3.26.0.85", True),
+            ("3.26.0.85", False),
+        ]
+        assert all(p["event_id"] == event["message_id"] for p in kinds)
+        assert kinds[0]["concentrator"] == "TD-95322"
+        words = conn.execute(sa.select(t.device_status_words)).mappings().all()
+        assert {(w["word"], w["value"]) for w in words} == {
+            ("normal1", 0),
+            ("normal2", 0),
+            ("extended1", 0),
+            ("extended2", 0),
+        }
+
+
+def test_a_failure_after_the_event_insert_leaves_neither_event_nor_outbox(db: Engine) -> None:
+    _fleet(db)
+    seen: list[int] = []
+
+    def crash_after_insert() -> None:
+        with db.begin() as conn:
+            applied = record_status_words(
+                conn, "UAAEEDN17700583961", MeterWords(extended1=8), T0, "push"
+            )
+            seen.extend((applied.outbox, _count_in(conn, t.events), _count_in(conn, t.outbox)))
+            raise RuntimeError("crash before commit")
+
+    with pytest.raises(RuntimeError, match="crash before commit"):
+        crash_after_insert()
+    assert seen == [1, 1, 1]
+    assert _count(db, t.events) == 0
+    assert _count(db, t.outbox) == 0
+    assert _count(db, t.device_status_words) == 0
+
+
+def _count_in(conn: sa.Connection, table: sa.Table) -> int:
+    return int(conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one())
+
+
+def test_outbox_queues_by_priority_and_delivery_is_marked(db: Engine) -> None:
+    _fleet(db)
+    with db.begin() as conn:
+        # ORD is normal priority, CAPE high.
+        record_status_words(
+            conn, "UAAEEDN17700583962", MeterWords(normal1=2, extended1=8), T0, "push"
+        )
+    with db.begin() as conn:
+        high = pending_outbox(conn, Priority.HIGH)
+        normal = pending_outbox(conn, Priority.NORMAL)
+        assert [json.loads(r["payload"])["acronym"] for r in high] == ["CAPE"]
+        assert [json.loads(r["payload"])["acronym"] for r in normal] == ["ORD"]
+        assert mark_delivered(conn, [high[0]["message_id"]], T0) == 1
+        assert mark_delivered(conn, [high[0]["message_id"]], T0) == 0
+    with db.begin() as conn:
+        assert pending_outbox(conn, Priority.HIGH) == []
+
+
+def test_a_concentrator_outage_is_one_incident_closed_on_power_on(db: Engine) -> None:
+    _fleet(db, meters=3)
+    with db.begin() as conn:
+        apply_events(
+            conn,
+            [
+                Observation(
+                    "meter",
+                    f"UAAEEDN1770058396{i}",
+                    {"normal1": 1},
+                    T0 + timedelta(seconds=i),
+                    "push",
+                )
+                for i in range(3)
+            ],
+            [
+                Occurrence(
+                    "concentrator",
+                    "21LVM50AE000816",
+                    "LVC_POWER_OFF",
+                    T0,
+                    "spontaneous",
+                    active=True,
+                )
+            ],
+        )
+    with db.begin() as conn:
+        # a late last gasp still joins the open incident
+        apply_events(conn, [Observation("meter", "UAAEEDN17700583960", {"normal1": 1}, T0, "wo")])
+    with db.connect() as conn:
+        incidents = conn.execute(sa.select(t.outage_incidents)).mappings().all()
+    assert len(incidents) == 1
+    assert incidents[0]["is_open"] is True
+    assert incidents[0]["power_off_events"] == 4
+    assert incidents[0]["scope"] == "transformer"
+    assert _count(db, t.outage_members) == 4
+    back = T0 + timedelta(minutes=30)
+    with db.begin() as conn:
+        applied = apply_events(
+            conn,
+            occurrences=[
+                Occurrence(
+                    "concentrator",
+                    "21LVM50AE000816",
+                    "LVC_POWER_ON",
+                    back,
+                    "spontaneous",
+                    closes="LVC_POWER_OFF",
+                )
+            ],
+        )
+    assert applied.incidents_closed == [incidents[0]["id"]]
+    with db.connect() as conn:
+        closed = conn.execute(sa.select(t.outage_incidents)).mappings().one()
+        dc_events = conn.execute(
+            sa.select(t.events.c.key, t.events.c.is_active).where(
+                t.events.c.device_kind == "concentrator"
+            )
+        ).all()
+    assert closed["is_open"] is False
+    assert closed["duration_s"] == pytest.approx(1800.0)
+    assert sorted(dc_events) == [("LVC_POWER_OFF", False), ("LVC_POWER_ON", False)]
+    outage_messages = _count(db, t.outbox, t.outbox.c.kind == "outage")
+    assert outage_messages == 2
+
+
+def test_meter_only_outage_closes_when_every_meter_is_back(db: Engine) -> None:
+    _fleet(db, meters=2)
+    serials = ["UAAEEDN17700583960", "UAAEEDN17700583961"]
+    with db.begin() as conn:
+        apply_events(conn, [Observation("meter", s, {"normal1": 1}, T0, "push") for s in serials])
+    with db.begin() as conn:
+        first = apply_events(
+            conn,
+            [Observation("meter", serials[0], {"normal1": 0}, T0 + timedelta(minutes=5), "push")],
+        )
+    assert first.incidents_closed == []
+    with db.begin() as conn:
+        second = apply_events(
+            conn,
+            [Observation("meter", serials[1], {"normal1": 0}, T0 + timedelta(minutes=9), "push")],
+        )
+    assert len(second.incidents_closed) == 1
+    with db.connect() as conn:
+        row = conn.execute(sa.select(t.outage_incidents)).mappings().one()
+    assert row["duration_s"] == pytest.approx(540.0)
+
+
+def test_unknown_devices_are_kept_without_links(db: Engine) -> None:
+    with db.begin() as conn:
+        applied = record_status_words(conn, "NOT-IN-DB", {"extended2": 16}, T0, "push")
+    assert applied.opened[0]["meter_id"] is None
+    assert applied.opened[0]["description"] == "Terminal cover removed (TC_REM)"
+
+
+def test_spontaneous_messages_are_stored_raw_with_the_reason(db: Engine) -> None:
+    records = [
+        SpontaneousRecord(
+            T0,
+            "udp",
+            "127.0.0.1",
+            4000,
+            58700,
+            "UNKNOWN",
+            b"\xff\x00",
+            False,
+            reason="header FF00 is not 0113",
+        ),
+        SpontaneousRecord(
+            T0,
+            "tcp",
+            "127.0.0.1",
+            4001,
+            58700,
+            "LVC_POWER_ON",
+            b"\x01\x13",
+            True,
+            device="21LVM50AE000816",
+        ),
+    ]
+    with db.begin() as conn:
+        record_spontaneous(conn, records)
+    with db.connect() as conn:
+        rows = (
+            conn.execute(sa.select(t.spontaneous_messages).order_by(t.spontaneous_messages.c.id))
+            .mappings()
+            .all()
+        )
+    assert [bytes(r["raw"]) for r in rows] == [b"\xff\x00", b"\x01\x13"]
+    assert rows[0]["reason"] == "header FF00 is not 0113"
+    assert rows[0]["decoded"] is False
