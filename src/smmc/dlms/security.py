@@ -22,7 +22,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Final
 
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from smmc.dlms.errors import CipheringError, DecodeError, ReplayError
 
@@ -134,11 +136,23 @@ def _iv(system_title: bytes, ic: int) -> bytes:
 
 
 def _gcm_tag(key: bytes, iv: bytes, aad: bytes, data: bytes) -> tuple[bytes, bytes]:
-    """Encrypt ``data`` under GCM with ``aad``; return (ciphertext, truncated tag)."""
-    enc = Cipher(algorithms.AES(key), modes.GCM(iv)).encryptor()
-    enc.authenticate_additional_data(aad)
-    ct = enc.update(data) + enc.finalize()
-    return ct, enc.tag[:TAG_LENGTH]
+    """Encrypt ``data`` under GCM with ``aad``; return (ciphertext, truncated tag).
+
+    ``AESGCM`` does it in one call; its 16-byte tag truncated to the first 12 bytes is the
+    suite 0 tag (NIST SP 800-38D, 5.2.1.2).
+    """
+    sealed = AESGCM(key).encrypt(iv, data, aad)
+    return sealed[: len(data)], sealed[len(data) : len(data) + TAG_LENGTH]
+
+
+def _gcm_open(key: bytes, iv: bytes, aad: bytes, data: bytes, tag: bytes) -> bytes:
+    """Decipher and verify in one GCM pass against the truncated ``tag``."""
+    opener = Cipher(algorithms.AES(key), modes.GCM(iv, tag, min_tag_length=TAG_LENGTH)).decryptor()
+    opener.authenticate_additional_data(aad)
+    try:
+        return opener.update(data) + opener.finalize()
+    except InvalidTag:
+        raise CipheringError("authentication tag mismatch (wrong key, IC or tampering)") from None
 
 
 def _ctr(key: bytes, iv: bytes, data: bytes) -> bytes:
@@ -203,12 +217,7 @@ def decrypt(
         raise DecodeError("protected content shorter than the authentication tag", _HEADER)
     data, tag = body[:-TAG_LENGTH], body[-TAG_LENGTH:]
     if sc.encrypted:
-        # GCM with a truncated tag: decipher with CTR, then recompute the tag and compare.
-        plaintext = _ctr(key, iv, data)
-        _, expected = _gcm_tag(key, iv, sc_byte + auth_key, plaintext)
-        if not hmac.compare_digest(expected, tag):
-            raise CipheringError("authentication tag mismatch (wrong key, IC or tampering)")
-        return plaintext
+        return _gcm_open(key, iv, sc_byte + auth_key, data, tag)
     _, expected = _gcm_tag(key, iv, sc_byte + auth_key + data, b"")
     if not hmac.compare_digest(expected, tag):
         raise CipheringError("authentication tag mismatch (wrong key, IC or tampering)")
