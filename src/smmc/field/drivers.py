@@ -597,6 +597,11 @@ class FieldDrivers:
             return _unexpected(exc, stage)
         if isinstance(exc, DlmsTimeout | OSError):
             return FieldError.of(ErrorKey.NODE_NOT_REACHABLE, "no answer")
+        if isinstance(exc, ProtocolError):
+            # The association broke mid-session (most often the connection dropped): the
+            # outcome of the last request is unknown, so it is worth a retry that reads
+            # the device state first.
+            return FieldError.of(ErrorKey.NODE_NOT_REACHABLE, f"association lost: {exc}")
         return _unexpected(exc, stage)
 
     async def _gateway_failure(
