@@ -56,8 +56,9 @@ class _Datagrams(asyncio.DatagramProtocol):
 class SpontaneousListener:
     """``async with SpontaneousListener(engine, port=0) as listener:`` serves TCP and UDP.
 
-    ``on_applied`` is called (in the event loop) after each committed batch, with what it
-    changed: the auto-sync and other follow-ups hang there.
+    ``on_applied`` is called (in a worker thread) after each committed batch, with what it
+    changed: the auto-sync and other follow-ups hang there; its failure never stops the
+    listener (the events are already stored).
     """
 
     def __init__(
@@ -190,7 +191,10 @@ class SpontaneousListener:
             self._idle.set()
             if self.on_applied is not None:
                 for item in applied:
-                    self.on_applied(item)
+                    try:
+                        await asyncio.to_thread(self.on_applied, item)
+                    except (SQLAlchemyError, ValueError, OSError) as exc:
+                        _LOG.warning("follow-up of a stored batch failed: %s", exc)
 
     def _record(self, item: Received, result: Decoded) -> SpontaneousRecord:
         return SpontaneousRecord(
