@@ -1,0 +1,1 @@
+"""Daily files and reports in the seed formats."""
