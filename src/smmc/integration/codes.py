@@ -150,18 +150,18 @@ class CodeBook:
 
     def reason(self, activity: ActivityType, text: str | None) -> str | None:
         """The domain reason of a breaker order from CIM free text; ``None`` when the text
-        names none of the seed's reasons (a Connect then defaults to after-payment)."""
+        names none, or more than one, of the seed's reasons (a Connect then defaults to
+        after-payment, a Disconnect is refused)."""
         allowed = _DOMAIN_REASONS.get(activity)
         if allowed is None or text is None:
             return None
         lowered = text.strip().lower()
         if lowered in allowed:
             return lowered
-        for word in re.findall(r"[\w-]+", lowered):
-            found = self.reason_aliases.get(word)
-            if found in allowed:
-                return found
-        return None
+        found = {self.reason_aliases.get(word) for word in re.findall(r"[\w-]+", lowered)}
+        matches = found & allowed
+        # Two reasons in one text ("cliente moroso") is ambiguous: refuse rather than guess.
+        return next(iter(matches)) if len(matches) == 1 else None
 
     @classmethod
     def load(cls, path: Path) -> CodeBook:

@@ -100,10 +100,11 @@ class Name:
     name: str
     name_type: str | None = None
 
-    def write(self, parent: etree._Element, ns: str) -> None:
+    def write(self, parent: etree._Element, ns: str, *, typed: bool = True) -> None:
+        """``typed=False`` for profiles whose Name has no NameType (GetEndDeviceEvents)."""
         element = _sub(parent, ns, "Names")
         _sub(element, ns, "name", self.name)
-        if self.name_type is not None:
+        if self.name_type is not None and typed:
             name_type = _sub(element, ns, "NameType")
             _sub(name_type, ns, "name", self.name_type)
 
@@ -140,11 +141,13 @@ class DeviceRef:
     def label(self) -> str:
         return self.mrid or (self.names[0].name if self.names else "")
 
-    def write(self, parent: etree._Element, ns: str, tag: str) -> etree._Element:
+    def write(
+        self, parent: etree._Element, ns: str, tag: str, *, typed: bool = True
+    ) -> etree._Element:
         element = _sub(parent, ns, tag)
         _opt(element, ns, "mRID", self.mrid)
         for name in self.names:
-            name.write(element, ns)
+            name.write(element, ns, typed=typed)
         return element
 
     @classmethod
@@ -536,6 +539,9 @@ class GetMeterReadings:
 
 @dataclass(frozen=True, slots=True)
 class GetEndDeviceEvents:
+    """Events of meters/usage points over periods. Its profile's Name has no NameType, so
+    name types are not written."""
+
     meters: tuple[DeviceRef, ...] = ()
     periods: tuple[tuple[datetime | None, datetime | None], ...] = ()
     usage_points: tuple[DeviceRef, ...] = ()
@@ -544,11 +550,11 @@ class GetEndDeviceEvents:
         ns = GET_EDE_NS
         root = etree.Element(f"{{{ns}}}GetEndDeviceEvents", nsmap={"g": ns})
         for meter in self.meters:
-            meter.write(root, ns, "Meter")
+            meter.write(root, ns, "Meter", typed=False)
         for period in self.periods:
             _interval(_sub(root, ns, "TimeSchedule"), ns, "scheduleInterval", period)
         for point in self.usage_points:
-            point.write(root, ns, "UsagePoint")
+            point.write(root, ns, "UsagePoint", typed=False)
         return root
 
     @classmethod
