@@ -492,3 +492,47 @@ def test_zeep_calls_execute_end_device_controls(db: Engine, live_server: str) ->
     placed = orders(db)
     assert [o["serial_number"] for o in placed] == ["000123456", "000123457"]
     assert {o["external_id"] for o in placed} == {CORRELATION}
+
+
+def test_configured_schema_directory_validates_requests_at_run_time(
+    db: Engine, shared_dir: Path, monkeypatch: pytest.MonkeyPatch, connexo: SchemaSet
+) -> None:
+    add_meter(db, "000123456")
+    text = sample("11_SOAP11_CreateEndDeviceControls_envelope.xml")
+    # Schema-invalid but well-formed: a Header element the schema does not know.
+    bogus = text.replace("<msg:Context>", "<msg:Bogus>x</msg:Bogus><msg:Context>").encode()
+    with TestClient(create_app(db)) as plain:
+        assert reply_of(plain.post(EDC, content=bogus).content, connexo).reply is not None
+    assert len(orders(db)) == 1
+    monkeypatch.setenv("SMMC_CIM_SCHEMA_DIR", str(shared_dir / "cim" / "xsd" / "connexo"))
+    with TestClient(create_app(db)) as checked:
+        refused = checked.post(EDC, content=bogus.replace(CORRELATION.encode(), b"other-id"))
+        assert refused.status_code == 500
+        assert fault_code(refused.content) == "1.8"
+        assert b"Bogus" in refused.content
+        accepted = checked.post(EDC, content=text.replace(CORRELATION, "third-id").encode())
+        message = reply_of(accepted.content, connexo)
+        assert message.reply is not None
+        assert message.reply.result is Result.OK
+    assert len(orders(db)) == 2
+
+
+def test_message_id_still_being_handled_answers_5_1(
+    db: Engine, client: TestClient, connexo: SchemaSet
+) -> None:
+    add_meter(db, "M-1")
+    with db.begin() as conn:
+        conn.execute(
+            t.cim_messages.insert().values(
+                message_id="busy-1",
+                operation="ExecuteEndDeviceControls",
+                received_at=datetime.now(UTC),
+            )
+        )
+    message = reply_of(
+        client.post(EDC, content=disconnect(["M-1"], message_id="busy-1")).content, connexo
+    )
+    assert message.reply is not None
+    assert message.reply.result is Result.FAILED
+    assert [e.code for e in message.reply.errors] == ["5.1"]
+    assert orders(db) == []
