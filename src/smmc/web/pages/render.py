@@ -1,0 +1,138 @@
+"""Page rendering: Mako templates (escaping every `${}` by default) and the message catalogue.
+
+Mako rather than Jinja2 because it is already installed as Alembic's own dependency; the
+templates only use expressions, loops, conditionals and one inherited layout.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+from fastapi import Request
+from fastapi.responses import HTMLResponse
+from mako.lookup import TemplateLookup  # type: ignore[import-untyped]
+
+from smmc.domain.access import Permission, allows
+from smmc.store.users import LANGUAGES, Principal
+
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+LANGUAGE_COOKIE = "smmc_lang"
+DEFAULT_LANGUAGE = "es"
+
+
+class CatalogueError(RuntimeError):
+    """The message catalogue is malformed (a packaging bug, caught by the tests)."""
+
+
+@cache
+def messages() -> Mapping[str, Mapping[str, str]]:
+    text = resources.files("smmc.web.pages").joinpath("messages.yaml").read_text("utf-8")
+    raw = yaml.safe_load(text)
+    if not isinstance(raw, dict):
+        raise CatalogueError("messages.yaml: expected a mapping of keys")
+    for key, texts in raw.items():
+        if not isinstance(texts, dict) or set(texts) != set(LANGUAGES):
+            raise CatalogueError(f"messages.yaml: {key!r} needs exactly {LANGUAGES}")
+    return raw
+
+
+@dataclass(frozen=True, slots=True)
+class Translator:
+    language: str
+
+    def __call__(self, key: str) -> str:
+        texts = messages().get(key)
+        return texts[self.language] if texts else key
+
+
+def formatter(translate: Translator) -> Callable[[object], str]:
+    """One way to show a cell: blank for None, Sí/No for booleans, UTC stamps to the second."""
+
+    def fmt(value: object) -> str:
+        if value is None:
+            return ""
+        if isinstance(value, bool):
+            return translate("yes") if value else translate("no")
+        if isinstance(value, datetime):
+            return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+        return str(value)
+
+    return fmt
+
+
+@cache
+def _lookup() -> TemplateLookup:
+    return TemplateLookup(
+        directories=[str(TEMPLATES)],
+        default_filters=["h"],
+        strict_undefined=True,
+        input_encoding="utf-8",
+    )
+
+
+def language_of(request: Request, principal: Principal | None) -> str:
+    chosen = request.cookies.get(LANGUAGE_COOKIE)
+    if chosen in LANGUAGES:
+        return str(chosen)
+    return principal.language if principal else DEFAULT_LANGUAGE
+
+
+@dataclass(frozen=True, slots=True)
+class NavItem:
+    href: str
+    key: str
+    permission: Permission
+
+
+NAVIGATION = (
+    NavItem("/works", "nav_works", Permission.VIEW_WORK_ORDERS),
+    NavItem("/operations", "nav_operations", Permission.SUBMIT_WORK_ORDERS),
+    NavItem("/assets/meters", "nav_meters", Permission.VIEW_ASSETS),
+    NavItem("/assets/concentrators", "nav_concentrators", Permission.VIEW_ASSETS),
+    NavItem("/assets/service-points", "nav_service_points", Permission.VIEW_ASSETS),
+    NavItem("/map", "nav_map", Permission.VIEW_MAP),
+    NavItem("/provisioning", "nav_provisioning", Permission.PROVISION),
+)
+
+
+def navigation(principal: Principal | None) -> list[NavItem]:
+    if principal is None:
+        return []
+    return [item for item in NAVIGATION if allows(principal.role, item.permission)]
+
+
+def render(
+    request: Request,
+    template: str,
+    *,
+    principal: Principal | None,
+    csrf: str = "",
+    status_code: int = 200,
+    **context: Any,
+) -> HTMLResponse:
+    """A full page or fragment: every template gets the translator, the navigation the
+    principal may use, and the session's CSRF token for its forms."""
+    language = language_of(request, principal)
+    translate = Translator(language)
+    body = (
+        _lookup()
+        .get_template(template)
+        .render_unicode(
+            t=translate,
+            fmt=formatter(translate),
+            lang=language,
+            principal=principal,
+            nav=navigation(principal),
+            path=request.url.path,
+            csrf=csrf,
+            **context,
+        )
+    )
+    return HTMLResponse(body, status_code=status_code)
