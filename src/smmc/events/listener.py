@@ -71,7 +71,7 @@ class SpontaneousListener:
         batch_size: int = 5000,
         retry_delay: float = 1.0,
         clock: Callable[[], datetime] = _utc_now,
-        on_applied: Callable[[Applied], None] | None = None,
+        on_applied: Callable[[Applied], object] | None = None,
     ) -> None:
         self.engine = engine
         self.host = host
