@@ -116,7 +116,10 @@ def audit(request: Request, principal: Principal | None, action: str, target: st
 _API_RULES: tuple[tuple[re.Pattern[str], Permission], ...] = (
     (re.compile(r"^/api/map(/|$)"), Permission.VIEW_MAP),
     (re.compile(r"^/api/events(/|$)"), Permission.VIEW_CONTROL_ROOM),
-    (re.compile(r"^/api/(readings|meter-data)(/|$)"), Permission.VIEW_METER_DATA),
+    (
+        re.compile(r"^/api/(readings|register-reads|kpi|worklists|meter-data)(/|$)"),
+        Permission.VIEW_METER_DATA,
+    ),
     (re.compile(r"^/api/workorders(/|$)"), Permission.VIEW_WORK_ORDERS),
     (
         re.compile(r"^/api/(meters|concentrators|service-points|transformers)(/|$)"),
