@@ -90,15 +90,19 @@ class Reader:
 
     def take(self, n: int, what: str) -> bytes:
         """Return the next ``n`` bytes or raise DecodeError if fewer remain."""
-        if n < 0 or n > self.remaining:
-            raise DecodeError(f"{what}: needs {n} byte(s), {self.remaining} remain", self._pos)
         start = self._pos
-        self._pos += n
-        return self._buf[start : self._pos]
+        if n < 0 or n > len(self._buf) - start:  # inline of ``remaining``: a hot path
+            raise DecodeError(f"{what}: needs {n} byte(s), {self.remaining} remain", start)
+        self._pos = start + n
+        return self._buf[start : start + n]
 
     def u8(self, what: str) -> int:
         """Read an Unsigned8."""
-        return self.take(1, what)[0]
+        pos = self._pos
+        if pos >= len(self._buf):
+            raise DecodeError(f"{what}: needs 1 byte(s), {self.remaining} remain", pos)
+        self._pos = pos + 1
+        return self._buf[pos]
 
     def i8(self, what: str) -> int:
         """Read an Integer8."""
