@@ -6,7 +6,7 @@ from fastapi import FastAPI
 from sqlalchemy.engine import Engine
 
 import smmc
-from smmc.web.api import api_router, cim, events, work_orders
+from smmc.web.api import api_router, cim, events, readings, work_orders
 from smmc.web.api.deps import EngineDep
 from smmc.web.api.schemas import Health
 from smmc.web.problems import install_problem_handlers
@@ -26,6 +26,7 @@ def create_app(engine: Engine) -> FastAPI:
     app.include_router(api_router)
     app.include_router(work_orders.router)
     app.include_router(events.router)
+    app.include_router(readings.router)
     app.include_router(cim.router)
 
     @app.get("/api/health", response_model=Health, tags=["health"])
