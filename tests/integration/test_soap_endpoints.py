@@ -318,7 +318,8 @@ def test_unknown_service_is_404(client: TestClient) -> None:
 
 
 @pytest.mark.parametrize(
-    "service", ["ExecuteEndDeviceControls", "GetMeterReadings", "GetEndDeviceEvents"]
+    "service",
+    ["ExecuteEndDeviceControls", "GetMeterReadings", "GetEndDeviceEvents", "ExecuteMeterConfig"],
 )
 def test_wsdl_is_served(client: TestClient, service: str) -> None:
     response = client.get(f"/cim/{service}?wsdl")
@@ -536,3 +537,113 @@ def test_message_id_still_being_handled_answers_5_1(
     assert message.reply.result is Result.FAILED
     assert [e.code for e in message.reply.errors] == ["5.1"]
     assert orders(db) == []
+
+
+# -- ExecuteMeterConfig -----------------------------------------------------------------------
+
+MC = "/cim/ExecuteMeterConfig"
+
+
+def meter_config(verb: str, meters: list[tuple[str, str | None]], message_id: str) -> bytes:
+    items = "".join(
+        f"<m:Meter><m:mRID>{serial}</m:mRID>"
+        + (f"<m:type>{kind}</m:type>" if kind else "")
+        + "</m:Meter>"
+        for serial, kind in meters
+    )
+    root = f"{verb.capitalize()}MeterConfig"
+    return envelope(
+        f'<mc:{root} xmlns:mc="http://iec.ch/TC57/2011/MeterConfigMessage"'
+        f' xmlns:msg="{MSG}" xmlns:m="http://iec.ch/TC57/2011/MeterConfig#">'
+        f"<mc:Header><msg:Verb>{verb}</msg:Verb><msg:Noun>MeterConfig</msg:Noun>"
+        f"<msg:MessageID>{message_id}</msg:MessageID></mc:Header>"
+        f"<mc:Payload><m:MeterConfig>{items}</m:MeterConfig></mc:Payload></mc:{root}>"
+    )
+
+
+def meter_types(engine: Engine) -> dict[str, str]:
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(t.meters.c.serial_number, t.meters.c.meter_type)).all()
+    return {str(serial): str(kind) for serial, kind in rows}
+
+
+def test_meter_config_create_change_delete(
+    db: Engine, client: TestClient, connexo: SchemaSet
+) -> None:
+    add_meter(db, "OLD-1")
+    created = reply_of(
+        client.post(
+            MC,
+            content=meter_config(
+                "create", [("NEW-1", "polyphase"), ("NEW-2", None), ("OLD-1", None)], "mc-1"
+            ),
+        ).content,
+        connexo,
+    )
+    assert created.element_name == "MeterConfigResponseMessage"
+    assert created.reply is not None
+    assert created.reply.result is Result.PARTIAL
+    assert [(e.code, e.id.value if e.id else None) for e in created.reply.errors] == [
+        ("2.4", "OLD-1")
+    ]
+    assert meter_types(db) == {"OLD-1": "monophase", "NEW-1": "polyphase", "NEW-2": "monophase"}
+    changed = reply_of(
+        client.post(
+            MC, content=meter_config("change", [("NEW-2", "trifásico"), ("NONE-9", None)], "mc-2")
+        ).content,
+        connexo,
+    )
+    assert changed.reply is not None
+    assert changed.reply.result is Result.PARTIAL
+    assert [e.code for e in changed.reply.errors] == ["2.4"]
+    assert meter_types(db)["NEW-2"] == "polyphase"
+    add_meter(db, "BUSY-1")
+    client.post(EDC, content=disconnect(["BUSY-1"], message_id="mc-wo"))
+    deleted = reply_of(
+        client.post(
+            MC, content=meter_config("delete", [("NEW-1", None), ("BUSY-1", None)], "mc-3")
+        ).content,
+        connexo,
+    )
+    assert deleted.reply is not None
+    assert deleted.reply.result is Result.PARTIAL
+    assert [(e.code, e.id.value if e.id else None) for e in deleted.reply.errors] == [
+        ("6.1", "BUSY-1")
+    ]
+    assert "NEW-1" not in meter_types(db)
+    assert "BUSY-1" in meter_types(db)
+
+
+def test_meter_config_invalid_type_is_refused_with_the_provisioning_reason(
+    db: Engine, client: TestClient, connexo: SchemaSet
+) -> None:
+    response = client.post(
+        MC, content=meter_config("create", [("NEW-1", "Actaris SL7000")], "mc-9")
+    )
+    message = reply_of(response.content, connexo)
+    assert message.reply is not None
+    assert message.reply.result is Result.FAILED
+    (error,) = message.reply.errors
+    assert error.code == "2.4"
+    assert "metertype" in (error.details or "")
+    assert meter_types(db) == {}
+
+
+def test_connexo_meter_config_sample_is_understood(
+    db: Engine, client: TestClient, connexo: SchemaSet, shared_dir: Path
+) -> None:
+    """Connexo's public sample (read from ../shared, not copied): vendor extensions in
+    other namespaces are skipped, the serial and type are read."""
+    path = (
+        shared_dir / "cim" / "samples" / "public" / "connexo" / "CreateMeterConfigRequestAsync.xml"
+    )
+    data = path.read_text(encoding="utf-8").replace(
+        "<mes:Noun>MeterConfig</mes:Noun>",
+        "<mes:Noun>MeterConfig</mes:Noun><mes:MessageID>connexo-1</mes:MessageID>",
+    )
+    message = reply_of(client.post(MC, content=data.encode()).content, connexo)
+    assert message.reply is not None
+    (error,) = message.reply.errors
+    assert error.id is not None
+    assert error.id.value == "000001115"
+    assert "metertype" in (error.details or "")

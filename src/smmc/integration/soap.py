@@ -26,6 +26,8 @@ from lxml import etree
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
+from smmc.domain.assets import Meter
+from smmc.domain.provisioning import TEMPLATE_BY_KIND, TemplateKind, validate_row
 from smmc.domain.work_orders import ActivityType, InvalidWorkOrder, Origin
 from smmc.integration.codes import REPLY_CODES, CodeBook
 from smmc.integration.messages import (
@@ -48,6 +50,7 @@ from smmc.integration.payloads import (
     EndDeviceEvents,
     GetEndDeviceEvents,
     GetMeterReadings,
+    MeterConfig,
     MeterReading,
     MeterReadings,
 )
@@ -60,6 +63,7 @@ from smmc.integration.xml import (
     serialize,
 )
 from smmc.store import tables as t
+from smmc.store.provisioning import upsert
 from smmc.store.work_orders import Rejected, TargetRef, WorkOrderQueue
 
 __all__ = [
@@ -103,6 +107,12 @@ SERVICES: dict[str, ServiceSpec] = {
         ),
         ServiceSpec("GetMeterReadings", "MeterReadings", True, ("GetMeterReadings",)),
         ServiceSpec("GetEndDeviceEvents", "EndDeviceEvents", True, ("GetEndDeviceEvents",)),
+        ServiceSpec(
+            "ExecuteMeterConfig",
+            "MeterConfig",
+            False,
+            ("CreateMeterConfig", "ChangeMeterConfig", "DeleteMeterConfig"),
+        ),
     )
 }
 
@@ -284,6 +294,7 @@ class CimService:
             "ExecuteEndDeviceControls": self._end_device_controls,
             "GetMeterReadings": self._meter_readings,
             "GetEndDeviceEvents": self._end_device_events,
+            "ExecuteMeterConfig": self._meter_config,
         }
         try:
             return handlers[spec.name](spec, message)
@@ -549,3 +560,86 @@ class CimService:
             payload=EndDeviceEvents(()) if known else None,
             get_pattern=True,
         )
+
+    # -- ExecuteMeterConfig ---------------------------------------------------------------
+
+    def _meter_config(self, spec: ServiceSpec, message: Message) -> Message:
+        """Meter master data, applied at once (no device is involved): create registers new
+        meters, change updates their meter type, delete removes a meter without history.
+        Rows go through the provisioning template 2 validation and upsert, so a meter made
+        here is the same as one imported from a file; its keys and route come with the
+        vendor's template 2 file."""
+        header = message.header
+        payload = message.payload
+        if not isinstance(payload, MeterConfig) or not payload.meters:
+            return self._failed(spec, header, _error("1.7", None, "MeterConfig/Meter"))
+        if len(payload.meters) > MAX_DEVICES:
+            return self._failed(spec, header, _error("3.1", None, f"{len(payload.meters)}"))
+        serials = [item.serial or "" for item in payload.meters]
+        with self.engine.connect() as conn:
+            existing = set(
+                conn.execute(
+                    sa.select(t.meters.c.serial_number).where(t.meters.c.serial_number.in_(serials))
+                ).scalars()
+            )
+        errors: list[ReplyError] = []
+        rows: list[dict[str, Any]] = []
+        done = 0
+        for index, (item, serial) in enumerate(zip(payload.meters, serials, strict=True)):
+            label = item.mrid or serial
+            problem = self._meter_config_problem(header.verb, serial, existing)
+            if problem is not None:
+                errors.append(_device_error(problem[0], label, problem[1], "EndDevice"))
+                continue
+            if header.verb is Verb.DELETE:
+                if self._delete_meter(serial):
+                    done += 1
+                else:
+                    errors.append(
+                        _device_error(
+                            "6.1",
+                            label,
+                            f"meter {serial} has history (links, orders, readings): "
+                            "decommission it instead",
+                            "EndDevice",
+                        )
+                    )
+                continue
+            if header.verb is Verb.CHANGE and item.meter_type is None:
+                done += 1
+                continue
+            values = {"serialnumber": serial, "metertype": item.meter_type or ""}
+            checked = validate_row(TEMPLATE_BY_KIND[TemplateKind.METER], index + 1, values, None)
+            if not isinstance(checked.record, Meter):
+                details = "; ".join(f"{i.column}: {i.reason}" for i in checked.issues)
+                errors.append(_device_error("2.4", label, details, "EndDevice"))
+                continue
+            rows.append({"serial_number": serial, "meter_type": checked.record.meter_type.value})
+            existing.add(serial)
+            done += 1
+        if rows:
+            with self.engine.begin() as conn:
+                upsert(conn, t.meters, rows, "serial_number", ["meter_type"])
+        result = Result.FAILED if done == 0 else (Result.PARTIAL if errors else Result.OK)
+        return Message(self._reply_header(spec, header), reply=Reply(result, tuple(errors)))
+
+    @staticmethod
+    def _meter_config_problem(
+        verb: Verb, serial: str, existing: set[str]
+    ) -> tuple[str, str] | None:
+        if not serial:
+            return "1.7", "Meter needs a serialNumber or an mRID"
+        if verb is Verb.CREATE and serial in existing:
+            return "2.4", f"meter {serial} is already registered (use ChangeMeterConfig)"
+        if verb is not Verb.CREATE and serial not in existing:
+            return "2.4", f"meter {serial} is not registered"
+        return None
+
+    def _delete_meter(self, serial: str) -> bool:
+        """Delete one meter in its own transaction; False when rows still refer to it."""
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(t.meters.delete().where(t.meters.c.serial_number == serial))
+        except IntegrityError:
+            return False
+        return True
