@@ -14,7 +14,7 @@ being written are created first, under an advisory lock so concurrent ingests ag
 from __future__ import annotations
 
 import io
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, NamedTuple
@@ -26,10 +26,12 @@ from sqlalchemy.engine import Connection
 from smmc.domain.readings import (
     DAILY_CLOSURE_PROFILES,
     LOAD_PROFILE_PROFILES,
+    READING_TYPES,
     TIER_COUNT,
     Energy,
     QualityFlag,
     ReadingType,
+    UnknownReadingType,
     daily_closure_type,
     energy_type_code,
     is_dst_day,
@@ -188,23 +190,31 @@ def ensure_partitions(conn: Connection, days: Iterable[date]) -> None:
 # -- interval values -----------------------------------------------------------------------
 
 
-class _DayFlags:
-    """Local day and DST flag of interval ends, cached: a batch repeats few instants."""
+class _Instants:
+    """Per zone and interval length: each interval end's stored text, local day and DST flag.
+    A batch repeats few instants across many meters, so each is worked out once."""
 
-    def __init__(self) -> None:
-        self._cache: dict[tuple[str, datetime, int], tuple[date, int]] = {}
+    def __init__(self, stamp: Callable[[datetime], str]) -> None:
+        self._stamp = stamp
+        self._tables: dict[tuple[str, int], dict[datetime, tuple[str, date, int]]] = {}
         self._dst: dict[tuple[date, str], bool] = {}
+        self.utc_days: set[date] = set()
 
-    def of(self, tz: str, end: datetime, minutes: int) -> tuple[date, int]:
-        key = (tz, end, minutes)
-        found = self._cache.get(key)
-        if found is None:
-            day = to_local(end - timedelta(minutes=minutes), tz).date()
-            dst = self._dst.get((day, tz))
-            if dst is None:
-                dst = self._dst[(day, tz)] = is_dst_day(day, tz)
-            found = self._cache[key] = (day, int(QualityFlag.DST_DAY) if dst else 0)
-        return found
+    def table(self, tz: str, minutes: int) -> dict[datetime, tuple[str, date, int]]:
+        return self._tables.setdefault((tz, minutes), {})
+
+    def compute(
+        self, table: dict[datetime, tuple[str, date, int]], tz: str, minutes: int, end: datetime
+    ) -> tuple[str, date, int]:
+        if end.tzinfo is None:
+            raise ValueError(f"naive interval end {end!r}: give it a time zone")
+        day = to_local(end - timedelta(minutes=minutes), tz).date()
+        dst = self._dst.get((day, tz))
+        if dst is None:
+            dst = self._dst[(day, tz)] = is_dst_day(day, tz)
+        self.utc_days.add(end.astimezone(UTC).date())
+        info = table[end] = (self._stamp(end), day, int(QualityFlag.DST_DAY) if dst else 0)
+        return info
 
 
 def _sqlite_time(moment: datetime) -> str:
@@ -229,29 +239,30 @@ def ingest_intervals(
         return result
     received = received_at or datetime.now(UTC)
     zones = meter_time_zones(conn, (v.meter_id for v in values))
-    flags = _DayFlags()
-    minutes_of: dict[int, int] = {}
-    read_days: set[tuple[int, date]] = set()
-    utc_days: set[date] = set()
     postgres = conn.dialect.name == "postgresql"
-    stamp = _pg_time if postgres else _sqlite_time
-    stamps: dict[datetime, str] = {}
+    instants = _Instants(_pg_time if postgres else _sqlite_time)
+    minutes_of = {t.id: t.minutes or 15 for t in READING_TYPES}
+    read_days: set[tuple[int, date]] = set()
     rows: list[tuple[Any, ...]] = []
+    append = rows.append
+    series: tuple[int, int] | None = None
+    table: dict[datetime, tuple[str, date, int]] = {}
+    tz, minutes, last_day = DEFAULT_TIME_ZONE, 15, None
+    # Values come grouped by meter and reading type: look the series up once per group.
     for meter_id, type_id, end, value, quality in values:
-        if end.tzinfo is None:
-            raise ValueError(f"naive interval end {end!r}: give it a time zone")
-        minutes = minutes_of.get(type_id)
-        if minutes is None:
-            minutes = minutes_of[type_id] = reading_type_by_id(type_id).minutes or 15
-        day, dst = flags.of(zones[meter_id], end, minutes)
-        read_days.add((meter_id, day))
-        text = stamps.get(end)
-        if text is None:
-            text = stamps[end] = stamp(end)
-            utc_days.add(end.astimezone(UTC).date())
-        rows.append((meter_id, type_id, text, value, quality | dst))
+        if (meter_id, type_id) != series:
+            series = (meter_id, type_id)
+            if type_id not in minutes_of:
+                raise UnknownReadingType(f"unknown reading type id {type_id}")
+            tz, minutes, last_day = zones[meter_id], minutes_of[type_id], None
+            table = instants.table(tz, minutes)
+        info = table.get(end) or instants.compute(table, tz, minutes, end)
+        if info[1] != last_day:
+            last_day = info[1]
+            read_days.add((meter_id, last_day))
+        append((meter_id, type_id, info[0], value, quality | info[2]))
     if postgres:
-        ensure_partitions(conn, utc_days)
+        ensure_partitions(conn, instants.utc_days)
         result.inserted = _copy_intervals(conn, rows)
     else:
         cursor = conn.exec_driver_sql(

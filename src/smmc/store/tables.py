@@ -572,6 +572,7 @@ interval_readings = sa.Table(
     sa.Column("quality", sa.SmallInteger, nullable=False, server_default="0"),
     sa.PrimaryKeyConstraint("meter_id", "reading_type_id", "interval_end"),
     postgresql_partition_by="RANGE (interval_end)",
+    sqlite_with_rowid=False,  # the key is the row: one B-tree per insert, not two
 )
 
 register_reads = sa.Table(

@@ -49,6 +49,7 @@ def upgrade() -> None:
             "meter_id", "reading_type_id", "interval_end", name=op.f("pk_interval_readings")
         ),
         postgresql_partition_by="RANGE (interval_end)",
+        sqlite_with_rowid=False,
     )
     op.create_table(
         "register_reads",
