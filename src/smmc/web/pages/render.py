@@ -19,7 +19,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 from mako.lookup import TemplateLookup  # type: ignore[import-untyped]
 
-from smmc.domain.access import Permission, allows
+from smmc.domain.access import Permission, allows, restricted_to_grants
 from smmc.store.users import LANGUAGES, Principal
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
@@ -89,6 +89,8 @@ class NavItem:
     href: str
     key: str
     permission: Permission
+    # Fleet-wide lists would show other service points to a stakeholder (I8).
+    fleet_wide: bool = True
 
 
 NAVIGATION = (
@@ -96,8 +98,9 @@ NAVIGATION = (
     NavItem("/operations", "nav_operations", Permission.SUBMIT_WORK_ORDERS),
     NavItem("/assets/meters", "nav_meters", Permission.VIEW_ASSETS),
     NavItem("/assets/concentrators", "nav_concentrators", Permission.VIEW_ASSETS),
-    NavItem("/assets/service-points", "nav_service_points", Permission.VIEW_ASSETS),
+    NavItem("/assets/service-points", "nav_service_points", Permission.VIEW_ASSETS, False),
     NavItem("/map", "nav_map", Permission.VIEW_MAP),
+    NavItem("/control-room", "nav_control_room", Permission.VIEW_CONTROL_ROOM),
     NavItem("/provisioning", "nav_provisioning", Permission.PROVISION),
 )
 
@@ -105,7 +108,12 @@ NAVIGATION = (
 def navigation(principal: Principal | None) -> list[NavItem]:
     if principal is None:
         return []
-    return [item for item in NAVIGATION if allows(principal.role, item.permission)]
+    limited = restricted_to_grants(principal.role)
+    return [
+        item
+        for item in NAVIGATION
+        if allows(principal.role, item.permission) and not (limited and item.fleet_wide)
+    ]
 
 
 def render(

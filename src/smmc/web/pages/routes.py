@@ -49,6 +49,7 @@ from smmc.store.work_orders import (
     write_csv,
 )
 from smmc.web import queries
+from smmc.web.api import events as events_api
 from smmc.web.auth import (
     CSRF_FIELD,
     SESSION_COOKIE,
@@ -744,4 +745,32 @@ def provisioning_report(request: Request, principal: Provisioner, name: str) -> 
         path.read_bytes(),
         media_type="text/csv",
         headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
+
+
+# -- control room ----------------------------------------------------------------------------
+
+
+ControlRoomReader = Annotated[Principal, _principal_dep(Permission.VIEW_CONTROL_ROOM)]
+
+
+@router.get("/control-room")
+def control_room(request: Request, principal: ControlRoomReader, hours: int = 24) -> HTMLResponse:
+    """The events API's aggregates over the last ``hours`` (1 to 744), read in process."""
+    hours = max(1, min(hours, 744))
+    engine = _engine(request)
+    until = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+    since = until - timedelta(hours=hours)
+    per_hour = events_api.per_hour(request, engine, since, until)
+    return _page(
+        request,
+        "control_room.html",
+        principal,
+        hours=hours,
+        per_hour=per_hour if isinstance(per_hour, list) else [],
+        by_type=events_api.by_type(engine, since, until),
+        top=events_api.top_concentrators(engine),
+        comunas=events_api.per_comuna(engine, since, until),
+        outages=events_api.outages(engine, queries.Page(limit=100), open=True),
+        active=events_api.active_alarms(engine, queries.Page(limit=20)),
     )
