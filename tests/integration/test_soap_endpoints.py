@@ -9,7 +9,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -19,10 +19,12 @@ from fastapi.testclient import TestClient
 from lxml import etree
 from sqlalchemy.engine import Engine
 
+from smmc.domain.readings import Energy, reading_type
 from smmc.integration.messages import Message, Result
 from smmc.integration.payloads import MeterReadings
 from smmc.integration.xml import SchemaSet, parse_xml
 from smmc.store import tables as t
+from smmc.store.readings import IntervalValue, RegisterRead, ingest_intervals, ingest_register_reads
 from smmc.web.app import create_app
 
 SAMPLES = Path(__file__).parent / "samples"
@@ -352,6 +354,81 @@ def test_get_meter_readings_for_a_known_meter_is_empty_and_valid(
     assert reading.interval_blocks == ()
     assert reading.readings == ()
     assert orders(db) == []
+
+
+def test_get_meter_readings_returns_stored_values_in_the_period(
+    db: Engine, client: TestClient, connexo: SchemaSet
+) -> None:
+    meter_id = add_meter(db, "MTR-000123456")
+    forward = reading_type("0.0.2.4.1.1.12.0.0.0.0.0.0.0.0.3.72.0")
+    reactive = reading_type("0.0.2.4.1.1.12.0.0.0.0.0.0.0.0.3.73.0")
+    day_start = datetime(2025, 11, 20, 3, 0, tzinfo=UTC)  # 00:00 at -03:00
+    with db.begin() as conn:
+        ingest_intervals(
+            conn,
+            [
+                IntervalValue(meter_id, forward.id, day_start + timedelta(minutes=15), 112.0),
+                IntervalValue(meter_id, forward.id, day_start + timedelta(minutes=30), 98.5),
+                IntervalValue(meter_id, reactive.id, day_start + timedelta(minutes=15), 21.0),
+                # outside the period: the interval ending at the period's start
+                IntervalValue(meter_id, forward.id, day_start, 7.0),
+            ],
+        )
+        ingest_register_reads(
+            conn,
+            [
+                RegisterRead(
+                    meter_id,
+                    Energy.ACTIVE_FORWARD,
+                    day_start + timedelta(days=1),
+                    (1000, 2000, 0, 0, 0, 0),
+                    3000,
+                )
+            ],
+        )
+    data = envelope(sample("08_GetMeterReadings_request.xml"))
+    message = reply_of(client.post("/cim/GetMeterReadings", content=data).content, connexo)
+    assert message.reply is not None
+    assert message.reply.result is Result.OK
+    assert isinstance(message.payload, MeterReadings)
+    (reading,) = message.payload.meter_readings
+    blocks = {
+        b.reading_type: [(r.timestamp, r.value) for r in b.readings]
+        for b in reading.interval_blocks
+    }
+    assert blocks == {
+        forward.code: [
+            (day_start + timedelta(minutes=15), "0.112"),
+            (day_start + timedelta(minutes=30), "0.0985"),
+        ],
+        reactive.code: [(day_start + timedelta(minutes=15), "0.021")],
+    }
+    assert [(code, r.value, r.timestamp) for code, r in reading.readings] == [
+        ("11.0.0.1.1.1.12.0.0.0.0.0.0.0.0.3.72.0", "3", day_start + timedelta(days=1))
+    ]
+
+
+def test_get_meter_readings_needs_a_period_and_known_reading_types(
+    db: Engine, client: TestClient, connexo: SchemaSet
+) -> None:
+    add_meter(db, "MTR-000123456")
+    text = sample("08_GetMeterReadings_request.xml")
+    no_period = text.replace("<g:start>2025-11-20T00:00:00-03:00</g:start>", "")
+    message = reply_of(
+        client.post("/cim/GetMeterReadings", content=envelope(no_period)).content, connexo
+    )
+    assert message.reply is not None
+    assert [e.code for e in message.reply.errors] == ["1.6"]
+    unknown = text.replace(
+        "0.0.2.4.1.1.12.0.0.0.0.0.0.0.0.3.73.0", "9.9.9.9.9.9.9.9.9.9.9.9.9.9.9.9.9.9"
+    )
+    unknown = unknown.replace("5e4d3c2b-1a09", "unknown-1a09")
+    message = reply_of(
+        client.post("/cim/GetMeterReadings", content=envelope(unknown)).content, connexo
+    )
+    assert message.reply is not None
+    assert message.reply.result is Result.FAILED
+    assert [e.code for e in message.reply.errors] == ["2.10"]
 
 
 def test_get_meter_readings_unknown_meter_and_bad_reading_type(

@@ -113,6 +113,7 @@ REPLY_CODES: Mapping[str, str] = MappingProxyType(
         "2.5": "Invalid Noun",
         "2.6": "Invalid ReadingType(s)",
         "2.9": "Invalid Verb",
+        "2.10": "Unsupported ReadingType(s)",
         "2.12": "Invalid UsagePoint(s)",
         "2.13": "Meter / UsagePoint mismatch",
         "3.1": "Too many items in request",

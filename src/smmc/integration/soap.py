@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
@@ -28,6 +29,15 @@ from sqlalchemy.exc import IntegrityError
 
 from smmc.domain.assets import Meter
 from smmc.domain.provisioning import TEMPLATE_BY_KIND, TemplateKind, validate_row
+from smmc.domain.readings import (
+    READING_TYPES,
+    ReadingKind,
+    ReadingType,
+    UnknownReadingType,
+    daily_closure_type,
+    reading_type,
+    reading_type_by_id,
+)
 from smmc.domain.work_orders import ActivityType, InvalidWorkOrder, Origin
 from smmc.integration.codes import REPLY_CODES, CodeBook
 from smmc.integration.messages import (
@@ -50,9 +60,11 @@ from smmc.integration.payloads import (
     EndDeviceEvents,
     GetEndDeviceEvents,
     GetMeterReadings,
+    IntervalBlock,
     MeterConfig,
     MeterReading,
     MeterReadings,
+    Reading,
 )
 from smmc.integration.xml import (
     FORMAT_ERROR,
@@ -79,6 +91,7 @@ __all__ = [
 SOAP_NS = "http://schemas.xmlsoap.org/soap/envelope/"
 SOURCE = "SMMC-HES"
 MAX_DEVICES = 10_000
+MAX_VALUES = 200_000
 _READING_TYPE = re.compile(r"^\d+(\.\d+){17}$")
 
 logger = logging.getLogger(__name__)
@@ -125,6 +138,14 @@ def wsdl_text(service: str, location: str) -> str:
         .read_text(encoding="utf-8")
     )
     return text.replace("{{location}}", _xml_escape(location))
+
+
+def _scaled(value: float | int, code: str) -> str:
+    """A stored value in the unit of ``code``: divided by 10**multiplier (field 16), written
+    without binary-float noise (0.112, not 0.11200000000000002)."""
+    multiplier = int(code.split(".")[15])
+    scaled = Decimal(repr(value)) / (Decimal(10) ** multiplier)
+    return format(scaled.normalize(), "f")
 
 
 def _xml_escape(text: str) -> str:
@@ -428,8 +449,9 @@ class CimService:
 
     def _meter_readings(self, spec: ServiceSpec, message: Message) -> Message:
         header = message.header
-        query = message.request.query if message.request else None
-        if not isinstance(query, GetMeterReadings):
+        request = message.request
+        query = request.query if request else None
+        if request is None or not isinstance(query, GetMeterReadings):
             return self._failed(spec, header, _error("1.6", None, "GetMeterReadings"))
         bad_types = [rt for rt in query.reading_types if not _READING_TYPE.match(rt)]
         if bad_types:
@@ -441,16 +463,107 @@ class CimService:
             return self._failed(spec, header, _error("3.1", None, f"{len(devices)} devices"))
         if header.async_reply:
             return self._live_read(spec, header, query)
+        types: list[ReadingType] = []
+        for code in query.reading_types:
+            try:
+                types.append(reading_type(code))
+            except UnknownReadingType:
+                return self._failed(spec, header, _error("2.10", None, code))
+        periods = [p for p in query.periods if p[0] is not None and p[1] is not None]
+        if not periods and request.start_time and request.end_time:
+            periods = [(request.start_time, request.end_time)]
+        if not periods:
+            return self._failed(
+                spec, header, _error("1.6", None, "Reading/timePeriod with start and end")
+            )
         known, errors = self._known_meters(query.end_devices, query.usage_points)
-        # No readings store yet: every known meter answers with an empty MeterReading.
-        body = MeterReadings(tuple(MeterReading(DeviceRef(serial)) for serial in known))
+        try:
+            readings = self._stored_readings(known, types, periods)
+        except MessageError as exc:
+            return self._failed(spec, header, _error(exc.code, exc.reason, exc.details))
         result = Result.OK if not errors else (Result.PARTIAL if known else Result.FAILED)
         return Message(
             self._reply_header(spec, header),
             reply=Reply(result, tuple(errors)),
-            payload=body if known else None,
+            payload=MeterReadings(readings) if known else None,
             get_pattern=True,
         )
+
+    def _stored_readings(
+        self,
+        serials: Sequence[str],
+        types: Sequence[ReadingType],
+        periods: Sequence[tuple[datetime | None, datetime | None]],
+    ) -> tuple[MeterReading, ...]:
+        """One MeterReading per meter: an IntervalBlock per interval reading type with the
+        values whose interval ends in a period, and a Reading per register value captured
+        in a period. Values are stored in Wh/varh; the codes say kilo, so they are scaled by
+        the code's multiplier field. With no reading types asked, every stored type."""
+        wanted = list(types) or list(READING_TYPES)
+        ids = {serial: meter_id for meter_id, serial in self._meter_ids(serials)}
+        interval_ids = [rt.id for rt in wanted if rt.kind is not ReadingKind.REGISTER]
+        registers = [rt for rt in wanted if rt.kind is ReadingKind.REGISTER and rt.energy]
+        register_ids = sorted({daily_closure_type(rt.energy).id for rt in registers if rt.energy})
+        iv, rr = t.interval_readings.c, t.register_reads.c
+        spans_iv = sa.or_(*(sa.and_(iv.interval_end > s, iv.interval_end <= e) for s, e in periods))
+        spans_rr = sa.or_(*(sa.and_(rr.captured_at >= s, rr.captured_at <= e) for s, e in periods))
+        meter_ids = list(ids.values())
+        with self.engine.connect() as conn:
+            values = conn.execute(
+                sa.select(iv.meter_id, iv.reading_type_id, iv.interval_end, iv.value)
+                .where(iv.meter_id.in_(meter_ids), iv.reading_type_id.in_(interval_ids), spans_iv)
+                .order_by(iv.meter_id, iv.reading_type_id, iv.interval_end)
+                .limit(MAX_VALUES + 1)
+            ).all()
+            sets = (
+                conn.execute(
+                    sa.select(t.register_reads)
+                    .where(
+                        rr.meter_id.in_(meter_ids), rr.reading_type_id.in_(register_ids), spans_rr
+                    )
+                    .order_by(rr.meter_id, rr.captured_at)
+                    .limit(MAX_VALUES + 1)
+                )
+                .mappings()
+                .all()
+            )
+        if len(values) + len(sets) * max(len(registers), 1) > MAX_VALUES:
+            raise MessageError("3.1", "Too many items in request", f"more than {MAX_VALUES} values")
+        blocks: dict[int, dict[int, list[Reading]]] = {}
+        for meter_id, type_id, end, value in values:
+            rt = reading_type_by_id(type_id)
+            blocks.setdefault(meter_id, {}).setdefault(type_id, []).append(
+                Reading(_scaled(value, rt.code), end)
+            )
+        register_values: dict[int, list[tuple[str, Reading]]] = {}
+        for row in sets:
+            for rt in registers:
+                if rt.energy is None or daily_closure_type(rt.energy).id != row["reading_type_id"]:
+                    continue
+                raw = row["total"] if rt.tier is None else row[f"t{rt.tier}"]
+                register_values.setdefault(row["meter_id"], []).append(
+                    (rt.code, Reading(_scaled(raw, rt.code), row["captured_at"]))
+                )
+        return tuple(
+            MeterReading(
+                DeviceRef(serial),
+                tuple(
+                    IntervalBlock(reading_type_by_id(type_id).code, tuple(items))
+                    for type_id, items in sorted(blocks.get(ids[serial], {}).items())
+                ),
+                tuple(register_values.get(ids[serial], [])),
+            )
+            for serial in serials
+        )
+
+    def _meter_ids(self, serials: Sequence[str]) -> list[tuple[int, str]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(t.meters.c.id, t.meters.c.serial_number).where(
+                    t.meters.c.serial_number.in_(list(serials))
+                )
+            ).all()
+        return [(int(meter_id), str(serial)) for meter_id, serial in rows]
 
     def _live_read(self, spec: ServiceSpec, header: Header, query: GetMeterReadings) -> Message:
         if not header.reply_address:
