@@ -443,11 +443,14 @@ def worker_command(
         bool, typer.Option(help="also turn due schedules into work orders")
     ] = True,
     policies: PoliciesOption = None,
+    field: Annotated[
+        bool, typer.Option(help="run the field executors (talk to meters and concentrators)")
+    ] = True,
 ) -> None:
     """Lease and run work orders until SIGINT/SIGTERM (then finish the orders in flight).
     Several workers may share one PostgreSQL database."""
     queue = _queue(policies)
-    registry = build_registry(queue.engine)
+    registry = build_registry(queue.engine) if field else ExecutorRegistry()
     worker = None
     if registry.activities():
         config = WorkerConfig(
