@@ -21,7 +21,7 @@ from sqlalchemy.engine import Engine
 
 from smmc.domain.readings import Energy, reading_type
 from smmc.integration.messages import Message, Result
-from smmc.integration.payloads import MeterReadings
+from smmc.integration.payloads import EndDeviceEvents, MeterReadings
 from smmc.integration.xml import SchemaSet, parse_xml
 from smmc.store import tables as t
 from smmc.store.readings import IntervalValue, RegisterRead, ingest_intervals, ingest_register_reads
@@ -491,8 +491,8 @@ def test_live_read_becomes_reading_work_orders(
     assert "0.0.2.4.1.1.12.0.0.0.0.0.0.0.0.3.73.0" in order["payload"]
 
 
-def get_events(meters: list[str], message_id: str) -> bytes:
-    items = "".join(f"<g:Meter><g:mRID>{m}</g:mRID></g:Meter>" for m in meters)
+def get_events(meters: list[str], message_id: str, schedule: str = "") -> bytes:
+    items = "".join(f"<g:Meter><g:mRID>{m}</g:mRID></g:Meter>" for m in meters) + schedule
     return envelope(
         '<gm:GetEndDeviceEvents xmlns:gm="http://iec.ch/TC57/2011/GetEndDeviceEventsMessage"'
         f' xmlns:msg="{MSG}" xmlns:g="http://iec.ch/TC57/2011/GetEndDeviceEvents#">'
@@ -724,3 +724,60 @@ def test_connexo_meter_config_sample_is_understood(
     assert error.id is not None
     assert error.id.value == "000001115"
     assert "metertype" in (error.details or "")
+
+
+def store_event(engine: Engine, meter_id: int, code: str, at: datetime, message_id: str) -> None:
+    with engine.begin() as conn:
+        conn.execute(
+            t.events.insert().values(
+                message_id=message_id,
+                device_kind="meter",
+                device="M-1",
+                meter_id=meter_id,
+                key=f"k-{message_id}",
+                code=code,
+                acronym="PUP",
+                description="Voltage interruption (PUP)",
+                severity=3,
+                priority="high",
+                category="power",
+                routing="emergency dispatch",
+                is_active=False,
+                opened_at=at,
+                source="test",
+            )
+        )
+
+
+def test_get_end_device_events_returns_stored_events_in_the_period(
+    db: Engine, client: TestClient, connexo: SchemaSet
+) -> None:
+    meter_id = add_meter(db, "M-1")
+    add_meter(db, "M-2")
+    noon = datetime(2025, 11, 20, 12, 0, tzinfo=UTC)
+    store_event(db, meter_id, "3.26.0.85", noon, "ev-1")
+    store_event(db, meter_id, "3.36.17.85", noon + timedelta(hours=1), "ev-2")
+    store_event(db, meter_id, "3.26.0.85", noon - timedelta(days=2), "ev-old")
+    schedule = (
+        "<g:TimeSchedule><g:scheduleInterval><g:end>2025-11-21T00:00:00Z</g:end>"
+        "<g:start>2025-11-20T00:00:00Z</g:start></g:scheduleInterval></g:TimeSchedule>"
+    )
+    body = get_events(["M-1", "M-2"], "ev-q1", schedule)
+    message = reply_of(client.post("/cim/GetEndDeviceEvents", content=body).content, connexo)
+    assert message.reply is not None
+    assert message.reply.result is Result.OK
+    assert isinstance(message.payload, EndDeviceEvents)
+    got = [
+        (e.mrid, e.event_type, e.created, e.asset.mrid if e.asset else None)
+        for e in message.payload.events
+    ]
+    assert got == [
+        ("ev-1", "3.26.0.85", noon, "M-1"),
+        ("ev-2", "3.36.17.85", noon + timedelta(hours=1), "M-1"),
+    ]
+    everything = reply_of(
+        client.post("/cim/GetEndDeviceEvents", content=get_events(["M-1"], "ev-q2")).content,
+        connexo,
+    )
+    assert isinstance(everything.payload, EndDeviceEvents)
+    assert [e.mrid for e in everything.payload.events] == ["ev-old", "ev-1", "ev-2"]

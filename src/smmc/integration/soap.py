@@ -57,6 +57,7 @@ from smmc.integration.payloads import (
     DeviceRef,
     EndDeviceControl,
     EndDeviceControls,
+    EndDeviceEvent,
     EndDeviceEvents,
     GetEndDeviceEvents,
     GetMeterReadings,
@@ -92,6 +93,7 @@ SOAP_NS = "http://schemas.xmlsoap.org/soap/envelope/"
 SOURCE = "SMMC-HES"
 MAX_DEVICES = 10_000
 MAX_VALUES = 200_000
+MAX_EVENTS = 10_000
 _READING_TYPE = re.compile(r"^\d+(\.\d+){17}$")
 
 logger = logging.getLogger(__name__)
@@ -665,13 +667,66 @@ class CimService:
         if not query.meters and not query.usage_points:
             return self._failed(spec, header, _error("1.6", None, "Meter or UsagePoint"))
         known, errors = self._known_meters(query.meters, query.usage_points)
+        try:
+            events = self._stored_events(known, query.periods)
+        except MessageError as exc:
+            return self._failed(spec, header, _error(exc.code, exc.reason, exc.details))
         result = Result.OK if not errors else (Result.PARTIAL if known else Result.FAILED)
-        # No events store is wired to this query yet: known meters answer with no events.
         return Message(
             self._reply_header(spec, header),
             reply=Reply(result, tuple(errors)),
-            payload=EndDeviceEvents(()) if known else None,
+            payload=EndDeviceEvents(events) if known else None,
             get_pattern=True,
+        )
+
+    def _stored_events(
+        self,
+        serials: Sequence[str],
+        periods: Sequence[tuple[datetime | None, datetime | None]],
+    ) -> tuple[EndDeviceEvent, ...]:
+        """The meters' stored events opened in the periods (open ends allowed), oldest
+        first; the event's mRID is its outbox MessageID, so Legacy can match what it got
+        from the queue."""
+        ids = dict(self._meter_ids(serials))
+        ev = t.events.c
+        spans = [
+            sa.and_(
+                ev.opened_at >= start if start else sa.true(),
+                ev.opened_at <= end if end else sa.true(),
+            )
+            for start, end in periods
+        ]
+        query = (
+            sa.select(
+                ev.message_id,
+                ev.meter_id,
+                ev.code,
+                ev.acronym,
+                ev.description,
+                ev.severity,
+                ev.opened_at,
+                ev.closed_at,
+            )
+            .where(ev.meter_id.in_(list(ids)), sa.or_(*spans) if spans else sa.true())
+            .order_by(ev.opened_at, ev.id)
+            .limit(MAX_EVENTS + 1)
+        )
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).mappings().all()
+        if len(rows) > MAX_EVENTS:
+            raise MessageError("3.1", "Too many items in request", f"more than {MAX_EVENTS} events")
+        return tuple(
+            EndDeviceEvent(
+                event_type=row["code"],
+                created=row["opened_at"],
+                mrid=row["message_id"],
+                reason=row["description"],
+                severity=str(row["severity"]),
+                asset=DeviceRef(ids[row["meter_id"]]),
+                details=(("acronym", row["acronym"]),)
+                + ((("closedDateTime", row["closed_at"].isoformat()),) if row["closed_at"] else ()),
+            )
+            for row in rows
         )
 
     # -- ExecuteMeterConfig ---------------------------------------------------------------
