@@ -6,8 +6,9 @@ well-formed request that cannot be honoured gets a ``ResponseMessage`` with Resu
 one Error per device (2.4 unknown meter, 2.12 unknown usage point, 5.2 unsupported control
 type, 1.5 missing ReplyAddress…). Everything else becomes work orders (origin LEGACY, external
 id = CorrelationID, else MessageID) and is answered OK (or PARTIAL) with code 0.3; the outcome
-follows later on the queues. Each answer is stored under the request's MessageID, and a
-repeated MessageID gets the stored answer back byte for byte.
+follows later on the queues. Queries (stored readings, stored events) and meter master data
+(MeterConfig) are answered at once. Each answer is stored under the request's MessageID, and
+a repeated MessageID gets the stored answer back byte for byte.
 """
 
 from __future__ import annotations
@@ -218,7 +219,7 @@ def _body_element(data: bytes, limits: Limits) -> etree._Element:
 
 @dataclass
 class CimService:
-    """The four operations over one store. ``clock`` and ``new_id`` are injectable so tests
+    """The four services over one store. ``clock`` and ``new_id`` are injectable so tests
     get stable timestamps and message ids."""
 
     engine: Engine
