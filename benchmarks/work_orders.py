@@ -1,0 +1,217 @@
+"""Work-order benchmarks (issue 5): head-end overhead and field efficiency.
+
+    python benchmarks/work_orders.py overhead   --concentrators 20 --meters 25 --rounds 2
+    python benchmarks/work_orders.py efficiency --concentrators 200 --meters 5 --latency 0.1
+
+Both provision a simulated fleet into a fresh SQLite database (WAL) through the store's own
+importer, serve the fleet in a **separate process** (the simulator beside the head-end on
+this 2-core machine), submit one OutageCheck order (HLS-GMAC association, clock read,
+release: one meter operation including association) per meter and round, and run one
+`Worker` with the field executors until the batch is done.
+
+* ``overhead``: zero-latency PLC, several permits per concentrator: orders per second the
+  head-end sustains (leasing, sessions, DLMS, ciphering, outcomes, events).
+* ``efficiency``: a PLC latency per exchange (× (1 + repeater hops), as the simulator
+  models it) and **one** session per concentrator: the batch's wall time against its lower
+  bound, the busiest concentrator's medium time (the sum of its exchanges, taken from the
+  simulator's own PLC history).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import multiprocessing
+import os
+import platform
+import tempfile
+import time
+from datetime import UTC, datetime
+from multiprocessing.synchronize import Event
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from smmc.domain.geo import CHILE
+from smmc.domain.work_orders import ActivityType, State
+from smmc.engine.activities import FieldContext, register_field_executors
+from smmc.engine.executors import ExecutorRegistry
+from smmc.engine.worker import Worker, WorkerConfig
+from smmc.field.drivers import DriverSettings, FieldDrivers
+from smmc.field.sessions import SessionLimits, SessionManager, load_permits
+from smmc.sim.anomalies import AnomalyRates
+from smmc.sim.clock import SimClock
+from smmc.sim.concentrator import ConcentratorFleet
+from smmc.sim.fleet import FaultRates, Fleet, FleetPlan, default_fleet
+from smmc.sim.meter_device import MeterDevices
+from smmc.sim.plc import LinkSettings
+from smmc.sim.provisioning_files import write_provisioning_files
+from smmc.sim.runner import FleetRunner
+from smmc.store import tables as t
+from smmc.store.db import create_engine
+from smmc.store.migrate import upgrade
+from smmc.store.provisioning import ImportOptions, import_file, import_order
+from smmc.store.secrets import SecretBox
+from smmc.store.work_orders import TargetRef, WorkOrderQueue
+
+NOW = datetime(2026, 4, 10, 15, 0, tzinfo=UTC)
+
+
+def make_fleet(concentrators: int, meters: int, first_port: int) -> Fleet:
+    base = default_fleet().sized(concentrators, meters, 0)
+    return dataclasses.replace(
+        base,
+        anomalies=AnomalyRates(*(0.0,) * 9),
+        faults=FaultRates(0.0, 0.0, 0.0, 0.0, 0.0),
+        time=dataclasses.replace(base.time, history_days=1),
+        concentrators=dataclasses.replace(base.concentrators, first_port=first_port),
+    )
+
+
+def serve(fleet: Fleet, latency: float, ready: Event, stop: Event, out: Any) -> None:
+    """The simulator process: serve every concentrator until told to stop, then report the
+    medium time of each (seconds the PLC link was busy)."""
+
+    async def main() -> None:
+        plan = fleet.build(NOW)
+        clock = SimClock(NOW, 1.0, fleet.time.history_days)
+        dcs: list[ConcentratorFleet] = []
+
+        def hook(plan: FleetPlan, meters: MeterDevices, clock: SimClock) -> ConcentratorFleet:
+            made = ConcentratorFleet(
+                plan,
+                meters,
+                clock,
+                link=LinkSettings(latency_s=latency, bytes_per_s=1e9),
+                idle_timeout=120.0,
+            )
+            dcs.append(made)
+            return made
+
+        async with FleetRunner(plan, clock, concentrators=hook):
+            ready.set()
+            await asyncio.get_running_loop().run_in_executor(None, stop.wait)
+            busy = {
+                dc.spec.name: sum(e.finished - e.started for e in dc.link.history)
+                for dc in dcs[0].concentrators
+            }
+        out.put(busy)
+
+    asyncio.run(main())
+
+
+def provision(fleet: Fleet, workdir: Path) -> tuple[sa.Engine, SecretBox]:
+    engine = create_engine(f"sqlite:///{workdir / 'bench.db'}")
+    upgrade(engine)
+    box = SecretBox(os.urandom(32))
+    files = write_provisioning_files(fleet.build(NOW), workdir / "provisioning")
+    for path in import_order(list(files.values())):
+        result = import_file(engine, box, path, ImportOptions(CHILE, workdir / "reports"))
+        if result.fatal or result.rejected:
+            raise SystemExit(f"{path.name}: {result.fatal or result.issues[:3]}")
+    return engine, box
+
+
+async def run_batch(
+    engine: sa.Engine, box: SecretBox, permits: int, rounds: int, in_flight: int
+) -> tuple[int, float, dict[str, int]]:
+    queue = WorkOrderQueue(engine)
+    with engine.connect() as conn:
+        names = list(conn.execute(sa.select(t.concentrators.c.name)).scalars())
+        serials = list(
+            conn.execute(
+                sa.select(t.meters.c.serial_number).where(t.meters.c.concentrator_id.is_not(None))
+            ).scalars()
+        )
+    for name in names:
+        queue.set_permits(name, permits)
+    for _ in range(rounds):
+        queue.submit(ActivityType.OUTAGE_CHECK, [TargetRef(meter=s) for s in serials])
+    sessions = SessionManager(
+        SessionLimits(max_sessions=max(in_flight, 2), reserved_high=1), load_permits(engine)
+    )
+    drivers = FieldDrivers(engine, box, sessions, DriverSettings(gateway_timeout=120.0))
+    registry = ExecutorRegistry()
+    register_field_executors(registry, FieldContext(drivers))
+    worker = Worker(
+        queue, registry, WorkerConfig(name="bench", max_in_flight=in_flight, poll_interval=0.05)
+    )
+    started = time.perf_counter()
+    await worker.run_until_idle()
+    elapsed = time.perf_counter() - started
+    with engine.connect() as conn:
+        states = dict(
+            conn.execute(
+                sa.select(t.work_orders.c.state, sa.func.count()).group_by(t.work_orders.c.state)
+            ).all()
+        )
+    return len(serials) * rounds, elapsed, states
+
+
+def free_port_base(count: int) -> int:
+    import random
+    import socket
+
+    for _ in range(100):
+        base = random.randint(30000, 60000 - count)
+        try:
+            for port in range(base, base + count):
+                with socket.socket() as probe:
+                    probe.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return base
+    raise SystemExit("no free port range")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("mode", choices=("overhead", "efficiency"))
+    parser.add_argument("--concentrators", type=int, default=20)
+    parser.add_argument("--meters", type=int, default=25, help="meters per concentrator")
+    parser.add_argument("--rounds", type=int, default=1, help="orders per meter")
+    parser.add_argument("--latency", type=float, default=0.0, help="PLC seconds per exchange")
+    parser.add_argument("--permits", type=int, default=None)
+    parser.add_argument("--in-flight", type=int, default=None)
+    args = parser.parse_args()
+    overhead = args.mode == "overhead"
+    permits = args.permits or (4 if overhead else 1)
+    in_flight = args.in_flight or (64 if overhead else args.concentrators * permits)
+    latency = 0.0 if overhead else args.latency
+    fleet = make_fleet(args.concentrators, args.meters, free_port_base(args.concentrators))
+    with tempfile.TemporaryDirectory() as tmp:
+        engine, box = provision(fleet, Path(tmp))
+        context = multiprocessing.get_context("spawn")
+        ready, stop, out = context.Event(), context.Event(), context.Queue()
+        simulator = context.Process(target=serve, args=(fleet, latency, ready, stop, out))
+        simulator.start()
+        try:
+            if not ready.wait(120):
+                raise SystemExit("the simulator did not start")
+            orders, elapsed, states = asyncio.run(
+                run_batch(engine, box, permits, args.rounds, in_flight)
+            )
+        finally:
+            stop.set()
+        busy: dict[str, float] = out.get(timeout=60)
+        simulator.join(30)
+    done = states.get(State.COMPLETED.value, 0)
+    print(f"machine: {platform.node()}, {os.cpu_count()} CPU, Python {platform.python_version()}")
+    print(
+        f"{args.concentrators} concentrators x {args.meters} meters, {args.rounds} round(s), "
+        f"latency {latency} s/exchange, {permits} permit(s) per DC, {in_flight} in flight"
+    )
+    print(f"orders: {orders}, states: {states}")
+    print(f"wall time: {elapsed:.2f} s, {done / elapsed:.1f} completed meter operations/s")
+    if not overhead:
+        name, bound = max(busy.items(), key=lambda item: item[1])
+        print(
+            f"lower bound (busiest DC {name}, medium busy): {bound:.2f} s; "
+            f"batch / bound = {elapsed / bound:.3f} ({(elapsed / bound - 1) * 100:+.1f} %)"
+        )
+
+
+if __name__ == "__main__":
+    main()
