@@ -271,3 +271,19 @@ def test_spontaneous_messages_are_stored_raw_with_the_reason(db: Engine) -> None
     assert [bytes(r["raw"]) for r in rows] == [b"\xff\x00", b"\x01\x13"]
     assert rows[0]["reason"] == "header FF00 is not 0113"
     assert rows[0]["decoded"] is False
+
+
+def test_two_batches_in_one_transaction_update_the_same_words(db: Engine) -> None:
+    _fleet(db)
+    meter = "UAAEEDN17700583960"
+    with db.begin() as conn:
+        record_status_words(conn, meter, {"normal1": 1}, T0, "a")
+        second = record_status_words(conn, meter, {"normal1": 3}, T0 + timedelta(seconds=1), "b")
+    assert [row["acronym"] for row in second.opened] == ["ORD"]
+    with db.connect() as conn:
+        value = conn.execute(
+            sa.select(t.device_status_words.c.value).where(
+                t.device_status_words.c.word == "normal1"
+            )
+        ).scalar_one()
+    assert value == 3

@@ -190,6 +190,8 @@ class Catalog:
     entries: Mapping[str, CatalogEntry]
     bits: Mapping[tuple[str, int], CatalogEntry]
     unmapped: Mapping[str, CatalogEntry]
+    inverted: Mapping[str, int]
+    """Per word, the mask of ``active_when: clear`` bits (a clear bit there is the alarm)."""
 
     def __getitem__(self, key: str) -> CatalogEntry:
         try:
@@ -306,7 +308,16 @@ class Catalog:
                         word=word,
                         bit=bit,
                     )
-        return cls(MappingProxyType(entries), MappingProxyType(bits), MappingProxyType(unmapped))
+        inverted = dict.fromkeys((*METER_WORDS, CONCENTRATOR_WORD), 0)
+        for (word, bit), entry in bits.items():
+            if entry.active_when_clear:
+                inverted[word] |= 1 << bit
+        return cls(
+            MappingProxyType(entries),
+            MappingProxyType(bits),
+            MappingProxyType(unmapped),
+            MappingProxyType(inverted),
+        )
 
 
 def _as_raw(entry: CatalogEntry) -> dict[str, Any]:
@@ -361,13 +372,15 @@ def detect_changes(
         value = current[word]
         if not 0 <= value < 1 << width:
             raise CatalogError(f"status word {word}={value} does not fit in {width} bits")
-        known = previous is not None and word in previous
-        if known and previous is not None and previous[word] == value:
-            continue
-        for bit in range(width):
-            entry = catalog.bits[(word, bit)]
-            was = entry.active(previous) if known else False
-            now = entry.active(current)
-            if now != was:
-                changes.append(Change(entry, now))
+        active_now = value ^ catalog.inverted.get(word, 0)
+        if previous is not None and word in previous:
+            changed = (previous[word] ^ value) & ((1 << width) - 1)
+        else:
+            changed = active_now
+        bit = 0
+        while changed:
+            if changed & 1:
+                changes.append(Change(catalog.bits[(word, bit)], bool(active_now >> bit & 1)))
+            changed >>= 1
+            bit += 1
     return changes

@@ -17,7 +17,6 @@ from functools import lru_cache
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from smmc.domain.events import (
@@ -275,18 +274,81 @@ def _event_message(row: Mapping[str, Any], where: _Device | None) -> dict[str, A
 
 
 def _upsert_words(conn: Connection, rows: list[dict[str, Any]]) -> None:
-    table = t.device_status_words
-    insert: Any = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)
-    statement = insert.on_conflict_do_update(
-        index_elements=[table.c.device_kind, table.c.device, table.c.word],
-        set_={
-            "value": insert.excluded.value,
-            "observed_at": insert.excluded.observed_at,
-            "source": insert.excluded.source,
-        },
+    """Insert or replace the last words: staged by COPY on PostgreSQL, one executemany of
+    ``INSERT … ON CONFLICT`` on SQLite."""
+    update = "value = excluded.value, observed_at = excluded.observed_at, source = excluded.source"
+    columns = "device_kind, device, word, value, observed_at, source"
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(
+            "CREATE TEMPORARY TABLE IF NOT EXISTS status_words_stage "
+            "(LIKE device_status_words) ON COMMIT DELETE ROWS"
+        )
+        _bulk_insert(conn, sa.table("status_words_stage"), rows)
+        conn.exec_driver_sql(
+            # identifiers are constants of this module; every value is bound
+            f"INSERT INTO device_status_words ({columns}) SELECT {columns} "  # noqa: S608
+            "FROM status_words_stage ON CONFLICT (device_kind, device, word) "
+            f"DO UPDATE SET {update}"
+        )
+        # several batches may share one transaction: the stage must be empty for the next
+        conn.exec_driver_sql("DELETE FROM status_words_stage")
+        return
+    cache: dict[datetime, str] = {}
+    conn.exec_driver_sql(
+        f"INSERT INTO device_status_words ({columns}) VALUES (?, ?, ?, ?, ?, ?) "  # noqa: S608
+        f"ON CONFLICT (device_kind, device, word) DO UPDATE SET {update}",
+        [
+            (r["device_kind"], r["device"], r["word"], r["value"],
+             _sqlite_stamp(r["observed_at"], cache), r["source"])
+            for r in rows
+        ],
+    )  # fmt: skip
+
+
+def _sqlite_stamp(value: datetime | None, cache: dict[datetime, str]) -> str | None:
+    """``UtcDateTime``'s SQLite form; a batch repeats few instants, so they are cached."""
+    if value is None:
+        return None
+    text = cache.get(value)
+    if text is None:
+        text = value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+        cache[value] = text
+    return text
+
+
+def _bulk_insert(
+    conn: Connection, table: sa.TableClause, rows: Sequence[Mapping[str, Any]]
+) -> None:
+    """Insert many rows through the driver: COPY on PostgreSQL, one prepared executemany
+    on SQLite. SQLAlchemy's per-row parameter processing costs more than the database does
+    at storm rates; the values here are already plain (aware UTC datetimes, str, int, bool,
+    bytes), stored exactly as ``UtcDateTime`` would store them."""
+    if not rows:
+        return
+    columns = list(rows[0])
+    names = ", ".join(f'"{name}"' for name in columns)
+    if conn.dialect.name == "postgresql":
+        raw = conn.connection.driver_connection
+        if raw is None:
+            raise RuntimeError("the connection has no driver connection to COPY through")
+        statement = f"COPY {table.name} ({names}) FROM STDIN"
+        with raw.cursor() as cursor, cursor.copy(statement) as copy:
+            for row in rows:
+                copy.write_row([row[name] for name in columns])
+        return
+    marks = ", ".join("?" for _ in columns)
+    stamps = [name for name in columns if any(isinstance(row[name], datetime) for row in rows)]
+    cache: dict[datetime, str] = {}
+    values = [[row[name] for name in columns] for row in rows]
+    for name in stamps:
+        index = columns.index(name)
+        for line in values:
+            line[index] = _sqlite_stamp(line[index], cache)
+    conn.exec_driver_sql(
+        # identifiers come from the table definitions; every value is bound
+        f"INSERT INTO {table.name} ({names}) VALUES ({marks})",  # noqa: S608
+        [tuple(line) for line in values],
     )
-    for chunk in _chunks(rows):
-        conn.execute(statement, list(chunk))
 
 
 @dataclass(frozen=True, slots=True)
@@ -417,8 +479,7 @@ def apply_events(
         elif entry.key == "LVC_POWER_ON":
             power.append(_Power(event.device_kind, event.device, event.at, False, where))
 
-    for chunk in _chunks(new_events):
-        conn.execute(t.events.insert(), list(chunk))
+    _bulk_insert(conn, t.events, new_events)
     if closes:
         e = t.events.c
         statement = (
@@ -434,8 +495,7 @@ def apply_events(
         _upsert_words(conn, list(word_rows.values()))
     if power:
         _correlate(conn, power, stamp, outbox, applied)
-    for chunk in _chunks(outbox):
-        conn.execute(t.outbox.insert(), list(chunk))
+    _bulk_insert(conn, t.outbox, outbox)
     applied.opened = new_events
     applied.closed = closes
     applied.outbox = len(outbox)
@@ -588,8 +648,7 @@ def _correlate(
                         sa.tuple_(m.device_kind, m.device).in_([(k[1], k[2]) for k in chunk]),
                     )
                 )
-        for chunk in _chunks(list(new_members.values())):
-            conn.execute(t.outage_members.insert(), list(chunk))
+        _bulk_insert(conn, t.outage_members, list(new_members.values()))
     for incident in incidents.values():
         if incident["id"] in touched:
             conn.execute(
@@ -637,8 +696,7 @@ def record_spontaneous(conn: Connection, records: Sequence[SpontaneousRecord]) -
         }
         for r in records
     ]
-    for chunk in _chunks(rows):
-        conn.execute(t.spontaneous_messages.insert(), list(chunk))
+    _bulk_insert(conn, t.spontaneous_messages, rows)
 
 
 def pending_outbox(conn: Connection, priority: Priority, limit: int = 1000) -> list[dict[str, Any]]:
