@@ -9,6 +9,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -16,15 +17,19 @@ import pytest
 import sqlalchemy as sa
 import uvicorn
 from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from lxml import etree
 from sqlalchemy.engine import Engine
 
 from smmc.domain.readings import Energy, reading_type
 from smmc.integration.messages import Message, Result
 from smmc.integration.payloads import EndDeviceEvents, MeterReadings
+from smmc.integration.soap import CimService
 from smmc.integration.xml import SchemaSet, parse_xml
 from smmc.store import tables as t
 from smmc.store.readings import IntervalValue, RegisterRead, ingest_intervals, ingest_register_reads
+from smmc.store.work_orders import WorkOrderQueue
 from smmc.web.app import create_app
 
 SAMPLES = Path(__file__).parent / "samples"
@@ -781,3 +786,47 @@ def test_get_end_device_events_returns_stored_events_in_the_period(
     )
     assert isinstance(everything.payload, EndDeviceEvents)
     assert [e.mrid for e in everything.payload.events] == ["ev-old", "ev-1", "ev-2"]
+
+
+def test_concurrent_duplicates_create_one_batch(db: Engine, connexo: SchemaSet) -> None:
+    """Eight callers send the same MessageID at once: the unique MessageID lets exactly one
+    act; the others replay its answer or are told it is still in flight (5.1)."""
+    add_meter(db, "M-1")
+    service = CimService(db, WorkOrderQueue(db))
+    body = disconnect(["M-1"], message_id="race-1")
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        answers = list(
+            pool.map(lambda _: service.handle("ExecuteEndDeviceControls", body), range(8))
+        )
+    assert len(orders(db)) == 1
+    results = []
+    for answer in answers:
+        reply = reply_of(answer.body, connexo).reply
+        assert reply is not None
+        results.append((reply.result, [e.code for e in reply.errors]))
+    assert (Result.OK, ["0.3"]) in results
+    assert all(r in ((Result.OK, ["0.3"]), (Result.FAILED, ["5.1"])) for r in results)
+    assert sum(not a.replayed for a in answers) == 1
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(st.data())
+def test_mutated_requests_always_get_a_soap_answer(db: Engine, data: st.DataObject) -> None:
+    service = CimService(db, WorkOrderQueue(db))
+    original = sample("11_SOAP11_CreateEndDeviceControls_envelope.xml").encode()
+    cut = data.draw(st.integers(0, len(original) - 1))
+    junk = data.draw(st.binary(min_size=1, max_size=6))
+    answer = service.handle(
+        "ExecuteEndDeviceControls", original[:cut] + junk + original[cut + len(junk) :]
+    )
+    root = etree.fromstring(answer.body)
+    assert root.tag == f"{{{SOAP_NS}}}Envelope"
+    body = root.find(f"{{{SOAP_NS}}}Body")
+    assert body is not None
+    if answer.status == 500:
+        assert body.find(f"{{{SOAP_NS}}}Fault") is not None
+    else:
+        assert answer.status == 200
+        assert etree.QName(body[0]).localname == "EndDeviceControlsResponseMessage"
