@@ -407,10 +407,14 @@ def schedules() -> None:
 
 def build_registry(engine: Engine) -> ExecutorRegistry:
     """The field executors, talking to the devices registered in ``engine``'s database with
-    the keys opened by the master key (SMMC_SECRET_KEY or its key file)."""
+    the keys opened by the master key (SMMC_SECRET_KEY or its key file); none without it."""
     settings = Settings.from_env()
-    box = SecretBox.from_settings(settings.secret_key, settings.secret_key_file)
     registry = ExecutorRegistry()
+    if not settings.secret_key and not settings.secret_key_file.exists():
+        # Never create a master key here: the device keys were sealed with an existing one.
+        err.print("[yellow]no master key (SMMC_SECRET_KEY or its key file): no field executors")
+        return registry
+    box = SecretBox.from_settings(settings.secret_key, settings.secret_key_file)
     drivers = FieldDrivers(engine, box, SessionManager(SessionLimits(), load_permits(engine)))
     register_field_executors(registry, FieldContext(drivers))
     return registry
