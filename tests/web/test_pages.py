@@ -18,8 +18,16 @@ from typer.testing import CliRunner
 
 from smmc.domain.access import Role
 from smmc.domain.work_orders import ActivityType, Outcome
+from smmc.store.readings import ensure_partitions
 from smmc.store.secrets import SecretBox
-from smmc.store.tables import events, meters, stakeholder_grants
+from smmc.store.tables import (
+    events,
+    interval_readings,
+    meters,
+    reading_types,
+    register_reads,
+    stakeholder_grants,
+)
 from smmc.store.users import AccessStore
 from smmc.store.work_orders import CSV_COLUMNS, TargetRef, WorkOrderFilter, WorkOrderQueue
 from smmc.web.auth_cli import app as user_app
@@ -345,3 +353,74 @@ def test_demo_login_is_usable_and_changes_every_run(db: Engine) -> None:
     principal = store.authenticate(name, second)
     assert principal is not None
     assert principal.role is Role.ADMINISTRATOR
+
+
+def test_meter_page_shows_alarms_load_profile_and_registers(db: Engine, fleet: object) -> None:
+    add_users(db)
+    end = datetime(2026, 3, 2, tzinfo=UTC)
+    with db.begin() as conn:
+        meter_id = conn.execute(
+            sa.select(meters.c.id).where(meters.c.serial_number == "UAA001")
+        ).scalar_one()
+        type_id, type_name = conn.execute(
+            sa.select(reading_types.c.id, reading_types.c.name)
+            .where(reading_types.c.kind != "register")
+            .order_by(reading_types.c.id)
+        ).first()  # type: ignore[misc]
+        ensure_partitions(conn, [(end - timedelta(days=d)).date() for d in range(4)])
+        conn.execute(
+            interval_readings.insert(),
+            [
+                {
+                    "meter_id": meter_id,
+                    "reading_type_id": type_id,
+                    "interval_end": end - timedelta(minutes=15 * i),
+                    "value": float(i % 7),
+                }
+                # three days: only the last two are drawn
+                for i in range(288)
+            ],
+        )
+        conn.execute(
+            register_reads.insert().values(
+                meter_id=meter_id,
+                reading_type_id=type_id,
+                captured_at=end,
+                t1=1,
+                t2=2,
+                t3=3,
+                t4=0,
+                t5=0,
+                t6=0,
+                total=123456,
+                energy_type=1,
+            )
+        )
+        conn.execute(
+            events.insert().values(
+                message_id=str(uuid.uuid4()),
+                device_kind="meter",
+                device="UAA001",
+                meter_id=meter_id,
+                key="k",
+                code="3.12.0.257",
+                acronym="COVER",
+                description="Terminal cover opened",
+                severity=2,
+                priority="MEDIUM",
+                category="tamper",
+                routing="control_room",
+                is_active=True,
+                opened_at=end,
+                source="test",
+            )
+        )
+    with secured_client(db) as client:
+        login(client, "operator")
+        page = client.get("/assets/meters/UAA001").text
+        empty = client.get("/assets/meters/UAA002").text
+    assert "Terminal cover opened" in page
+    assert 'data-points="192"' in page  # 48 h of 15-minute intervals
+    assert type_name in page
+    assert "123456" in page
+    assert 'data-testid="load-profile"' not in empty

@@ -620,6 +620,70 @@ def _history(request: Request, **filters: Any) -> list[RowMapping]:
     return rows
 
 
+@dataclass(frozen=True, slots=True)
+class MeterData:
+    """What the meter page shows of the meter-data and events stores."""
+
+    alarms: list[RowMapping]
+    profile_name: str | None
+    profile_unit: str | None
+    profile: list[tuple[datetime, float]]
+    registers: list[RowMapping]
+
+
+def _meter_data(engine: Engine, serial: str) -> MeterData:
+    """Active alarms, the last two days of the most recently read load profile, and the
+    latest daily registers: a handful of indexed queries, whatever the fleet size."""
+    e, ir, rr, rt = t.events.c, t.interval_readings.c, t.register_reads.c, t.reading_types.c
+    with engine.connect() as conn:
+        meter_id = conn.execute(
+            sa.select(t.meters.c.id).where(t.meters.c.serial_number == serial)
+        ).scalar_one_or_none()
+        if meter_id is None:
+            return MeterData([], None, None, [], [])
+        alarms = list(
+            conn.execute(
+                sa.select(e.opened_at, e.code, e.description, e.priority)
+                .where(e.meter_id == meter_id, e.is_active)
+                .order_by(e.opened_at.desc())
+                .limit(20)
+            ).mappings()
+        )
+        latest = conn.execute(
+            sa.select(ir.reading_type_id, ir.interval_end)
+            .where(ir.meter_id == meter_id)
+            .order_by(ir.interval_end.desc())
+            .limit(1)
+        ).first()
+        profile: list[tuple[datetime, float]] = []
+        name = unit = None
+        if latest is not None:
+            type_id, last = latest
+            name, unit = conn.execute(sa.select(rt.name, rt.unit).where(rt.id == type_id)).one()
+            profile = [
+                (end, value)
+                for end, value in conn.execute(
+                    sa.select(ir.interval_end, ir.value)
+                    .where(
+                        ir.meter_id == meter_id,
+                        ir.reading_type_id == type_id,
+                        ir.interval_end > last - timedelta(days=2),
+                    )
+                    .order_by(ir.interval_end)
+                )
+            ]
+        registers = list(
+            conn.execute(
+                sa.select(rr.captured_at, rt.name, rt.unit, rr.total, rr.t1, rr.t2, rr.t3)
+                .join(t.reading_types, rt.id == rr.reading_type_id)
+                .where(rr.meter_id == meter_id)
+                .order_by(rr.captured_at.desc(), rt.name)
+                .limit(12)
+            ).mappings()
+        )
+    return MeterData(alarms, name, unit, profile, registers)
+
+
 @router.get("/assets/meters/{serial}")
 def meter_detail(request: Request, principal: AssetReader, serial: str) -> HTMLResponse:
     with _engine(request).connect() as conn:
@@ -640,6 +704,7 @@ def meter_detail(request: Request, principal: AssetReader, serial: str) -> HTMLR
         meter=meter,
         links=links or [],
         history=_history(request, meter=serial),
+        data=_meter_data(_engine(request), serial),
     )
 
 
