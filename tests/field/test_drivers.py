@@ -156,19 +156,34 @@ async def test_counters_persist_and_resynchronise_once(
         serial = fleet.p2p_serials()[0]
         meter_id = fleet.meter_id(serial)
         drivers = fleet.drivers()
-        for _ in range(2):
-            async with drivers.meter(meter_id) as meter:
-                await meter.clock()
         counters = t.invocation_counters.c
-        with db.connect() as conn:
-            row = conn.execute(
-                sa.select(counters.next_send, counters.last_received).where(
-                    counters.device_id == meter_id
-                )
-            ).one()
-        assert row.next_send == 1 + 2 * drivers.counters.block
-        assert row.last_received is not None
-        assert row.last_received > 0
+
+        def stored() -> tuple[int, int | None]:
+            with db.connect() as conn:
+                row = conn.execute(
+                    sa.select(counters.next_send, counters.last_received).where(
+                        counters.device_id == meter_id
+                    )
+                ).one()
+            return int(row.next_send), row.last_received
+
+        block = drivers.counters.block
+        used: list[int] = []
+        for _ in range(2):  # one block serves both sessions of this worker
+            async with drivers.meter(meter_id) as meter:
+                used.append(meter.client.invocation_counter)
+                await meter.clock()
+        assert stored()[0] == 1 + block
+        assert used[0] < used[1] < 1 + block
+        last = stored()[1]
+        assert last is not None
+        assert last > 0
+        # Another worker (a restart) reserves the next block: no counter is used twice.
+        other = fleet.drivers()
+        async with other.meter(meter_id) as meter:
+            assert meter.client.invocation_counter >= 1 + block
+            await meter.clock()
+        assert stored()[0] == 1 + 2 * block
         # The stored copy of the meter's counter runs ahead (a reset meter): one resync.
         with db.begin() as conn:
             conn.execute(
@@ -176,11 +191,10 @@ async def test_counters_persist_and_resynchronise_once(
                 .where(counters.device_id == meter_id)
                 .values(last_received=10**9)
             )
-        async with drivers.meter(meter_id) as meter:
+        fresh = fleet.drivers()
+        async with fresh.meter(meter_id) as meter:
             await meter.clock()
-        assert drivers.resynchronised == 1
-        with db.connect() as conn:
-            stored = conn.execute(
-                sa.select(counters.last_received).where(counters.device_id == meter_id)
-            ).scalar_one()
-        assert stored < 10**9
+        assert fresh.resynchronised == 1
+        after = stored()[1]
+        assert after is not None
+        assert after < 10**9

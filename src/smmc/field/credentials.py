@@ -9,6 +9,7 @@ reuses one (a reused counter would reuse a GCM nonce). The device's last accepte
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -67,11 +68,21 @@ class MeterAccess:
 
 
 class CredentialStore:
-    """Reads device addresses and opens their sealed secrets (blocking: run in a thread)."""
+    """Reads device addresses and opens their sealed secrets (blocking: run in a thread).
 
-    def __init__(self, engine: Engine, box: SecretBox) -> None:
+    Opened meter credentials are kept in this process's memory for ``ttl`` seconds (0: not
+    at all), so a busy worker does not query and decrypt for every order; `forget` drops a
+    meter's (after a key failure, so the retry reads the store again).
+    """
+
+    def __init__(self, engine: Engine, box: SecretBox, ttl: float = 300.0) -> None:
         self.engine = engine
         self.box = box
+        self.ttl = ttl
+        self._meters: dict[int, tuple[float, MeterAccess]] = {}
+
+    def forget(self, meter_id: int) -> None:
+        self._meters.pop(meter_id, None)
 
     def concentrator(self, concentrator_id: int) -> ConcentratorAccess:
         with self.engine.connect() as conn:
@@ -108,6 +119,15 @@ class CredentialStore:
         )
 
     def meter(self, meter_id: int) -> MeterAccess:
+        cached = self._meters.get(meter_id)
+        if cached is not None and time.monotonic() - cached[0] < self.ttl:
+            return cached[1]
+        access = self._read_meter(meter_id)
+        if self.ttl > 0:
+            self._meters[meter_id] = (time.monotonic(), access)
+        return access
+
+    def _read_meter(self, meter_id: int) -> MeterAccess:
         m = t.meters.c
         with self.engine.connect() as conn:
             row = (
@@ -178,14 +198,35 @@ class CounterReservation:
     last_received: int | None
 
 
-class CounterStore:
-    """Invocation counters per (device kind, device id, client SAP). Blocking."""
+_Key = tuple[str, int, int]
 
-    def __init__(self, engine: Engine, block: int = COUNTER_BLOCK) -> None:
+
+class CounterStore:
+    """Invocation counters per (device kind, device id, client SAP). Blocking.
+
+    The unused rest of a session's block is kept in memory (`give_back`) for the next
+    session to the same device in this process: blocks are disjoint between processes, so
+    several workers never share a counter, and the database is written once per block.
+    """
+
+    def __init__(self, engine: Engine, block: int = COUNTER_BLOCK, min_left: int = 16) -> None:
         if block < 1:
             raise ValueError("the counter block must be positive")
         self.engine = engine
         self.block = block
+        self.min_left = min(min_left, block)
+        self._blocks: dict[_Key, CounterReservation] = {}
+
+    def give_back(
+        self, kind: str, device_id: int, client_sap: int, reservation: CounterReservation
+    ) -> None:
+        """The counters ``[first, limit)`` a session left unused, and the device's last
+        accepted counter, for the next session of this process."""
+        if reservation.limit - reservation.first >= self.min_left:
+            self._blocks[(kind, device_id, client_sap)] = reservation
+
+    def forget(self, kind: str, device_id: int, client_sap: int) -> None:
+        self._blocks.pop((kind, device_id, client_sap), None)
 
     @staticmethod
     def _where(kind: str, device_id: int, client_sap: int) -> sa.ColumnElement[bool]:
@@ -193,8 +234,12 @@ class CounterStore:
         return sa.and_(c.device_kind == kind, c.device_id == device_id, c.client_sap == client_sap)
 
     def reserve(self, kind: str, device_id: int, client_sap: int) -> CounterReservation:
-        """Reserve the next block of sending counters (atomically: the row is updated
-        before it is read, so two workers never get the same block)."""
+        """Counters for one session: the rest of this process's block, or the next block
+        from the store (atomically: the row is updated before it is read, so two workers
+        never get the same block)."""
+        kept = self._blocks.pop((kind, device_id, client_sap), None)
+        if kept is not None:
+            return kept
         table = t.invocation_counters
         where = self._where(kind, device_id, client_sap)
         now = datetime.now(UTC)

@@ -42,6 +42,7 @@ from smmc.dlms.security import InvocationCounterGuard
 from smmc.domain.error_catalog import ErrorKey, FieldError, parse_error
 from smmc.field.credentials import (
     ConcentratorAccess,
+    CounterReservation,
     CounterStore,
     CredentialStore,
     MeterAccess,
@@ -511,15 +512,27 @@ class FieldDrivers:
                     limit = self.counters.extend("meter", meter_id, HEAD_END_SAP)
 
             stack = AsyncExitStack()
+            client: DlmsClient | None = None
             try:
                 client = await self._associate(stack, access, reservation.first, guard, on_counter)
                 try:
                     yield MeterSession(client, access, self.decode)
                 except (OSError, DlmsError) as exc:
                     raise FieldFailure(await self._meter_failure(exc, access, "RELAY")) from exc
+            except FieldFailure as failure:
+                if failure.error.key is ErrorKey.WRONG_KEY:
+                    self.credentials.forget(meter_id)
+                raise
             finally:
                 with contextlib.suppress(DlmsError, OSError):
                     await stack.aclose()
+                if client is not None:  # else the counters the AARQ used are unknown: skip
+                    self.counters.give_back(
+                        "meter",
+                        meter_id,
+                        HEAD_END_SAP,
+                        CounterReservation(client.invocation_counter, limit, guard.value),
+                    )
                 await asyncio.to_thread(
                     self.counters.save_received, "meter", meter_id, HEAD_END_SAP, guard.value
                 )
