@@ -17,10 +17,13 @@ from sqlalchemy.engine import Engine
 from typer.testing import CliRunner
 
 from smmc.domain.access import Role
+from smmc.domain.concentrator_status import encode_status_word
+from smmc.domain.events import CONCENTRATOR_WORD
 from smmc.domain.work_orders import ActivityType, Outcome
 from smmc.store.readings import ensure_partitions
 from smmc.store.secrets import SecretBox
 from smmc.store.tables import (
+    device_status_words,
     events,
     interval_readings,
     meters,
@@ -302,10 +305,51 @@ def test_control_room_shows_event_aggregates(db: Engine, fleet: object) -> None:
                 source="test",
             )
         )
+        conn.execute(
+            device_status_words.insert(),
+            [
+                {
+                    "device_kind": "concentrator",
+                    "device": name,
+                    "word": CONCENTRATOR_WORD,
+                    "value": encode_status_word(letters),
+                    "observed_at": now,
+                    "source": "test",
+                }
+                for name, letters in (("TD-1000", "BOEG"), ("TD-2000", "BOEGLU"))
+            ],
+        )
+        conn.execute(
+            events.insert().values(
+                message_id=str(uuid.uuid4()),
+                device_kind="concentrator",
+                device="TD-2000",
+                concentrator_id=fleet.ids[("concentrators", "TD-2000")],  # type: ignore[attr-defined]
+                key="k2",
+                code="DC_TAMPER",
+                acronym="L",
+                description="Tamper detection",
+                severity=1,
+                priority="HIGH",
+                category="tamper",
+                routing="control_room",
+                is_active=True,
+                opened_at=now,
+                source="test",
+            )
+        )
     with secured_client(db) as client:
         login(client, "operator")
         page = client.get("/control-room")
     assert page.status_code == 200
+    share = page.text.split('data-testid="status-letters"')[1].split("</section>")[0]
+    assert "<td>B</td><td>CE Table Load</td><td>2</td><td>100.0</td>" in share
+    assert "<td>L</td><td>Tamper Detection</td><td>1</td><td>50.0</td>" in share
+    top_words = page.text.split('data-testid="status-top"')[1].split("</section>")[0]
+    assert "<td>TD-2000</td><td>00029E</td><td>L U</td>" in top_words
+    assert "TD-1000" not in top_words  # a nominal word is not a condition
+    history = page.text.split('data-testid="status-history"')[1].split("</section>")[0]
+    assert f"<td>{now.date().isoformat()}</td>" in history
     top = page.text.split('data-testid="top-concentrators"')[1].split("</section>")[0]
     assert "TD-1000" in top
     assert "Power failure" in page.text

@@ -25,6 +25,8 @@ from starlette.concurrency import run_in_threadpool
 
 from smmc.domain.access import ROLES, Permission, allows, restricted_to_grants
 from smmc.domain.assets import MeterType
+from smmc.domain.concentrator_status import LETTERS, decode_status_word, format_status_word
+from smmc.domain.events import CONCENTRATOR_WORD
 from smmc.domain.geo import CHILE, ServiceArea
 from smmc.domain.work_orders import (
     OPEN_STATES,
@@ -818,6 +820,58 @@ def provisioning_report(request: Request, principal: Provisioner, name: str) -> 
 
 ControlRoomReader = Annotated[Principal, _principal_dep(Permission.VIEW_CONTROL_ROOM)]
 
+# Letters that read as a healthy, configured DC (the seed's 00001E/08001E, plus CONN-C
+# completed); every other letter set is counted as a status-word condition.
+NOMINAL_LETTERS = frozenset("BOEGCF")
+
+
+@dataclass(frozen=True, slots=True)
+class StatusWords:
+    """The concentrators' last status words: share per letter and the ten with most
+    conditions, plus concentrator events per day and priority over the window."""
+
+    concentrators: int
+    share: list[tuple[str, str, int, float]]
+    top: list[tuple[str, str, list[str]]]
+    history: list[tuple[str, dict[str, int]]]
+    priorities: list[str]
+
+
+def _status_words(engine: Engine, since: datetime) -> StatusWords:
+    w, e = t.device_status_words.c, t.events.c
+    with engine.connect() as conn:
+        words = conn.execute(
+            sa.select(w.device, w.value).where(
+                w.device_kind == "concentrator", w.word == CONCENTRATOR_WORD
+            )
+        ).all()
+        daily = conn.execute(
+            sa.select(e.opened_at, e.priority).where(
+                e.device_kind == "concentrator", e.opened_at >= since
+            )
+        ).all()
+    counts: dict[str, int] = {}
+    conditions: list[tuple[str, str, list[str]]] = []
+    for device, value in words:
+        letters = sorted(decode_status_word(value))
+        for letter in letters:
+            counts[letter] = counts.get(letter, 0) + 1
+        odd = [letter for letter in letters if letter not in NOMINAL_LETTERS]
+        if odd:
+            conditions.append((device, format_status_word(value), odd))
+    total = len(words)
+    share = [
+        (letter, LETTERS[letter].name, counts[letter], 100.0 * counts[letter] / total)
+        for letter in sorted(counts, key=lambda letter: (-counts[letter], letter))
+    ]
+    conditions.sort(key=lambda row: (-len(row[2]), row[0]))
+    history: dict[str, dict[str, int]] = {}
+    for opened, priority in daily:
+        day = history.setdefault(opened.astimezone(UTC).date().isoformat(), {})
+        day[priority] = day.get(priority, 0) + 1
+    priorities = sorted({priority for _, priority in daily})
+    return StatusWords(total, share, conditions[:10], sorted(history.items()), priorities)
+
 
 @router.get("/control-room")
 def control_room(request: Request, principal: ControlRoomReader, hours: int = 24) -> HTMLResponse:
@@ -838,4 +892,5 @@ def control_room(request: Request, principal: ControlRoomReader, hours: int = 24
         comunas=events_api.per_comuna(engine, since, until),
         outages=events_api.outages(engine, queries.Page(limit=100), open=True),
         active=events_api.active_alarms(engine, queries.Page(limit=20)),
+        words=_status_words(engine, since),
     )
