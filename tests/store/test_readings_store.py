@@ -377,3 +377,26 @@ def test_read_success_kpi_and_unread_worklist(db: Engine) -> None:
     assert len(later) == 5
     assert later[0]["serial_number"] == "UAAEEDN00000000103"
     assert {w["last_read_day"] for w in later[1:]} == {day}
+
+
+def test_unknown_meter_ids_refuse_the_batch(db: Engine) -> None:
+    (meter_id,) = _fleet(db, ["UAAEEDN00000000300"])
+    at = datetime(2026, 5, 12, 4, tzinfo=UTC)
+    values = [
+        IntervalValue(meter_id, A15.id, at, 1.0),
+        IntervalValue(meter_id + 99, A15.id, at, 2.0),
+    ]
+    with pytest.raises(UnknownMeter, match=str(meter_id + 99)), db.begin() as conn:
+        ingest_intervals(conn, values)
+    with pytest.raises(UnknownMeter), db.begin() as conn:
+        ingest_register_reads(
+            conn, [RegisterRead(meter_id + 99, Energy.ACTIVE_FORWARD, at, (0,) * 6, 0)]
+        )
+    assert _stored(db, meter_id) == {}
+
+
+def test_naive_interval_end_is_refused(db: Engine) -> None:
+    (meter_id,) = _fleet(db, ["UAAEEDN00000000301"])
+    naive = IntervalValue(meter_id, A15.id, datetime(2026, 5, 12, 4), 1.0)
+    with pytest.raises(ValueError, match="naive"), db.begin() as conn:
+        ingest_intervals(conn, [naive])

@@ -134,9 +134,10 @@ def resolve_meter(conn: Connection, meter: int | str) -> int:
 
 
 def meter_time_zones(conn: Connection, meter_ids: Iterable[int]) -> dict[int, str]:
-    """Each meter's zone: its concentrator's, else the default (point-to-point meters)."""
+    """Each existing meter's zone: its concentrator's, else the default (point-to-point
+    meters). Ids that name no meter are left out."""
     ids = sorted(set(meter_ids))
-    zones: dict[int, str] = dict.fromkeys(ids, DEFAULT_TIME_ZONE)
+    zones: dict[int, str] = {}
     for start in range(0, len(ids), 5000):
         chunk = ids[start : start + 5000]
         rows = conn.execute(
@@ -147,8 +148,17 @@ def meter_time_zones(conn: Connection, meter_ids: Iterable[int]) -> dict[int, st
             .where(meters.c.id.in_(chunk))
         )
         for meter_id, tz in rows:
-            if tz:
-                zones[meter_id] = tz
+            zones[meter_id] = tz or DEFAULT_TIME_ZONE
+    return zones
+
+
+def _known_zones(conn: Connection, meter_ids: Iterable[int]) -> dict[int, str]:
+    """Zones of meters about to receive data; an unknown id refuses the whole batch."""
+    ids = set(meter_ids)
+    zones = meter_time_zones(conn, ids)
+    unknown = sorted(ids - set(zones))
+    if unknown:
+        raise UnknownMeter(f"no meter with id {', '.join(map(str, unknown[:10]))}")
     return zones
 
 
@@ -238,7 +248,7 @@ def ingest_intervals(
     if not values:
         return result
     received = received_at or datetime.now(UTC)
-    zones = meter_time_zones(conn, (v.meter_id for v in values))
+    zones = _known_zones(conn, (v.meter_id for v in values))
     postgres = conn.dialect.name == "postgresql"
     instants = _Instants(_pg_time if postgres else _sqlite_time)
     minutes_of = {t.id: t.minutes or 15 for t in READING_TYPES}
@@ -266,8 +276,9 @@ def ingest_intervals(
         result.inserted = _copy_intervals(conn, rows)
     else:
         cursor = conn.exec_driver_sql(
-            "INSERT OR IGNORE INTO interval_readings "
-            "(meter_id, reading_type_id, interval_end, value, quality) VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO interval_readings "
+            "(meter_id, reading_type_id, interval_end, value, quality) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT DO NOTHING",
             rows,
         )
         result.inserted = max(cursor.rowcount, 0)
@@ -345,7 +356,7 @@ def ingest_register_reads(
     if not reads:
         return result
     received = received_at or datetime.now(UTC)
-    zones = meter_time_zones(conn, (r.meter_id for r in reads))
+    zones = _known_zones(conn, (r.meter_id for r in reads))
     rows = []
     read_days: set[tuple[int, date]] = set()
     for read in reads:
