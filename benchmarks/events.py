@@ -1,0 +1,241 @@
+"""Events benchmark (issue 6): decode + store + outbox throughput, and a last-gasp storm.
+
+    python benchmarks/events.py --events 50000 --storm 100000 [--postgres URL]
+
+1. **Throughput**: N meter alarm pushes (wrapper + DataNotification, the simulator's
+   ``push_alarm`` layout, each raising PUP on a distinct registered meter) are decoded and
+   written in batches of 5,000 - raw message, event, last status words, outage membership and
+   outbox row in one transaction per batch. Rates: events per second of wall time and of
+   the benchmark process's CPU time.
+2. **Storm**: 100,000 last-gasp pushes from 100 concentrators of 1,000 meters (each DC on its
+   own transformer) are sent over TCP (10 connections) to a running ``SpontaneousListener``.
+   Reported: time from the first byte sent to the first outage incident committed, time to
+   store everything, and the counts that prove nothing was lost (messages, PUP events, outbox
+   rows, incident members, one incident per transformer).
+
+Runs on a fresh SQLite file and, if reachable, a fresh PostgreSQL database.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+
+import psycopg
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from smmc.dlms.apdu import DataNotification
+from smmc.dlms.axdr import Data
+from smmc.dlms.cosem_time import CosemDateTime
+from smmc.dlms.framing.wrapper import WrapperFrame
+from smmc.events.decode import decode_message
+from smmc.events.listener import SpontaneousListener
+from smmc.store import tables as t
+from smmc.store.db import create_engine
+from smmc.store.events import Applied, SpontaneousRecord, apply_events, record_spontaneous
+from smmc.store.migrate import upgrade
+
+BATCH = 5000
+STAMP = CosemDateTime.from_datetime(datetime(2026, 4, 10, 12, 0, 0))
+
+
+def serial(dc: int, meter: int) -> str:
+    return f"BENCH{dc:04d}M{meter:05d}"
+
+
+def push(dc: int, meter: int) -> bytes:
+    """The simulator's relayed alarm: {serial, node, normal1..extended2}, PUP set."""
+    body = Data.structure(
+        (
+            Data.octet_string(serial(dc, meter).encode("ascii")),
+            Data.long_unsigned(meter + 1),
+            Data.long_unsigned(1),
+            Data.long_unsigned(0),
+            Data.long_unsigned(0),
+            Data.long_unsigned(0),
+        )
+    )
+    apdu = DataNotification(body, STAMP).to_bytes()
+    return WrapperFrame(1, 0x1000 + meter + 1, 1, apdu).to_bytes()
+
+
+def provision(engine: Engine, dcs: int, per_dc: int) -> None:
+    with engine.begin() as conn:
+        sub = conn.execute(
+            t.substations.insert().values(name="SE-BENCH").returning(t.substations.c.id)
+        ).scalar_one()
+        for dc in range(dcs):
+            tr = conn.execute(
+                t.transformers.insert()
+                .values(code=f"TR-{dc}", substation_id=sub)
+                .returning(t.transformers.c.id)
+            ).scalar_one()
+            dc_id = conn.execute(
+                t.concentrators.insert()
+                .values(name=f"TD-B{dc}", serial_number=f"DCB{dc:04d}", transformer_id=tr)
+                .returning(t.concentrators.c.id)
+            ).scalar_one()
+            conn.execute(
+                t.meters.insert(),
+                [{"serial_number": serial(dc, m), "concentrator_id": dc_id} for m in range(per_dc)],
+            )
+
+
+@contextmanager
+def database(kind: str, postgres: str) -> Iterator[Engine | None]:
+    if kind == "sqlite":
+        with tempfile.TemporaryDirectory() as tmp:
+            engine = create_engine(f"sqlite:///{tmp}/bench.db")
+            upgrade(engine)
+            yield engine
+            engine.dispose()
+        return
+    name = f"smmc_bench_{uuid.uuid4().hex[:8]}"
+    try:
+        with psycopg.connect(postgres, autocommit=True, connect_timeout=5) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+    except psycopg.OperationalError as exc:
+        print(f"PostgreSQL not reachable ({exc}); skipped", file=sys.stderr)
+        yield None
+        return
+    engine = create_engine(f"{postgres.rsplit('/', 1)[0]}/{name}")
+    try:
+        upgrade(engine)
+        yield engine
+    finally:
+        engine.dispose()
+        with psycopg.connect(postgres, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def count(engine: Engine, table: sa.Table, *where: sa.ColumnElement[bool]) -> int:
+    with engine.connect() as conn:
+        query = sa.select(sa.func.count()).select_from(table).where(*where)
+        return int(conn.execute(query).scalar_one())
+
+
+def throughput(engine: Engine, events: int) -> tuple[float, float]:
+    """Events per second of wall time, and per second of this process's CPU time (the
+    machine is shared: the CPU rate is the one that does not depend on the neighbours)."""
+    per_dc = 1000
+    dcs = -(-events // per_dc)
+    provision(engine, dcs, per_dc)
+    frames = [push(n // per_dc, n % per_dc) for n in range(events)]
+    now = datetime.now(UTC)
+    start = time.perf_counter()
+    cpu = time.process_time()
+    for first in range(0, events, BATCH):
+        chunk = frames[first : first + BATCH]
+        decoded = [decode_message(frame, now) for frame in chunk]
+        records = [
+            SpontaneousRecord(now, "tcp", "127.0.0.1", 1, 58700, d.message_type, f, d.decoded,
+                              device=d.device, device_time_local=d.device_time_local)
+            for f, d in zip(chunk, decoded, strict=True)
+        ]  # fmt: skip
+        with engine.begin() as conn:
+            record_spontaneous(conn, records)
+            apply_events(conn, [d.observation for d in decoded if d.observation is not None])
+    elapsed = time.perf_counter() - start
+    cpu_used = time.process_time() - cpu
+    stored = count(engine, t.events)
+    outboxed = count(engine, t.outbox, t.outbox.c.kind == "event")
+    if stored != events or outboxed != events:
+        raise SystemExit(f"lost events: {stored} stored, {outboxed} outboxed of {events}")
+    return events / elapsed, events / cpu_used
+
+
+async def _send(port: int, frames: list[bytes]) -> None:
+    _, writer = await asyncio.open_connection("127.0.0.1", port)
+    for first in range(0, len(frames), 1000):
+        writer.write(b"".join(frames[first : first + 1000]))
+        await writer.drain()
+    writer.close()
+    await writer.wait_closed()
+
+
+async def storm(engine: Engine, total: int) -> dict[str, float]:
+    dcs, per_dc = 100, total // 100
+    provision(engine, dcs, per_dc)
+    frames = [push(dc, m) for m in range(per_dc) for dc in range(dcs)]
+    first_incident: list[float] = []
+
+    def note_incident(applied: Applied) -> None:
+        if applied.incidents_opened and not first_incident:
+            first_incident.append(time.perf_counter())
+
+    async with SpontaneousListener(
+        engine, host="127.0.0.1", port=0, batch_size=BATCH, on_applied=note_incident
+    ) as listener:
+        start = time.perf_counter()
+        await asyncio.gather(*(_send(listener.bound_port, frames[i::10]) for i in range(10)))
+        sent = time.perf_counter()
+        while listener.received < total:
+            await asyncio.sleep(0.01)
+        await listener.drain()
+        done = time.perf_counter()
+    counts = {
+        "messages": count(engine, t.spontaneous_messages),
+        "pup_events": count(engine, t.events, t.events.c.code == "3.26.0.85"),
+        "event_outbox": count(engine, t.outbox, t.outbox.c.kind == "event"),
+        "incidents": count(engine, t.outage_incidents),
+        "members": count(engine, t.outage_members),
+    }
+    expected = {"messages": total, "pup_events": total, "event_outbox": total,
+                "incidents": dcs, "members": total}  # fmt: skip
+    if counts != expected:
+        raise SystemExit(f"storm lost data: {counts} != {expected}")
+    return {
+        "sent_s": sent - start,
+        "first_incident_s": (first_incident[0] - start) if first_incident else float("nan"),
+        "all_stored_s": done - start,
+        **{k: float(v) for k, v in counts.items()},
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=50_000)
+    parser.add_argument("--storm", type=int, default=100_000)
+    parser.add_argument(
+        "--postgres",
+        default=os.environ.get("SMMC_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
+    )  # fmt: skip
+    parser.add_argument("--only", choices=["sqlite", "postgresql"])
+    args = parser.parse_args()
+    print(f"python {platform.python_version()}, {platform.machine()}, {os.cpu_count()} CPUs")
+    for kind in ("sqlite", "postgresql"):
+        if args.only and kind != args.only:
+            continue
+        with database(kind, args.postgres) as engine:
+            if engine is None:
+                continue
+            wall, cpu = throughput(engine, args.events)
+            print(
+                f"{kind}: {args.events} events decoded + stored + outboxed: {wall:,.0f}/s wall, "
+                f"{cpu:,.0f}/s of client CPU (load average {os.getloadavg()[0]:.1f})"
+            )
+        with database(kind, args.postgres) as engine:
+            if engine is None:
+                continue
+            result = asyncio.run(storm(engine, args.storm))
+            print(
+                f"{kind}: storm of {args.storm} last gasps over TCP: sent in "
+                f"{result['sent_s']:.1f} s, first incident at {result['first_incident_s']:.2f} s, "
+                f"all stored at {result['all_stored_s']:.1f} s; messages {result['messages']:.0f}, "
+                f"PUP events {result['pup_events']:.0f}, outbox {result['event_outbox']:.0f}, "
+                f"incidents {result['incidents']:.0f}, members {result['members']:.0f}"
+            )
+
+
+if __name__ == "__main__":
+    main()
