@@ -190,9 +190,11 @@ def main() -> None:
         try:
             if not ready.wait(120):
                 raise SystemExit("the simulator did not start")
+            cpu_before = time.process_time()
             orders, elapsed, states = asyncio.run(
                 run_batch(engine, box, permits, args.rounds, in_flight)
             )
+            cpu = time.process_time() - cpu_before
         finally:
             stop.set()
         busy: dict[str, float] = out.get(timeout=60)
@@ -205,6 +207,11 @@ def main() -> None:
     )
     print(f"orders: {orders}, states: {states}")
     print(f"wall time: {elapsed:.2f} s, {done / elapsed:.1f} completed meter operations/s")
+    print(
+        f"head-end CPU (all threads): {cpu:.2f} s, "
+        f"{cpu / max(done, 1) * 1000:.1f} ms per operation, "
+        f"{done / cpu:.1f} operations per CPU-second; load average {os.getloadavg()[0]:.1f}"
+    )
     if not overhead:
         name, bound = max(busy.items(), key=lambda item: item[1])
         print(
