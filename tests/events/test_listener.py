@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import socket
+from types import MappingProxyType
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from smmc.dlms.apdu import DataNotification
+from smmc.dlms.axdr import Data
+from smmc.dlms.framing.wrapper import WrapperFrame
+from smmc.domain.events import load_catalog
 from smmc.domain.spontaneous import PowerEvent, PowerFrame, encode_power_frame
 from smmc.events.listener import SpontaneousListener
 from smmc.store import tables as t
@@ -160,3 +166,49 @@ async def test_a_storm_of_ten_thousand_frames_is_stored_whole(db: Engine) -> Non
         raws = {bytes(r) for r in conn.execute(sa.select(t.spontaneous_messages.c.raw)).scalars()}
     assert raws == set(frames)
     assert listener.undecoded == 0
+
+
+async def test_a_message_whose_event_is_refused_is_kept_and_its_batch_mates_stored(
+    db: Engine,
+) -> None:
+    shipped = load_catalog()
+    without_power = dataclasses.replace(
+        shipped,
+        entries=MappingProxyType(
+            {k: v for k, v in shipped.entries.items() if not k.startswith("LVC_")}
+        ),
+    )
+    plan = make_plan(meters=1)
+    async with SpontaneousListener(
+        db, host=HOST, port=0, catalog=without_power, batch_size=100
+    ) as listener:
+        dc = make_dc(plan, listener.bound_port)
+        node = next(iter(dc.nodes.values()))
+        push = WrapperFrame(
+            1,
+            0x1001,
+            1,
+            DataNotification(
+                Data.structure(
+                    (
+                        Data.octet_string(node.serial.encode()),
+                        Data.long_unsigned(1),
+                        Data.long_unsigned(8),  # AFC
+                        Data.long_unsigned(0),
+                        Data.long_unsigned(0),
+                        Data.long_unsigned(0),
+                    )
+                )
+            ).to_bytes(),
+        ).to_bytes()
+        await _send_tcp(listener.bound_port, SEED_OFF + push)
+        await _settle(listener, 2)
+    rows = _messages(db)
+    assert len(rows) == 2
+    refused = next(r for r in rows if bytes(r["raw"]) == SEED_OFF)
+    assert refused["decoded"] is False
+    assert "no catalog entry 'LVC_POWER_OFF'" in refused["reason"]
+    with db.connect() as conn:
+        events = conn.execute(sa.select(t.events.c.device, t.events.c.acronym)).all()
+    assert events == [(node.serial, "AFC")]
+    assert listener.undecoded == 1

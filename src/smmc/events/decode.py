@@ -30,7 +30,8 @@ __all__ = [
 
 DLMS_PUSH = "DLMS_PUSH"
 UNKNOWN = "UNKNOWN"
-MAX_MESSAGE = 6 + 0xFFFF
+MAX_MESSAGE = HEADER_LENGTH + 0xFFFF
+"""The longest message either framing can carry (a wrapper frame with a full payload)."""
 _POWER_HEADER = b"\x01\x13"
 _WRAPPER_HEADER = WRAPPER_VERSION.to_bytes(2, "big")
 

@@ -180,14 +180,15 @@ class SpontaneousListener:
             batch = [first]
             while len(batch) < self.batch_size and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
-            while True:
+            total = len(batch)
+            applied: list[Applied] = []
+            while batch:
                 try:
-                    applied = await asyncio.to_thread(self._store, batch)
-                    break
+                    applied += await asyncio.to_thread(self._store, batch)
                 except (DBAPIError, SQLAlchemyError, OSError) as exc:
                     _LOG.warning("storing %d spontaneous messages failed: %s", len(batch), exc)
                     await asyncio.sleep(self.retry_delay)
-            self.stored += len(batch)
+            self.stored += total
             self._idle.set()
             if self.on_applied is not None:
                 for item in applied:
@@ -223,23 +224,31 @@ class SpontaneousListener:
                 catalog=self.catalog,
             )
 
-    def _store(self, batch: Sequence[Received]) -> list[Applied]:
-        """Write one batch. An error caused by the content (a value the catalog or a column
-        refuses) falls back to one message per transaction, so only the faulty message is
-        stored without its events; an unreachable database propagates (the writer retries)."""
+    def _store(self, batch: list[Received]) -> list[Applied]:
+        """Write ``batch``, removing from it what is committed, so a retry after a database
+        failure never writes a message twice.
+
+        An error caused by the content (a value the catalog or a column refuses) falls back
+        to one message per transaction: only the faulty message is stored without its
+        events, with the error as its reason. An unreachable database propagates (the writer
+        retries what is left)."""
         results = [decode_message(item.data, item.received_at) for item in batch]
         try:
             applied = [self._write(batch, results)]
+            self.undecoded += sum(1 for r in results if not r.decoded)
+            batch.clear()
         except _CONTENT_ERRORS:
             applied = []
-            for item, result in zip(batch, results, strict=True):
+            for result in results:
+                item = batch[0]
                 try:
                     applied.append(self._write([item], [result]))
+                    self.undecoded += 0 if result.decoded else 1
                 except _CONTENT_ERRORS as exc:
                     failed = Decoded(
                         result.message_type, False, reason=f"not stored as event: {exc}"
                     )
                     self._write([item], [failed])
                     self.undecoded += 1
-        self.undecoded += sum(1 for r in results if not r.decoded)
+                del batch[0]
         return applied
