@@ -8,16 +8,20 @@ import datetime as dt
 import socket
 from types import MappingProxyType
 
+import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
 
 from smmc.dlms.apdu import DataNotification
 from smmc.dlms.axdr import Data
 from smmc.dlms.framing.wrapper import WrapperFrame
 from smmc.domain.events import load_catalog
 from smmc.domain.spontaneous import PowerEvent, PowerFrame, encode_power_frame
-from smmc.events.listener import SpontaneousListener
+from smmc.events.decode import Decoded
+from smmc.events.listener import Received, SpontaneousListener
 from smmc.store import tables as t
+from smmc.store.events import Applied
 
 from .sim_helpers import HOST, NOW, make_dc, make_plan
 
@@ -212,3 +216,24 @@ async def test_a_message_whose_event_is_refused_is_kept_and_its_batch_mates_stor
         events = conn.execute(sa.select(t.events.c.device, t.events.c.acronym)).all()
     assert events == [(node.serial, "AFC")]
     assert listener.undecoded == 1
+
+
+async def test_a_database_outage_delays_but_neither_loses_nor_duplicates(
+    db: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    listener = SpontaneousListener(db, host=HOST, port=0, retry_delay=0.01)
+    real_write = listener._write
+    failures = iter([True, False, True])  # each message meets one failed attempt first
+
+    def flaky(batch: list[Received], results: list[Decoded]) -> Applied:
+        if next(failures, False):
+            raise OperationalError("INSERT", {}, Exception("database is down"))
+        return real_write(batch, results)
+
+    monkeypatch.setattr(listener, "_write", flaky)
+    async with listener:
+        _send_udp(listener.bound_port, SEED_ON)
+        await _settle(listener, 1)
+        await _send_tcp(listener.bound_port, SEED_OFF)
+        await _settle(listener, 2)
+    assert [bytes(r["raw"]) for r in _messages(db)] == [SEED_ON, SEED_OFF]
