@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import csv
 from collections import Counter
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -19,17 +19,24 @@ from smmc.domain.readings import (
     QualityFlag,
     interval_type,
 )
-from smmc.domain.time import interval_ends, to_local
+from smmc.domain.time import interval_ends, local_day_bounds, to_local
 from smmc.reports.readings_files import DC_COLUMNS, S_COLUMNS, write_day_files
 from smmc.sim.meter_model import MeterModel
 from smmc.store.readings import (
     IntervalValue,
     RegisterRead,
     assign_energy_profiles,
+    find_gaps,
     ingest_intervals,
     ingest_register_reads,
 )
-from smmc.store.tables import concentrators, meter_links, meters, service_points
+from smmc.store.tables import (
+    concentrators,
+    interval_readings,
+    meter_links,
+    meters,
+    service_points,
+)
 
 INSTALLED = datetime(2026, 1, 1, tzinfo=UTC)
 FALL_BACK = date(2026, 4, 4)
@@ -276,3 +283,71 @@ def test_gap_shows_as_missing_rows_and_a_profile_without_data_fills_its_day(
     }
     assert {r["value"] for r in rows if r["serialnumber"] == "UCAUEDN17000000002"} == {""}
     assert "UAAEEDN17000000003" not in {r["serialnumber"] for r in rows}
+
+
+@pytest.mark.parametrize(
+    "days", [(date(2026, 4, 3), FALL_BACK, date(2026, 4, 5)), (SPRING_FORWARD,)]
+)
+def test_overlapping_runs_with_a_gap_store_every_interval_once(
+    db: Engine, tmp_path: Path, days: tuple[date, ...]
+) -> None:
+    """Runs every 6 hours re-read the last 8 hours (duplicates); one run's link is down (a
+    gap); the next day's gap report drives a back-fill. Every interval ends up stored once,
+    and each local day's file equals the simulator."""
+    fleet = Fleet(db)
+    serial = "UAAEEDN17000000001"
+    model, meter_id = fleet.models[serial], fleet.ids[serial]
+    kind = interval_type(Energy.ACTIVE_FORWARD)
+    first = local_day_bounds(days[0], model.time_zone)[0]
+    last = local_day_bounds(days[-1], model.time_zone)[1]
+    run, step, overlap = first + timedelta(hours=6), timedelta(hours=6), timedelta(hours=8)
+    offered = 0
+    distinct: set[datetime] = set()
+    number = 0
+    while run <= last:
+        rows = model.load_profile(max(first, run - overlap), run)
+        number += 1
+        if number != 3:  # the third run's communication fails: its 6 hours are lost
+            distinct.update(r.captured_utc for r in rows)
+            with db.begin() as conn:
+                offered += ingest_intervals(
+                    conn,
+                    [
+                        IntervalValue(meter_id, kind.id, r.captured_utc, float(r.active_import_wh))
+                        for r in rows
+                    ],
+                ).offered
+        run += step
+    with db.connect() as conn:
+        gaps = {day: find_gaps(conn, day, kind, [meter_id]).get(meter_id, []) for day in days}
+    lost = [end for ends in gaps.values() for end in ends]
+    assert lost  # the failed run left a hole the overlap could not cover
+    with db.begin() as conn:
+        for day, ends in gaps.items():
+            if ends:
+                rows = [r for r in model.load_profile_day(day) if r.captured_utc in set(ends)]
+                result = ingest_intervals(
+                    conn,
+                    [
+                        IntervalValue(meter_id, kind.id, r.captured_utc, float(r.active_import_wh))
+                        for r in rows
+                    ],
+                )
+                assert result.inserted == len(ends)
+        assert all(not find_gaps(conn, day, kind, [meter_id]) for day in days)
+        stored = conn.execute(
+            sa.select(sa.func.count())
+            .select_from(interval_readings)
+            .where(interval_readings.c.meter_id == meter_id)
+        ).scalar_one()
+    expected = sum(len(interval_ends(day, model.time_zone)) for day in days)
+    assert stored == expected
+    assert offered > len(distinct)  # the overlaps did offer duplicates
+    for day in days:
+        _, written = _read(write_day_files(db, day, tmp_path)["S"][0])
+        mine = [r for r in written if r["serialnumber"] == serial]
+        lp = model.load_profile_day(day)
+        assert [int(r["value"]) for r in mine] == [x.active_import_wh for x in lp]
+        assert [r["sampledate"] for r in mine] == [
+            _stamp(x.captured_utc, model.time_zone) for x in lp
+        ]
