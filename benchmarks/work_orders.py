@@ -142,11 +142,12 @@ async def run_batch(
     await worker.run_until_idle()
     elapsed = time.perf_counter() - started
     with engine.connect() as conn:
-        states = dict(
-            conn.execute(
+        states: dict[str, int] = {
+            str(state): int(count)
+            for state, count in conn.execute(
                 sa.select(t.work_orders.c.state, sa.func.count()).group_by(t.work_orders.c.state)
-            ).all()
-        )
+            )
+        }
     return len(serials) * rounds, elapsed, states
 
 
