@@ -30,7 +30,8 @@ __all__ = [
     "FieldContext",
     "FieldExecutor",
     "FieldResult",
-    "record_event",
+    "event_row",
+    "record_events",
     "register_field_executors",
 ]
 
@@ -48,6 +49,67 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+def event_row(
+    order: LeasedOrder, outcome: Outcome, breaker_state: int | None, at: datetime
+) -> dict[str, Any]:
+    """The high-priority event of a final result."""
+    ok_code, failed_code = EVENT_CODES.get(order.activity, _GENERIC)
+    description = (
+        f"{order.activity.value} completed" if outcome.ok else outcome.error_text or "failed"
+    )
+    return {
+        "work_order_id": order.id,
+        "attempt": order.attempt,
+        "event_type": ok_code if outcome.ok else failed_code,
+        "priority": "high",
+        "meter_id": order.meter_id,
+        "concentrator_id": order.concentrator_id,
+        "occurred_at": at,
+        "description": description,
+        "breaker_state": breaker_state,
+    }
+
+
+def record_events(engine: Engine, rows: list[dict[str, Any]]) -> None:
+    """Store events in one transaction (blocking)."""
+    with engine.begin() as conn:
+        conn.execute(t.work_order_events.insert(), rows)
+
+
+class _EventWriter:
+    """Events of attempts finishing close together go to the store in one transaction."""
+
+    def __init__(self) -> None:
+        self._pending: list[tuple[Engine, dict[str, Any], asyncio.Future[None]]] = []
+        self._flusher: asyncio.Task[None] | None = None
+
+    async def write(self, engine: Engine, row: dict[str, Any]) -> None:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.append((engine, row, future))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush())
+        await future
+
+    async def _flush(self) -> None:
+        await asyncio.sleep(0)  # let the attempts finishing in this loop turn join
+        while self._pending:
+            batch, self._pending = self._pending, []
+            by_engine: dict[Engine, list[tuple[dict[str, Any], asyncio.Future[None]]]] = {}
+            for engine, row, future in batch:
+                by_engine.setdefault(engine, []).append((row, future))
+            for engine, items in by_engine.items():
+                try:
+                    await asyncio.to_thread(record_events, engine, [row for row, _ in items])
+                except Exception as exc:
+                    for _, future in items:
+                        if not future.done():
+                            future.set_exception(exc)
+                    continue
+                for _, future in items:
+                    if not future.done():
+                        future.set_result(None)
+
+
 @dataclass(slots=True)
 class FieldContext:
     """Shared by the executors of one worker. ``now`` is the head-end's clock (pushed to
@@ -55,6 +117,7 @@ class FieldContext:
 
     drivers: FieldDrivers
     now: Callable[[], datetime] = field(default=_utc_now)
+    events: _EventWriter = field(default_factory=_EventWriter)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,34 +126,6 @@ class FieldResult:
 
     payload: Mapping[str, Any]
     breaker_state: int | None = None
-
-
-def record_event(
-    engine: Engine,
-    order: LeasedOrder,
-    outcome: Outcome,
-    breaker_state: int | None,
-    at: datetime,
-) -> None:
-    """Store the high-priority event of a final result (blocking)."""
-    ok_code, failed_code = EVENT_CODES.get(order.activity, _GENERIC)
-    description = (
-        f"{order.activity.value} completed" if outcome.ok else outcome.error_text or "failed"
-    )
-    with engine.begin() as conn:
-        conn.execute(
-            t.work_order_events.insert().values(
-                work_order_id=order.id,
-                attempt=order.attempt,
-                event_type=ok_code if outcome.ok else failed_code,
-                priority="high",
-                meter_id=order.meter_id,
-                concentrator_id=order.concentrator_id,
-                occurred_at=at,
-                description=description,
-                breaker_state=breaker_state,
-            )
-        )
 
 
 class FieldExecutor:
@@ -126,9 +161,8 @@ class FieldExecutor:
             outcome = Outcome.success(result.payload)
         final = outcome.ok or not outcome.retryable or order.attempt >= order.max_attempts
         if final:
-            await asyncio.to_thread(
-                record_event, engine, order, outcome, breaker_state, self.context.now()
-            )
+            row = event_row(order, outcome, breaker_state, self.context.now())
+            await self.context.events.write(engine, row)
         return outcome
 
     def meter_id(self, order: LeasedOrder) -> int:
