@@ -13,6 +13,8 @@ from smmc.events.decode import decode_message
 from smmc.reports.events import (
     EVENT_COLUMNS,
     SWE_COLUMNS,
+    hpe_rows,
+    lpe_rows,
     spontaneous_rows,
     status_word_rows,
     swe_rows,
@@ -25,6 +27,7 @@ from smmc.store.events import (
     SpontaneousRecord,
     apply_events,
     record_spontaneous,
+    record_work_order_result,
 )
 
 SEED_ON = bytes.fromhex("011300184E6B001214030902071532314C564D3530414530303038313602")
@@ -166,3 +169,38 @@ def test_daily_files_have_the_seed_headers_and_offset(db: Engine, tmp_path: Path
         ]
     with db.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(t.events)).scalar_one() == 5
+
+
+def test_work_order_results_are_the_seed_hpe_rows(db: Engine) -> None:
+    _seed_meter(db)
+    at = datetime(2021, 7, 21, 18, 8, 36, 123000, tzinfo=UTC)
+    with db.begin() as conn:
+        record_work_order_result(
+            conn,
+            "UAAEEDN17700583967",
+            ok=True,
+            at=at,
+            correlation_id="140962_7101936-CORTE_20210721100728",
+            description="",
+            disconnected=True,
+            external_request=True,
+            breaker_state=0,
+        )
+        record_work_order_result(
+            conn,
+            "UAAEEDN17700583967",
+            ok=False,
+            at=at + timedelta(seconds=1),
+            correlation_id="20072021203741610-WSCONSULTASMT",
+            description="[READ_BILLING_PREVIOUSPERIOD] [TB_ACK_21] NODE NOT REACHABLE AGENT",
+        )
+    with db.connect() as conn:
+        rows = hpe_rows(conn, date(2021, 7, 21))
+        assert lpe_rows(conn, date(2021, 7, 21)) == []
+    assert rows == [
+        ["TD-95322", "UAAEEDN17700583967", "3005573", "3.31.17.68", "2021-07-21 14:08:36.123",
+         "140962_7101936-CORTE_20210721100728", "0", "", "TRUE", "0"],
+        ["TD-95322", "UAAEEDN17700583967", "3005573", "3.21.87.85", "2021-07-21 14:08:37.123",
+         "20072021203741610-WSCONSULTASMT", "0",
+         "[READ_BILLING_PREVIOUSPERIOD] [TB_ACK_21] NODE NOT REACHABLE AGENT", "", ""],
+    ]  # fmt: skip

@@ -43,6 +43,7 @@ __all__ = [
     "pending_outbox",
     "record_spontaneous",
     "record_status_words",
+    "record_work_order_result",
 ]
 
 METER = "meter"
@@ -222,7 +223,7 @@ def _event_row(
         "key": entry.key,
         "code": entry.code,
         "acronym": entry.acronym,
-        "description": description or entry.description,
+        "description": entry.description if description is None else description,
         "severity": entry.severity,
         "priority": entry.priority.value,
         "category": entry.category.value,
@@ -676,6 +677,41 @@ def record_status_words(
     transaction. The entry point for the field layer and the activity executors."""
     values = words.as_mapping() if isinstance(words, MeterWords) else dict(words)
     return apply_events(conn, [Observation(METER, meter, values, observed_at, source)])
+
+
+def record_work_order_result(
+    conn: Connection,
+    meter: str,
+    *,
+    ok: bool,
+    at: datetime,
+    correlation_id: str | None,
+    description: str,
+    disconnected: bool = False,
+    external_request: bool | None = None,
+    breaker_state: int | None = None,
+) -> Applied:
+    """A work order's outcome as a high-priority event (the seed's HPE rows): 3.21.87.30 OK,
+    3.21.87.85 failed with the error text, 3.31.17.68 for a completed disconnection. The
+    activity executors call it in their own transaction, next to ``work_order_events``."""
+    key = "WO_DISCONNECTED" if ok and disconnected else "WO_OK" if ok else "WO_FAILED"
+    extra = {"externalrequest": external_request, "breakerstate": breaker_state}
+    raw = json.dumps({k: v for k, v in extra.items() if v is not None}) or None
+    return apply_events(
+        conn,
+        occurrences=[
+            Occurrence(
+                METER,
+                meter,
+                key,
+                at,
+                "work-order",
+                raw=raw,
+                description=description,
+                correlation_id=correlation_id,
+            )
+        ],
+    )
 
 
 def record_spontaneous(conn: Connection, records: Sequence[SpontaneousRecord]) -> None:
