@@ -18,3 +18,16 @@ def test_sqlite_uses_wal(db: Engine) -> None:
         pytest.skip("WAL is an SQLite setting")
     with db.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+
+
+def test_one_linear_chain_matches_the_tables(db: Engine) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    from smmc.store.migrate import alembic_config
+
+    assert len(ScriptDirectory.from_config(alembic_config(db)).get_heads()) == 1
+    with db.connect() as conn:
+        differences = compare_metadata(MigrationContext.configure(conn), metadata)
+    assert differences == []

@@ -1,6 +1,6 @@
 """events, last status words, spontaneous messages, outage incidents and the outbox
 
-Revision ID: 0004_events
+Revision ID: 0004
 Revises: 0003
 Create Date: 2026-11-22 03:30:00
 """
@@ -12,7 +12,7 @@ from alembic import op
 
 import smmc.store.tables
 
-revision: str = "0004_events"
+revision: str = "0004"
 down_revision: str | None = "0003"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None

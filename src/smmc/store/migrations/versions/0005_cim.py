@@ -1,7 +1,7 @@
 """CIM integration: inbound message ids and their stored answers (idempotent replay)
 
 Revision ID: 0005
-Revises: 0004_events
+Revises: 0004
 Create Date: 2026-11-22 03:30:00
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import smmc.store.tables
 
 revision: str = "0005"
-down_revision: str | None = "0004_events"
+down_revision: str | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -2,7 +2,7 @@
 reads, meter read days and energy-profile assignments
 
 Revision ID: 0006
-Revises: 0003
+Revises: 0005
 Create Date: 2026-11-22 03:25:00
 """
 
@@ -15,7 +15,7 @@ import smmc.store.tables
 from smmc.domain.readings import READING_TYPES
 
 revision: str = "0006"
-down_revision: str | None = "0003"
+down_revision: str | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

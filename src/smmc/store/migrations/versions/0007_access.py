@@ -1,7 +1,7 @@
 """access control: users, API tokens, web sessions, stakeholder grants, audit log
 
 Revision ID: 0007
-Revises: 0002
+Revises: 0006
 Create Date: 2026-11-22 03:20:00
 
 Branches from 0002 (the last committed head when written): `upgrade` goes to every head and
@@ -16,7 +16,7 @@ from alembic import op
 import smmc.store.tables
 
 revision: str = "0007"
-down_revision: str | None = "0002"
+down_revision: str | None = "0006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
