@@ -91,6 +91,18 @@ def _events(db: Engine, order_id: int) -> list[dict[str, Any]]:
         return [dict(row) for row in rows.mappings()]
 
 
+def _hpe(db: Engine, serial: str) -> list[tuple[str, str]]:
+    """The events layer's work-order results of one meter (code, priority)."""
+    e = t.events.c
+    with db.connect() as conn:
+        rows = conn.execute(
+            sa.select(e.code, e.priority)
+            .where(e.device == serial, e.source == "work-order")
+            .order_by(e.id)
+        )
+        return [(row.code, row.priority) for row in rows]
+
+
 async def test_disconnect_stops_consumption_and_connect_restores_it(
     db: Engine, secret_box: SecretBox, tmp_path: Path
 ) -> None:
@@ -109,6 +121,7 @@ async def test_disconnect_stops_consumption_and_connect_restores_it(
             [event] = _events(db, order)
             assert (event["event_type"], event["priority"]) == ("3.31.17.68", "high")
             assert event["breaker_state"] == 0
+            assert ("3.31.17.68", "high") in _hpe(db, serial)  # the events layer's record
 
             order = run.submit(ActivityType.CONNECT, serial, reason="after_payment")
             row = await run.finish(order)
@@ -189,6 +202,7 @@ async def test_faults_retry_with_backoff_then_fail_with_the_catalog_text(
         [field_order] = [f for f in run.queue.field_work_orders() if f["work_order_id"] == order]
         assert field_order["reason"] == text
         assert [e["event_type"] for e in _events(db, order)] == ["3.21.87.85"]
+        assert _hpe(db, node.serial) == [("3.21.87.85", "high")]
 
         # The DC down: the seed's exact text.
         await dc.power_off()

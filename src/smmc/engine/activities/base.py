@@ -10,7 +10,7 @@ that.) Event codes are IEC 61968-9 EndDeviceEventTypes (DOMAIN.md §4).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import MappingProxyType
@@ -23,6 +23,7 @@ from smmc.engine.executors import ExecutorRegistry
 from smmc.field.drivers import FieldDrivers
 from smmc.field.errors import FieldFailure, UnknownDevice
 from smmc.store import tables as t
+from smmc.store.events import record_work_order_result
 from smmc.store.work_orders import LeasedOrder
 
 __all__ = [
@@ -30,6 +31,7 @@ __all__ = [
     "FieldContext",
     "FieldExecutor",
     "FieldResult",
+    "PendingEvent",
     "event_row",
     "record_events",
     "register_field_executors",
@@ -49,15 +51,26 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+@dataclass(frozen=True, slots=True)
+class PendingEvent:
+    """One final result: its ``work_order_events`` row and what the events layer needs."""
+
+    row: Mapping[str, Any]
+    meter_serial: str | None
+    ok: bool
+    disconnected: bool
+    correlation_id: str
+
+
 def event_row(
     order: LeasedOrder, outcome: Outcome, breaker_state: int | None, at: datetime
-) -> dict[str, Any]:
+) -> PendingEvent:
     """The high-priority event of a final result."""
     ok_code, failed_code = EVENT_CODES.get(order.activity, _GENERIC)
     description = (
         f"{order.activity.value} completed" if outcome.ok else outcome.error_text or "failed"
     )
-    return {
+    row = {
         "work_order_id": order.id,
         "attempt": order.attempt,
         "event_type": ok_code if outcome.ok else failed_code,
@@ -68,22 +81,43 @@ def event_row(
         "description": description,
         "breaker_state": breaker_state,
     }
+    return PendingEvent(
+        row,
+        order.meter_serial,
+        outcome.ok,
+        outcome.ok and order.activity is ActivityType.DISCONNECT,
+        str(order.batch_id),
+    )
 
 
-def record_events(engine: Engine, rows: list[dict[str, Any]]) -> None:
-    """Store events in one transaction (blocking)."""
+def record_events(engine: Engine, events: Sequence[PendingEvent]) -> None:
+    """Store events in one transaction (blocking): the ``work_order_events`` rows and, for
+    meter orders, the events layer's HPE record (`record_work_order_result`)."""
     with engine.begin() as conn:
-        conn.execute(t.work_order_events.insert(), rows)
+        conn.execute(t.work_order_events.insert(), [dict(event.row) for event in events])
+        for event in events:
+            if event.meter_serial is None:
+                continue
+            record_work_order_result(
+                conn,
+                event.meter_serial,
+                ok=event.ok,
+                at=event.row["occurred_at"],
+                correlation_id=event.correlation_id,
+                description=event.row["description"],
+                disconnected=event.disconnected,
+                breaker_state=event.row["breaker_state"],
+            )
 
 
 class _EventWriter:
     """Events of attempts finishing close together go to the store in one transaction."""
 
     def __init__(self) -> None:
-        self._pending: list[tuple[Engine, dict[str, Any], asyncio.Future[None]]] = []
+        self._pending: list[tuple[Engine, PendingEvent, asyncio.Future[None]]] = []
         self._flusher: asyncio.Task[None] | None = None
 
-    async def write(self, engine: Engine, row: dict[str, Any]) -> None:
+    async def write(self, engine: Engine, row: PendingEvent) -> None:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._pending.append((engine, row, future))
         if self._flusher is None or self._flusher.done():
@@ -94,7 +128,7 @@ class _EventWriter:
         await asyncio.sleep(0)  # let the attempts finishing in this loop turn join
         while self._pending:
             batch, self._pending = self._pending, []
-            by_engine: dict[Engine, list[tuple[dict[str, Any], asyncio.Future[None]]]] = {}
+            by_engine: dict[Engine, list[tuple[PendingEvent, asyncio.Future[None]]]] = {}
             for engine, row, future in batch:
                 by_engine.setdefault(engine, []).append((row, future))
             for engine, items in by_engine.items():
