@@ -40,7 +40,8 @@ PAGES = {
     "meter list (first page)": "/assets/meters",
     "meter list (serial search)": "/assets/meters?q=UAA0042",
     "control room (24 h)": "/control-room",
-    "map data: meters GeoJSON": "/api/map/meters",
+    "map data: meters for the map page (columns)": "/map/meters.json",
+    "map data: meters GeoJSON (REST API)": "/api/map/meters",
     "map data: concentrators GeoJSON": "/api/map/concentrators",
 }
 CHUNK = 10_000

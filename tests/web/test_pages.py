@@ -468,3 +468,24 @@ def test_meter_page_shows_alarms_load_profile_and_registers(db: Engine, fleet: o
     assert type_name in page
     assert "123456" in page
     assert 'data-testid="load-profile"' not in empty
+
+
+def test_map_columns_carry_every_located_meter_with_its_state(db: Engine, fleet: object) -> None:
+    add_users(db)
+    with secured_client(db) as client:
+        login(client, "operator")
+        body = client.get("/map/meters.json").json()
+        geojson = client.get("/api/map/meters").json()
+    assert len(body["lon"]) == len(body["lat"]) == len(body["state"]) == len(geojson["features"])
+    assert body["skipped_without_coordinates"] == geojson["skipped_without_coordinates"]
+    by_position = {
+        (round(f["geometry"]["coordinates"][0], 5), round(f["geometry"]["coordinates"][1], 5)): f[
+            "properties"
+        ]["lifecycle_state"]
+        for f in geojson["features"]
+    }
+    mine = {
+        (lon, lat): body["states"][state]
+        for lon, lat, state in zip(body["lon"], body["lat"], body["state"], strict=True)
+    }
+    assert mine == by_position

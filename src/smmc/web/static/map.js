@@ -1,5 +1,6 @@
-// Offline fleet map: meters and concentrators from /api/map/* drawn on a plain coordinate
-// canvas (no tile server), meters clustered with Supercluster so 100,000 points stay fluid.
+// Offline fleet map: meters (from the page's compact /map/meters.json) and concentrators
+// (from /api/map/concentrators) drawn on a plain coordinate canvas (no tile server), meters
+// clustered with Supercluster so 100,000 points stay fluid.
 (function () {
   "use strict";
   const COLOURS = {
@@ -91,12 +92,12 @@
     }
   }
 
-  function fit(features) {
-    if (!features.length) return;
+  function fit(lons, lats) {
+    if (!lons.length) return;
     let w = 180, e = -180, s = 90, n = -90;
-    for (const f of features) {
-      const [lon, lat] = f.geometry.coordinates;
-      w = Math.min(w, lon); e = Math.max(e, lon); s = Math.min(s, lat); n = Math.max(n, lat);
+    for (let i = 0; i < lons.length; i++) {
+      w = Math.min(w, lons[i]); e = Math.max(e, lons[i]);
+      s = Math.min(s, lats[i]); n = Math.max(n, lats[i]);
     }
     view.lon = (w + e) / 2; view.lat = (s + n) / 2;
     for (view.zoom = 16; view.zoom > 1; view.zoom -= 1) {
@@ -108,16 +109,26 @@
 
   async function load() {
     const [meters, dcs] = await Promise.all([
-      fetch("/api/map/meters", { credentials: "same-origin" }).then((r) => r.json()),
+      fetch("/map/meters.json", { credentials: "same-origin" }).then((r) => r.json()),
       fetch("/api/map/concentrators", { credentials: "same-origin" }).then((r) => r.json()),
     ]);
-    index = new Supercluster({ radius: 50, maxZoom: 16 }).load(meters.features);
+    const points = new Array(meters.lon.length);
+    for (let i = 0; i < points.length; i++) {
+      points[i] = {
+        type: "Feature",
+        geometry: { type: "Point", coordinates: [meters.lon[i], meters.lat[i]] },
+        properties: { lifecycle_state: meters.states[meters.state[i]] },
+      };
+    }
+    index = new Supercluster({ radius: 50, maxZoom: 16 }).load(points);
     concentrators = dcs.features;
-    fit(meters.features.concat(concentrators));
-    canvas.dataset.meters = String(meters.features.length);
+    const lons = meters.lon.concat(concentrators.map((f) => f.geometry.coordinates[0]));
+    const lats = meters.lat.concat(concentrators.map((f) => f.geometry.coordinates[1]));
+    fit(lons, lats);
+    canvas.dataset.meters = String(points.length);
     canvas.dataset.concentrators = String(concentrators.length);
     const skipped = meters.skipped_without_coordinates + dcs.skipped_without_coordinates;
-    status.textContent = meters.features.length + " / " + concentrators.length +
+    status.textContent = points.length + " / " + concentrators.length +
       (skipped ? " (" + skipped + " " + status.dataset.skipped + ")" : "");
     draw();
     canvas.dataset.ready = "true";
