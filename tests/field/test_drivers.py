@@ -13,7 +13,7 @@ from sqlalchemy.engine import Engine
 from smmc.dlms.obis import Obis
 from smmc.domain.assets import Secret
 from smmc.domain.error_catalog import ErrorKey
-from smmc.field.drivers import LOAD_PROFILE
+from smmc.field.drivers import COLLECTED_LOAD_PROFILE, LOAD_PROFILE
 from smmc.field.errors import FieldFailure
 from smmc.store import tables as t
 from smmc.store.secrets import SecretBox
@@ -56,8 +56,15 @@ async def test_concentrator_management_node_table_and_clock(
         async with fleet.drivers().concentrator(fleet.concentrator_id(dc.spec.name)) as session:
             nodes = await session.node_table()
             word = await session.status_word()
+            start = dc.now() - dt.timedelta(hours=2)
+            collected = await session.collected(
+                COLLECTED_LOAD_PROFILE, start, start + dt.timedelta(minutes=59)
+            )
             wanted = dc.now() + dt.timedelta(minutes=5)
             await session.set_clock(wanted)
+        # Four 15-minute captures per meter in the hour, each row naming its meter.
+        assert len(collected) == 4 * len(dc.nodes)
+        assert {row[1] for row in collected} == {node.serial for node in dc.nodes.values()}
         assert {(n.serial, n.node_address) for n in nodes} == {
             (node.serial, address) for address, node in dc.nodes.items()
         }
