@@ -9,6 +9,7 @@ import io
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
@@ -139,6 +140,10 @@ def test_running_batch_progress_and_cancel(db: Engine, fleet: object) -> None:
         csrf = login(client, "operator")
         works = client.get("/works")
         assert 'hx-get="/works/batches/1/progress"' in works.text
+        ended = queue.get(first.id)
+        local_end = ended["ended_at"].astimezone(ZoneInfo(ended["time_zone"]))
+        assert f"<td>{local_end:%Y-%m-%d %H:%M:%S}</td>" in works.text
+        assert f"<td>{ended['ended_at']:%Y-%m-%d %H:%M:%S}</td>" in works.text
         fragment = client.get("/works/batches/1/progress")
         assert 'data-testid="batch-1-finished">1<' in fragment.text
         assert 'hx-trigger="every 2s"' in fragment.text  # still running: keeps polling

@@ -31,6 +31,7 @@ from smmc.domain.assets import LifecycleState, MeterType
 from smmc.domain.concentrator_status import LETTERS, decode_status_word, format_status_word
 from smmc.domain.events import CONCENTRATOR_WORD
 from smmc.domain.geo import CHILE, ServiceArea
+from smmc.domain.time import DEFAULT_TIME_ZONE, to_local
 from smmc.domain.work_orders import (
     OPEN_STATES,
     ActivityType,
@@ -345,6 +346,13 @@ def works_query(request: Request) -> WorksQuery:
     return WorksQuery(filters, raw)
 
 
+def _local_stamp(value: datetime | None, tz: str | None) -> str:
+    """A work order's time in its concentrator's zone, as the seed's report shows it."""
+    if value is None:
+        return ""
+    return to_local(value, tz or DEFAULT_TIME_ZONE).strftime("%Y-%m-%d %H:%M:%S")
+
+
 def _running_batches(engine: Engine, limit: int = 10) -> list[int]:
     wo = t.work_orders.c
     with engine.connect() as conn:
@@ -385,6 +393,7 @@ def works(request: Request, principal: Viewer, page: int = 1) -> HTMLResponse:
         activities=list(ActivityType),
         open_states={s.value for s in OPEN_STATES},
         can_cancel=allows(principal.role, Permission.SUBMIT_WORK_ORDERS),
+        local_time=_local_stamp,
         running=_running_batches(_engine(request)),
         columns=CSV_COLUMNS,
     )
