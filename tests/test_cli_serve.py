@@ -58,8 +58,8 @@ def test_serve_answers_on_the_given_port(tmp_path: Path) -> None:
                     raise AssertionError(f"smmc serve did not come up:\n{output}") from None
                 time.sleep(0.2)
         assert health.json() == {"status": "ok", "database": "sqlite"}
-        meters = httpx.get(f"http://127.0.0.1:{port}/api/meters", timeout=5).json()
-        assert meters["total"] == 0
+        anonymous = httpx.get(f"http://127.0.0.1:{port}/api/meters", timeout=5)
+        assert anonymous.status_code == 401, "smmc serve guards the API by default"
     finally:
         process.terminate()
         process.wait(timeout=10)

@@ -20,6 +20,8 @@ from smmc.dlms.client import ClientSettings, DlmsClient
 from smmc.dlms.obis import Obis
 from smmc.sim.concentrator import PUBLIC_CLIENT
 from smmc.sim.fleet import load_fleet
+from smmc.store.db import create_engine
+from smmc.store.users import AccessStore
 
 SERIAL = Obis(0, 0, 96, 1, 0, 255)
 CLOCK = Obis(0, 0, 1, 0, 0, 255)
@@ -165,12 +167,37 @@ def test_demo_serves_the_api_and_the_fleet_it_provisioned(tmp_path: Path) -> Non
             except httpx.TransportError:
                 assert time.monotonic() < deadline, "the API did not come up"
                 time.sleep(0.2)
-        meters = httpx.get(f"http://127.0.0.1:{api_port}/api/meters", timeout=5).json()
+        base = f"http://127.0.0.1:{api_port}"
+        assert httpx.get(f"{base}/api/meters", timeout=5).status_code == 401
+        demo_db = create_engine(f"sqlite:///{tmp_path / 'var' / 'demo' / 'smmc.db'}")
+        headers = {"Authorization": f"Bearer {AccessStore(demo_db).issue_token('demo', 't', None)}"}
+        meters = httpx.get(f"{base}/api/meters", headers=headers, timeout=5).json()
+        # The demo's worker runs orders against the fleet it serves.
+        submitted = httpx.post(
+            f"{base}/api/workorders",
+            json={"activity": "MeterSync", "meters": [serial.decode()]},
+            headers=headers,
+            timeout=10,
+        ).json()
+        assert submitted["accepted"] == 1, submitted
+        order = {}
+        deadline = time.monotonic() + 60
+        while order.get("state") not in ("COMPLETED", "FAILED", "EXPIRED"):
+            assert time.monotonic() < deadline, f"the demo worker did not finish: {order}"
+            time.sleep(0.5)
+            listed = httpx.get(
+                f"{base}/api/workorders",
+                params={"idwork": submitted["batch_id"]},
+                headers=headers,
+                timeout=5,
+            ).json()
+            order = listed["items"][0]
     finally:
         process.terminate()
         output = process.communicate(timeout=30)[0].decode()
     assert health.json()["status"] == "ok"
     assert meters["total"] == description.meter_count == 5
+    assert order["state"] == "COMPLETED", order
     assert serial == b"UAAEEDN17700000004"
     assert "127.79.2.1" in output
     assert (tmp_path / "var" / "demo" / "anomaly_labels.csv").is_file()

@@ -22,16 +22,21 @@ from sqlalchemy.engine import Engine, make_url
 from smmc.config import Settings
 from smmc.domain.geo import CHILE, ServiceArea
 from smmc.domain.provisioning import TemplateKind
+from smmc.engine.cli import wo_app, worker_command
+from smmc.events.cli import events_app
+from smmc.reports.cli import export_app
 from smmc.sim.cli import sim_app
 from smmc.store.db import create_engine, normalise_url
 from smmc.store.migrate import upgrade
 from smmc.store.provisioning import ImportOptions, ImportResult, import_file, import_order
 from smmc.store.secrets import SecretBox
 from smmc.store.time_tables import refresh_time_tables
+from smmc.web.auth_cli import app as user_app
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
+    from smmc.engine.worker import Worker
     from smmc.sim.runner import FleetRunner
 
 app = typer.Typer(help="SMMC: AMI head-end and operations system.", no_args_is_help=True)
@@ -42,6 +47,11 @@ provision_app = typer.Typer(
 app.add_typer(db_app, name="db")
 app.add_typer(provision_app, name="provision")
 app.add_typer(sim_app, name="sim")
+app.add_typer(wo_app, name="wo")
+app.command("worker")(worker_command)
+app.add_typer(events_app, name="events")
+app.add_typer(export_app, name="export")
+app.add_typer(user_app, name="user")
 
 console = Console()
 err = Console(stderr=True)
@@ -184,14 +194,22 @@ def provision_import(
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    auth: Annotated[
+        bool, typer.Option("--auth/--no-auth", help="Require a login or API token on /api/*.")
+    ] = True,
 ) -> None:
-    """Run the REST API against SMMC_DATABASE_URL."""
+    """Run the web UI, the REST API and the CIM SOAP endpoints against SMMC_DATABASE_URL."""
     import uvicorn
 
     from smmc.web.app import create_app
 
-    engine = prepare_database(_settings())
-    uvicorn.run(create_app(engine), host=host, port=port, log_level="info")
+    settings = _settings()
+    engine = prepare_database(settings)
+    box = SecretBox.from_settings(settings.secret_key, settings.secret_key_file)
+    api = create_app(
+        engine, auth_required=auth, secret_box=box, report_dir=settings.var_dir / "reports"
+    )
+    uvicorn.run(api, host=host, port=port, log_level="info")
 
 
 @app.command()
@@ -205,10 +223,14 @@ def demo(
 ) -> None:
     """Head-end demo: an embedded SQLite database provisioned with a simulated fleet, the
     API, and that fleet served over DLMS/TCP in the same process."""
+    from smmc.engine.cli import field_registry
+    from smmc.engine.worker import Worker, WorkerConfig
     from smmc.sim.cli import load_or_exit
     from smmc.sim.provisioning_files import write_provisioning_files
     from smmc.sim.runner import FleetRunner, RunnerError, prepare, serve_concentrators
+    from smmc.store.work_orders import WorkOrderQueue
     from smmc.web.app import create_app
+    from smmc.web.auth_cli import ensure_demo_login
 
     description = load_or_exit(fleet)
     demo_dir = Settings.from_env().var_dir / "demo"
@@ -231,15 +253,30 @@ def demo(
     runner = FleetRunner(
         plan, clock, labels=demo_dir / "anomaly_labels.csv", concentrators=serve_concentrators
     )
+    api = create_app(engine, auth_required=True, secret_box=box, report_dir=demo_dir / "reports")
+    login = ensure_demo_login(engine)
+    worker = Worker(
+        WorkOrderQueue(engine),
+        field_registry(engine, box),
+        WorkerConfig(name="demo-worker", poll_interval=0.5),
+    )
     try:
-        asyncio.run(_demo(create_app(engine), port, runner, demo_dir))
+        asyncio.run(_demo(api, port, runner, worker, login, demo_dir))
     except RunnerError as exc:
         err.print(f"[red]{exc}")
         raise typer.Exit(1) from exc
 
 
-async def _demo(api: FastAPI, port: int, runner: FleetRunner, demo_dir: Path) -> None:
-    """The API (uvicorn) and the simulated fleet in one event loop; Ctrl+C stops both."""
+async def _demo(
+    api: FastAPI,
+    port: int,
+    runner: FleetRunner,
+    worker: Worker,
+    login: tuple[str, str],
+    demo_dir: Path,
+) -> None:
+    """The web app (uvicorn), a work-order worker and the simulated fleet in one event loop;
+    Ctrl+C stops them all."""
     import uvicorn
 
     from smmc.sim.cli import describe_fleet
@@ -249,6 +286,7 @@ async def _demo(api: FastAPI, port: int, runner: FleetRunner, demo_dir: Path) ->
         base = f"http://127.0.0.1:{port}"
         console.print(
             f"\n[bold green]SMMC demo[/] — database {demo_dir / 'smmc.db'}\n"
+            f"  web UI       {base}/  (login [bold]{login[0]}[/] / [bold]{login[1]}[/])\n"
             f"  API docs     {base}/docs\n"
             f"  meters       {base}/api/meters\n"
             f"  map (GeoJSON) {base}/api/map/meters\n"
@@ -257,7 +295,12 @@ async def _demo(api: FastAPI, port: int, runner: FleetRunner, demo_dir: Path) ->
         )
         describe_fleet(runner)
         console.print("Press Ctrl+C to stop.\n")
-        await server.serve()
+        working = asyncio.create_task(worker.run())
+        try:
+            await server.serve()
+        finally:
+            worker.stop()
+            await working
 
 
 if __name__ == "__main__":

@@ -55,7 +55,7 @@ from smmc.store.work_orders import (
     write_csv,
 )
 
-__all__ = ["build_registry", "wo_app", "worker_command"]
+__all__ = ["build_registry", "field_registry", "wo_app", "worker_command"]
 
 wo_app = typer.Typer(help="Work orders: submit, list, show, cancel.", no_args_is_help=True)
 console = Console()
@@ -409,12 +409,18 @@ def build_registry(engine: Engine) -> ExecutorRegistry:
     """The field executors, talking to the devices registered in ``engine``'s database with
     the keys opened by the master key (SMMC_SECRET_KEY or its key file); none without it."""
     settings = Settings.from_env()
-    registry = ExecutorRegistry()
     if not settings.secret_key and not settings.secret_key_file.exists():
         # Never create a master key here: the device keys were sealed with an existing one.
         err.print("[yellow]no master key (SMMC_SECRET_KEY or its key file): no field executors")
-        return registry
-    box = SecretBox.from_settings(settings.secret_key, settings.secret_key_file)
+        return ExecutorRegistry()
+    return field_registry(
+        engine, SecretBox.from_settings(settings.secret_key, settings.secret_key_file)
+    )
+
+
+def field_registry(engine: Engine, box: SecretBox) -> ExecutorRegistry:
+    """Every field activity, with device keys opened by ``box``."""
+    registry = ExecutorRegistry()
     drivers = FieldDrivers(engine, box, SessionManager(SessionLimits(), load_permits(engine)))
     register_field_executors(registry, FieldContext(drivers))
     return registry
