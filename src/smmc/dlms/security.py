@@ -100,6 +100,8 @@ class SecurityControl:
 
 
 _SC_AUTH_ONLY: Final = SecurityControl(authenticated=True)
+_SC_BY_BYTE: Final = tuple(SecurityControl.from_int(b) for b in range(256))
+"""Every security control byte decoded once: the values are frozen, so they are shared."""
 
 
 def _check_params(key: bytes, auth_key: bytes, system_title: bytes, ic: int) -> None:
@@ -190,7 +192,7 @@ def split_header(protected: bytes | bytearray | memoryview) -> tuple[SecurityCon
     """Read SC and IC from protected content, e.g. to check the counter before deciphering."""
     if len(protected) < _HEADER:
         raise DecodeError("protected content shorter than SC and invocation counter", 0)
-    return SecurityControl.from_int(protected[0]), int.from_bytes(protected[1:_HEADER], "big")
+    return _SC_BY_BYTE[protected[0]], int.from_bytes(protected[1:_HEADER], "big")
 
 
 def decrypt(
@@ -210,7 +212,7 @@ def decrypt(
     _check_sc(sc)
     body = bytes(protected[_HEADER:])
     iv = _iv(system_title, ic)
-    sc_byte = sc.to_bytes()
+    sc_byte = bytes((protected[0],))
     if not sc.authenticated:
         return _ctr(key, iv, body)
     if len(body) < TAG_LENGTH:
