@@ -411,11 +411,13 @@ def test_meter_page_shows_alarms_load_profile_and_registers(db: Engine, fleet: o
         meter_id = conn.execute(
             sa.select(meters.c.id).where(meters.c.serial_number == "UAA001")
         ).scalar_one()
-        type_id, type_name = conn.execute(
-            sa.select(reading_types.c.id, reading_types.c.name)
-            .where(reading_types.c.kind != "register")
-            .order_by(reading_types.c.id)
-        ).first()  # type: ignore[misc]
+        # Its own reading type: the seeded rows do not survive the `db` fixture's cleanup.
+        type_id, type_name = 901, "Test active energy import profile"
+        conn.execute(
+            reading_types.insert().values(
+                id=type_id, code="0.0.0.0.901", name=type_name, kind="interval", unit="kWh"
+            )
+        )
         ensure_partitions(conn, [(end - timedelta(days=d)).date() for d in range(4)])
         conn.execute(
             interval_readings.insert(),
