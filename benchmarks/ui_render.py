@@ -164,12 +164,17 @@ def main() -> None:
     parser.add_argument("--meters", type=int, default=100_000)
     parser.add_argument("--events", type=int, default=20_000)
     parser.add_argument("--repeat", type=int, default=30)
+    parser.add_argument(
+        "--database", type=Path, help="SQLite file to fill (if new) and keep for later runs"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
-        url = f"sqlite:///{Path(folder) / 'ui.db'}"
-        started = time.perf_counter()
-        fill(url, args.meters, args.events)
-        print(f"filled {args.meters:,} meters in {time.perf_counter() - started:.1f} s")
+        path = args.database or Path(folder) / "ui.db"
+        url = f"sqlite:///{path}"
+        if not path.exists():
+            started = time.perf_counter()
+            fill(url, args.meters, args.events)
+            print(f"filled {args.meters:,} meters in {time.perf_counter() - started:.1f} s")
         times = measure(url, args.repeat)
     print(
         f"python {platform.python_version()}, {os.cpu_count()} CPUs, "
