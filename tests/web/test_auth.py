@@ -290,6 +290,11 @@ def test_every_write_is_audited(db: Engine, fleet: object) -> None:
     assert ("operator", "workorder.cancel") in actions
     assert all(r.at is not None for r in rows)
     assert any(r.target == str(order_id) for r in rows if r.action == "workorder.cancel")
+    with secured_client(db) as client:
+        login(client, "administrator")
+        page = client.get("/audit").text
+    assert "workorder.cancel" in page
+    assert "<td>operator</td>" in page
 
 
 def test_logout_ends_the_session(db: Engine) -> None:

@@ -55,6 +55,7 @@ PAGES = {
     "/map": READERS,
     "/control-room": READERS,
     "/provisioning": {Role.SPECIALIST, Role.ADMINISTRATOR},
+    "/audit": {Role.ADMINISTRATOR},
 }
 INTERACTIVE = [role for role in Role if role is not Role.INTEGRATION]
 

@@ -102,6 +102,7 @@ NAVIGATION = (
     NavItem("/map", "nav_map", Permission.VIEW_MAP),
     NavItem("/control-room", "nav_control_room", Permission.VIEW_CONTROL_ROOM),
     NavItem("/provisioning", "nav_provisioning", Permission.PROVISION),
+    NavItem("/audit", "nav_audit", Permission.VIEW_AUDIT),
 )
 
 

@@ -821,6 +821,17 @@ def map_meters(request: Request, principal: MapReader) -> Response:
     return Response(json.dumps(body, separators=(",", ":")), media_type="application/json")
 
 
+# -- audit log -------------------------------------------------------------------------------
+
+Auditor = Annotated[Principal, _principal_dep(Permission.VIEW_AUDIT)]
+
+
+@router.get("/audit")
+def audit_page(request: Request, principal: Auditor) -> HTMLResponse:
+    """The latest 200 audit rows, newest first."""
+    return _page(request, "audit.html", principal, rows=access_store(request).audit_rows(200))
+
+
 # -- provisioning ----------------------------------------------------------------------------
 
 
