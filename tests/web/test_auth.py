@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import sqlalchemy as sa
 from access_helpers import PASSWORD, add_users, csrf_of, login, secured_client
+from fastapi.testclient import TestClient
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy.engine import Engine
@@ -23,6 +24,7 @@ from smmc.domain.access import (
 )
 from smmc.store.tables import api_tokens, audit_log, web_sessions
 from smmc.store.users import AccessError, AccessStore, hash_password, verify_password
+from smmc.web.app import create_app
 
 FAST = {"n": 2**4, "r": 1, "p": 1}  # cheap scrypt parameters for property tests only
 
@@ -308,3 +310,19 @@ def test_logout_ends_the_session(db: Engine) -> None:
         assert client.get("/works", follow_redirects=False).status_code == 303
     with db.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(web_sessions)).scalar() == 0
+
+
+def test_cookie_secure_can_be_switched_off_for_plain_http(db: Engine) -> None:
+    add_users(db)
+    app = create_app(db, cookie_secure=False)
+    with TestClient(app, base_url="http://intranet.example") as client:
+        form = client.get("/login")
+        response = client.post(
+            "/login",
+            data={"csrf_token": csrf_of(form.text), "username": "operator", "password": PASSWORD},
+            follow_redirects=False,
+        )
+        cookie = next(h for h in response.headers.get_list("set-cookie") if "smmc_session=" in h)
+        assert "secure" not in cookie.lower()
+        assert "httponly" in cookie.lower()
+        assert client.get("/works").status_code == 200

@@ -28,11 +28,14 @@ def create_app(
     auth_required: bool = False,
     secret_box: SecretBox | None = None,
     report_dir: Path | None = None,
+    cookie_secure: bool = True,
 ) -> FastAPI:
     """One app per engine: the engine is injected rather than global so tests and several
     deployments can run side by side. ``auth_required`` guards `/api/*` with sessions or
     bearer tokens (`smmc serve` and the demo turn it on); the pages always need a login.
-    ``secret_box`` and ``report_dir`` enable the provisioning upload page."""
+    ``secret_box`` and ``report_dir`` enable the provisioning upload page. Browsers keep
+    ``Secure`` cookies only over HTTPS or on localhost: ``cookie_secure=False`` is for a
+    plain-HTTP deployment on another host name, never the default."""
     app = FastAPI(
         title="SMMC",
         version=smmc.__version__,
@@ -43,6 +46,7 @@ def create_app(
     app.state.auth_required = auth_required
     app.state.secret_box = secret_box
     app.state.report_dir = report_dir
+    app.state.cookie_secure = cookie_secure
     install_problem_handlers(app)
     install_auth_handlers(app)
     guarded = [Depends(api_access)]
