@@ -44,8 +44,10 @@ def _missing(message: str) -> None:
     pytest.skip(message)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    """Module-scoped: Playwright's sync API keeps an event loop running in this thread while
+    it is open, which would break every asyncio test that runs after it."""
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
