@@ -25,9 +25,10 @@ def test_one_linear_chain_matches_the_tables(db: Engine) -> None:
     from alembic.runtime.migration import MigrationContext
     from alembic.script import ScriptDirectory
 
-    from smmc.store.migrate import alembic_config
+    from smmc.store.migrate import alembic_config, managed_by_migrations
 
     assert len(ScriptDirectory.from_config(alembic_config(db)).get_heads()) == 1
     with db.connect() as conn:
-        differences = compare_metadata(MigrationContext.configure(conn), metadata)
+        context = MigrationContext.configure(conn, opts={"include_name": managed_by_migrations})
+        differences = compare_metadata(context, metadata)
     assert differences == []

@@ -6,6 +6,7 @@ from alembic import context
 from sqlalchemy.engine import Connection
 
 from smmc.store.db import create_engine
+from smmc.store.migrate import managed_by_migrations
 from smmc.store.tables import metadata
 
 config = context.config
@@ -28,6 +29,7 @@ def _run(connection: Connection) -> None:
         target_metadata=metadata,
         render_as_batch=True,
         compare_type=True,
+        include_name=managed_by_migrations,
     )
     with context.begin_transaction():
         context.run_migrations()
