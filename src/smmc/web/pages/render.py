@@ -1,7 +1,7 @@
-"""Page rendering: Mako templates (escaping every `${}` by default) and the message catalogue.
+"""Page rendering: Jinja2 templates (autoescaping every `{{ }}`) and the message catalogue.
 
-Mako rather than Jinja2 because it is already installed as Alembic's own dependency; the
-templates only use expressions, loops, conditionals and one inherited layout.
+Jinja2 is the architecture's choice for the server-rendered pages; the templates only use
+expressions, loops, conditionals, includes and one inherited layout.
 """
 
 from __future__ import annotations
@@ -13,11 +13,12 @@ from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote_plus
 
 import yaml
 from fastapi import Request
 from fastapi.responses import HTMLResponse
-from mako.lookup import TemplateLookup  # type: ignore[import-untyped]
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from smmc.domain.access import Permission, allows, restricted_to_grants
 from smmc.store.users import LANGUAGES, Principal
@@ -67,14 +68,26 @@ def formatter(translate: Translator) -> Callable[[object], str]:
     return fmt
 
 
+def _query_value(value: object) -> str:
+    """A name inside a URL path segment or query value: `/` is escaped too, so it stays one
+    component, and spaces become `+`."""
+    return quote_plus(str(value))
+
+
 @cache
-def _lookup() -> TemplateLookup:
-    return TemplateLookup(
-        directories=[str(TEMPLATES)],
-        default_filters=["h"],
-        strict_undefined=True,
-        input_encoding="utf-8",
+def _environment() -> Environment:
+    """Control lines drop their own line (trim/lstrip blocks), so loops add no blank lines;
+    an unknown name is an error rather than an empty string."""
+    environment = Environment(
+        loader=FileSystemLoader(TEMPLATES, encoding="utf-8"),
+        autoescape=True,
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
     )
+    environment.filters["quote_plus"] = _query_value
+    return environment
 
 
 def language_of(request: Request, principal: Principal | None) -> str:
@@ -131,9 +144,9 @@ def render(
     language = language_of(request, principal)
     translate = Translator(language)
     body = (
-        _lookup()
+        _environment()
         .get_template(template)
-        .render_unicode(
+        .render(
             t=translate,
             fmt=formatter(translate),
             lang=language,
