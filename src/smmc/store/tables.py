@@ -50,6 +50,13 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def _unique_where(name: str, condition: str, *columns: str) -> sa.Index:
+    """A partial unique index, the same on SQLite and PostgreSQL: uniqueness only among the
+    rows that match ``condition`` (the open link, the running order, the active event)."""
+    where = sa.text(condition)
+    return sa.Index(name, *columns, unique=True, sqlite_where=where, postgresql_where=where)
+
+
 def _timestamps() -> list[sa.Column[Any]]:
     return [
         sa.Column("created_at", UtcDateTime(), nullable=False, default=_now),
@@ -163,20 +170,8 @@ meter_links = sa.Table(
     sa.Column("service_point_id", sa.ForeignKey("service_points.id"), nullable=False, index=True),
     sa.Column("valid_from", UtcDateTime(), nullable=False),
     sa.Column("valid_to", UtcDateTime()),
-    sa.Index(
-        "uq_meter_links_open_meter",
-        "meter_id",
-        unique=True,
-        sqlite_where=sa.text("valid_to IS NULL"),
-        postgresql_where=sa.text("valid_to IS NULL"),
-    ),
-    sa.Index(
-        "uq_meter_links_open_service_point",
-        "service_point_id",
-        unique=True,
-        sqlite_where=sa.text("valid_to IS NULL"),
-        postgresql_where=sa.text("valid_to IS NULL"),
-    ),
+    _unique_where("uq_meter_links_open_meter", "valid_to IS NULL", "meter_id"),
+    _unique_where("uq_meter_links_open_service_point", "valid_to IS NULL", "service_point_id"),
 )
 
 time_zones = sa.Table(
@@ -269,13 +264,7 @@ work_orders = sa.Table(
     *_timestamps(),
     sa.Index("ix_work_orders_queue", "state", "scheduled_at"),
     # Never two RUNNING orders on one meter, whatever the workers believe.
-    sa.Index(
-        "uq_work_orders_running_meter",
-        "meter_id",
-        unique=True,
-        sqlite_where=sa.text("state = 'RUNNING'"),
-        postgresql_where=sa.text("state = 'RUNNING'"),
-    ),
+    _unique_where("uq_work_orders_running_meter", "state = 'RUNNING'", "meter_id"),
 )
 
 work_order_attempts = sa.Table(
@@ -459,15 +448,7 @@ events = sa.Table(
     sa.Column("raw", sa.Text),
     sa.Column("created_at", UtcDateTime(), nullable=False, default=_now),
     sa.Index("ix_events_device", "device_kind", "device", "key"),
-    sa.Index(
-        "uq_events_active",
-        "device_kind",
-        "device",
-        "key",
-        unique=True,
-        sqlite_where=sa.text("is_active"),
-        postgresql_where=sa.text("is_active"),
-    ),
+    _unique_where("uq_events_active", "is_active", "device_kind", "device", "key"),
 )
 
 device_status_words = sa.Table(
@@ -513,14 +494,7 @@ outage_incidents = sa.Table(
     sa.Column("duration_s", sa.Float),
     sa.Column("power_off_events", sa.Integer, nullable=False),
     sa.Column("is_open", sa.Boolean, nullable=False),
-    sa.Index(
-        "uq_outage_incidents_open",
-        "scope",
-        "scope_key",
-        unique=True,
-        sqlite_where=sa.text("is_open"),
-        postgresql_where=sa.text("is_open"),
-    ),
+    _unique_where("uq_outage_incidents_open", "is_open", "scope", "scope_key"),
 )
 
 outage_members = sa.Table(
