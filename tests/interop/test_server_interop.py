@@ -8,7 +8,6 @@ authenticated+encrypted APDUs) is the one of ``tests/dlms/dlms_meter.py``.
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -193,7 +192,7 @@ async def test_dlms_cosem_hls_gmac_ciphered_action_and_profile(
 
 # -- Gurux ------------------------------------------------------------------------------
 
-from gurux_dlms import GXByteBuffer, GXDateTime, GXReplyData  # noqa: E402
+from gurux_dlms import GXDateTime  # noqa: E402
 from gurux_dlms.enums import Authentication, DataType, InterfaceType, Security  # noqa: E402
 from gurux_dlms.objects import (  # noqa: E402
     GXDLMSClock,
@@ -202,55 +201,7 @@ from gurux_dlms.objects import (  # noqa: E402
     GXDLMSRegister,
 )
 from gurux_dlms.secure import GXDLMSSecureClient  # noqa: E402
-
-
-class GuruxSession:
-    """Gurux builds the request bytes; we carry them over a plain socket and feed replies."""
-
-    def __init__(self, port: int, client: Any) -> None:
-        self.client = client
-        self.sock = socket.create_connection((HOST, port), timeout=5)
-
-    def _packet(self, data: Any, reply: Any) -> None:
-        notify = GXReplyData()
-        if data:
-            self.sock.sendall(bytes(data))
-        buffer = GXByteBuffer()
-        while not self.client.getData(buffer, reply, notify):
-            chunk = self.sock.recv(4096)
-            if not chunk:
-                raise ConnectionError("server closed the connection")
-            buffer.set(chunk)
-        if reply.error != 0:
-            raise RuntimeError(f"gurux reply error {reply.error}")
-
-    def exchange(self, data: Any) -> Any:
-        """Send a request (or a list of frames) and follow block transfers to the end."""
-        reply = GXReplyData()
-        frames = data if isinstance(data, list) else [data]
-        for frame in frames:
-            reply.clear()
-            self._packet(frame, reply)
-            while reply.isMoreData():
-                self._packet(self.client.receiverReady(reply), reply)
-        return reply
-
-    def associate(self) -> None:
-        self.client.parseAareResponse(self.exchange(self.client.aarqRequest()).data)
-        if self.client.isAuthenticationRequired:
-            for request in self.client.getApplicationAssociationRequest():
-                reply = self.exchange(request)
-                self.client.parseApplicationAssociationResponse(reply.data)
-
-    def read(self, item: Any, attribute: int) -> Any:
-        reply = self.exchange(self.client.read(item, attribute))
-        return self.client.updateValue(item, attribute, reply.value)
-
-    def close(self) -> None:
-        try:
-            self.exchange(self.client.releaseRequest())
-        finally:
-            self.sock.close()
+from gurux_session import GuruxSession  # noqa: E402
 
 
 def _gurux_client(sap: int, authentication: Any = Authentication.NONE, **kwargs: Any) -> Any:
@@ -281,7 +232,7 @@ def _check_gurux_values(values: tuple[Any, Any, Any, Any]) -> None:
 
 async def test_gurux_without_security(server: DlmsServer) -> None:
     def run() -> tuple[Any, Any, Any, Any]:
-        session = GuruxSession(server.port, _gurux_client(PUBLIC_SAP))
+        session = GuruxSession(HOST, server.port, _gurux_client(PUBLIC_SAP))
         session.associate()
         try:
             return _gurux_read_clock_and_energy(session)
@@ -294,7 +245,7 @@ async def test_gurux_without_security(server: DlmsServer) -> None:
 async def test_gurux_lls(server: DlmsServer) -> None:
     def run() -> tuple[Any, Any, Any, Any]:
         client = _gurux_client(READER_SAP, Authentication.LOW, password=LLS_PASSWORD)
-        session = GuruxSession(server.port, client)
+        session = GuruxSession(HOST, server.port, client)
         session.associate()
         try:
             return _gurux_read_clock_and_energy(session)
@@ -318,7 +269,7 @@ async def test_gurux_hls_gmac_ciphered_action_and_profile(
         cipher.authenticationKey = bytearray(AUTHENTICATION_KEY)
         cipher.invocationCounter = 1
         client.maxReceivePDUSize = SMALL_PDU
-        session = GuruxSession(server.port, client)
+        session = GuruxSession(HOST, server.port, client)
         session.associate()
         try:
             values = _gurux_read_clock_and_energy(session)

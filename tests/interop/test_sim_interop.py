@@ -34,7 +34,7 @@ from dlms_cosem.clients.dlms_client import DlmsClient as DcClient  # noqa: E402
 from dlms_cosem.cosem.capture_object import CaptureObject  # noqa: E402
 from dlms_cosem.cosem.selective_access import RangeDescriptor as DcRange  # noqa: E402
 from dlms_cosem.utils import parse_as_dlms_data  # noqa: E402
-from gurux_dlms import GXByteBuffer, GXDateTime, GXReplyData  # noqa: E402
+from gurux_dlms import GXDateTime  # noqa: E402
 from gurux_dlms.enums import Authentication, DataType, InterfaceType, Security  # noqa: E402
 from gurux_dlms.objects import (  # noqa: E402
     GXDLMSClock,
@@ -43,6 +43,7 @@ from gurux_dlms.objects import (  # noqa: E402
     GXDLMSRegister,
 )
 from gurux_dlms.secure import GXDLMSSecureClient  # noqa: E402
+from gurux_session import GuruxSession  # noqa: E402
 
 HOST = "127.80.0.1"
 NOW = dt.datetime(2026, 5, 20, 15, 7, 30, tzinfo=dt.UTC)
@@ -162,54 +163,6 @@ async def test_dlms_cosem_reads_the_simulated_meter_and_toggles_its_breaker(
 # -- Gurux ------------------------------------------------------------------------------
 
 
-class GuruxSession:
-    """Gurux builds the request bytes; we carry them over a plain socket and feed replies."""
-
-    def __init__(self, port: int, client: Any) -> None:
-        self.client = client
-        self.sock = socket.create_connection((HOST, port), timeout=5)
-
-    def _packet(self, data: Any, reply: Any) -> None:
-        notify = GXReplyData()
-        if data:
-            self.sock.sendall(bytes(data))
-        buffer = GXByteBuffer()
-        while not self.client.getData(buffer, reply, notify):
-            chunk = self.sock.recv(4096)
-            if not chunk:
-                raise ConnectionError("server closed the connection")
-            buffer.set(chunk)
-        if reply.error != 0:
-            raise RuntimeError(f"gurux reply error {reply.error}")
-
-    def exchange(self, data: Any) -> Any:
-        reply = GXReplyData()
-        frames = data if isinstance(data, list) else [data]
-        for frame in frames:
-            reply.clear()
-            self._packet(frame, reply)
-            while reply.isMoreData():
-                self._packet(self.client.receiverReady(reply), reply)
-        return reply
-
-    def associate(self) -> None:
-        self.client.parseAareResponse(self.exchange(self.client.aarqRequest()).data)
-        if self.client.isAuthenticationRequired:
-            for request in self.client.getApplicationAssociationRequest():
-                reply = self.exchange(request)
-                self.client.parseApplicationAssociationResponse(reply.data)
-
-    def read(self, item: Any, attribute: int) -> Any:
-        reply = self.exchange(self.client.read(item, attribute))
-        return self.client.updateValue(item, attribute, reply.value)
-
-    def close(self) -> None:
-        try:
-            self.exchange(self.client.releaseRequest())
-        finally:
-            self.sock.close()
-
-
 async def test_gurux_reads_the_simulated_meter_and_toggles_its_breaker(served: Served) -> None:
     encryption_key, authentication_key = served.spec.device_keys
 
@@ -223,7 +176,7 @@ async def test_gurux_reads_the_simulated_meter_and_toggles_its_breaker(served: S
         cipher.blockCipherKey = bytearray(encryption_key)
         cipher.authenticationKey = bytearray(authentication_key)
         cipher.invocationCounter = 1
-        session = GuruxSession(served.port, client)
+        session = GuruxSession(HOST, served.port, client)
         session.associate()
         try:
             clock = GXDLMSClock("0.0.1.0.0.255")
