@@ -517,7 +517,29 @@ outbox = sa.Table(
     sa.Column("payload", sa.Text, nullable=False),
     sa.Column("created_at", UtcDateTime(), nullable=False),
     sa.Column("delivered_at", UtcDateTime()),
+    # Delivery bookkeeping (issue 8): failed attempts, the last error, when to try again,
+    # and when the row was given up on (dead letter: kept, visible, never sent again).
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("last_error", sa.Text),
+    sa.Column("next_attempt_at", UtcDateTime()),
+    sa.Column("dead_at", UtcDateTime(), index=True),
     sa.Index("ix_outbox_pending", "delivered_at", "priority", "id"),
+)
+
+# The embedded backend's "Legacy integration database": every outbound CIM message as the
+# commercial system reads it (one row per MessageID; a redelivery does not add a row).
+legacy_inbox = sa.Table(
+    "legacy_inbox",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("message_id", sa.String(36), nullable=False, unique=True),
+    sa.Column("correlation_id", sa.String(100), index=True),
+    sa.Column("priority", sa.String(8), nullable=False),
+    sa.Column("noun", sa.String(64), nullable=False),
+    sa.Column("meter", sa.String(64), index=True),
+    sa.Column("xml", sa.Text, nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("read_at", UtcDateTime()),
 )
 
 # -- meter data (issue 7) --------------------------------------------------------------------
