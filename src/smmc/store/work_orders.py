@@ -139,11 +139,15 @@ class SubmitResult:
 
 @dataclass(frozen=True, slots=True)
 class LeasedOrder:
-    """What an executor gets: the order, its targets and the lease of this attempt."""
+    """What an executor gets: the order, its targets and the lease of this attempt.
+    ``origin`` and ``external_id`` say who asked and under which correlation id (Legacy's
+    CorrelationID), so executors and events can answer in the caller's terms."""
 
     id: int
     batch_id: int
     activity: ActivityType
+    origin: Origin
+    external_id: str | None
     attempt: int
     max_attempts: int
     priority: int
@@ -719,6 +723,8 @@ class WorkOrderQueue:
                 id=row["id"],
                 batch_id=row["batch_id"],
                 activity=ActivityType(row["activity"]),
+                origin=Origin(row["origin"]),
+                external_id=row["external_id"],
                 attempt=row["attempts"],
                 max_attempts=row["max_attempts"],
                 priority=row["priority"],
