@@ -26,7 +26,9 @@ import multiprocessing
 import os
 import platform
 import tempfile
+import threading
 import time
+from collections import Counter, defaultdict
 from datetime import UTC, datetime
 from multiprocessing.synchronize import Event
 from pathlib import Path
@@ -37,8 +39,10 @@ import sqlalchemy as sa
 from smmc.domain.geo import CHILE
 from smmc.domain.work_orders import ActivityType, State
 from smmc.engine.activities import FieldContext, register_field_executors
+from smmc.engine.activities import base as activities_base
 from smmc.engine.executors import ExecutorRegistry
 from smmc.engine.worker import Worker, WorkerConfig
+from smmc.field.credentials import CounterStore, CredentialStore
 from smmc.field.drivers import DriverSettings, FieldDrivers
 from smmc.field.sessions import SessionLimits, SessionManager, load_permits
 from smmc.sim.anomalies import AnomalyRates
@@ -72,7 +76,7 @@ def make_fleet(concentrators: int, meters: int, first_port: int) -> Fleet:
 
 def serve(fleet: Fleet, latency: float, ready: Event, stop: Event, out: Any) -> None:
     """The simulator process: serve every concentrator until told to stop, then report the
-    medium time of each (seconds the PLC link was busy)."""
+    medium time of each (seconds the PLC link was busy) and its own CPU seconds while serving."""
 
     async def main() -> None:
         plan = fleet.build(NOW)
@@ -92,14 +96,52 @@ def serve(fleet: Fleet, latency: float, ready: Event, stop: Event, out: Any) -> 
 
         async with FleetRunner(plan, clock, concentrators=hook):
             ready.set()
+            cpu = time.process_time()
             await asyncio.get_running_loop().run_in_executor(None, stop.wait)
+            cpu = time.process_time() - cpu
             busy = {
                 dc.spec.name: sum(e.finished - e.started for e in dc.link.history)
                 for dc in dcs[0].concentrators
             }
-        out.put(busy)
+        out.put((busy, cpu))
 
     asyncio.run(main())
+
+
+class CpuProbes:
+    """CPU seconds (``time.thread_time`` of the calling thread) and calls of selected
+    blocking functions, which the head-end runs in its worker threads."""
+
+    def __init__(self) -> None:
+        self.cpu: defaultdict[str, float] = defaultdict(float)
+        self.calls: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    def wrap(self, owner: Any, name: str, label: str) -> None:
+        original = getattr(owner, name)
+
+        def probe(*args: Any, **kwargs: Any) -> Any:
+            start = time.thread_time()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                spent = time.thread_time() - start
+                with self._lock:
+                    self.cpu[label] += spent
+                    self.calls[label] += 1
+
+        setattr(owner, name, probe)
+
+
+def install_probes() -> CpuProbes:
+    probes = CpuProbes()
+    probes.wrap(WorkOrderQueue, "lease", "store: lease")
+    probes.wrap(WorkOrderQueue, "record_many", "store: outcomes")
+    probes.wrap(activities_base, "record_events", "store: events")
+    probes.wrap(CredentialStore, "meter", "store: credentials")
+    probes.wrap(CounterStore, "reserve", "store: counter blocks")
+    probes.wrap(CounterStore, "save_received", "store: replay guards")
+    return probes
 
 
 def provision(fleet: Fleet, workdir: Path) -> tuple[sa.Engine, SecretBox]:
@@ -116,7 +158,7 @@ def provision(fleet: Fleet, workdir: Path) -> tuple[sa.Engine, SecretBox]:
 
 async def run_batch(
     engine: sa.Engine, box: SecretBox, permits: int, rounds: int, in_flight: int
-) -> tuple[int, float, dict[str, int]]:
+) -> tuple[int, float, float, dict[str, int]]:
     queue = WorkOrderQueue(engine)
     with engine.connect() as conn:
         names = list(conn.execute(sa.select(t.concentrators.c.name)).scalars())
@@ -138,9 +180,9 @@ async def run_batch(
     worker = Worker(
         queue, registry, WorkerConfig(name="bench", max_in_flight=in_flight, poll_interval=0.05)
     )
-    started = time.perf_counter()
+    started, loop_cpu = time.perf_counter(), time.thread_time()
     await worker.run_until_idle()
-    elapsed = time.perf_counter() - started
+    elapsed, loop_cpu = time.perf_counter() - started, time.thread_time() - loop_cpu
     with engine.connect() as conn:
         states: dict[str, int] = {
             str(state): int(count)
@@ -148,7 +190,7 @@ async def run_batch(
                 sa.select(t.work_orders.c.state, sa.func.count()).group_by(t.work_orders.c.state)
             )
         }
-    return len(serials) * rounds, elapsed, states
+    return len(serials) * rounds, elapsed, loop_cpu, states
 
 
 def free_port_base(count: int) -> int:
@@ -176,11 +218,15 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.0, help="PLC seconds per exchange")
     parser.add_argument("--permits", type=int, default=None)
     parser.add_argument("--in-flight", type=int, default=None)
+    parser.add_argument(
+        "--breakdown", action="store_true", help="CPU of the event loop and of each store call"
+    )
     args = parser.parse_args()
     overhead = args.mode == "overhead"
     permits = args.permits or (4 if overhead else 1)
     in_flight = args.in_flight or (64 if overhead else args.concentrators * permits)
     latency = 0.0 if overhead else args.latency
+    probes = install_probes() if args.breakdown else None
     fleet = make_fleet(args.concentrators, args.meters, free_port_base(args.concentrators))
     with tempfile.TemporaryDirectory() as tmp:
         engine, box = provision(fleet, Path(tmp))
@@ -192,13 +238,13 @@ def main() -> None:
             if not ready.wait(120):
                 raise SystemExit("the simulator did not start")
             cpu_before = time.process_time()
-            orders, elapsed, states = asyncio.run(
+            orders, elapsed, loop_cpu, states = asyncio.run(
                 run_batch(engine, box, permits, args.rounds, in_flight)
             )
             cpu = time.process_time() - cpu_before
         finally:
             stop.set()
-        busy: dict[str, float] = out.get(timeout=60)
+        busy, sim_cpu = out.get(timeout=60)
         simulator.join(30)
     done = states.get(State.COMPLETED.value, 0)
     print(f"machine: {platform.node()}, {os.cpu_count()} CPU, Python {platform.python_version()}")
@@ -213,6 +259,20 @@ def main() -> None:
         f"{cpu / max(done, 1) * 1000:.1f} ms per operation, "
         f"{done / cpu:.1f} operations per CPU-second; load average {os.getloadavg()[0]:.1f}"
     )
+    print(
+        f"simulator CPU: {sim_cpu:.2f} s, {sim_cpu / max(done, 1) * 1000:.1f} ms per operation; "
+        f"both processes: {(cpu + sim_cpu) / max(done, 1) * 1000:.1f} ms per operation"
+    )
+    if probes is not None:
+        per_op = 1000 / max(done, 1)
+        print(f"  event loop thread: {loop_cpu * per_op:.2f} ms per operation")
+        for label, spent in sorted(probes.cpu.items(), key=lambda item: -item[1]):
+            print(
+                f"  {label}: {spent * per_op:.2f} ms per operation "
+                f"({probes.calls[label]} calls, {spent / probes.calls[label] * 1000:.2f} ms each)"
+            )
+        rest = cpu - loop_cpu - sum(probes.cpu.values())
+        print(f"  other threads (thread pool hand-over, start-up): {rest * per_op:.2f} ms")
     if not overhead:
         name, bound = max(busy.items(), key=lambda item: item[1])
         print(

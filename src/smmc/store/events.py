@@ -9,7 +9,7 @@ stored *and* on its way out, or neither.
 from __future__ import annotations
 
 import json
-import uuid
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -44,6 +44,7 @@ __all__ = [
     "record_spontaneous",
     "record_status_words",
     "record_work_order_result",
+    "work_order_occurrence",
 ]
 
 METER = "meter"
@@ -51,7 +52,11 @@ CONCENTRATOR = "concentrator"
 OUTAGE_WINDOW = timedelta(seconds=60)
 """Power-offs of a scope within this time of its incident's restoration reopen that
 incident (a flickering supply is one outage, not many)."""
+TRANSFORMER = "transformer"
 POWER_OFF_KEYS = frozenset({"normal1.0", "LVC_POWER_OFF"})
+"""Status bits whose change is a power change (PUP rising is a last gasp)."""
+POWER_KEYS = frozenset({"LVC_POWER_OFF", "LVC_POWER_ON"})
+"""Occurrences that are a power change (the concentrator's spontaneous frames)."""
 _CHUNK = 5000
 
 
@@ -129,6 +134,8 @@ class _Device:
     concentrator_id: int | None
     concentrator: str | None
     transformer_id: int | None
+    """The meter's service point's transformer, else its concentrator's (a concentrator:
+    its own)."""
 
 
 def _chunks(items: Sequence[Any]) -> Iterable[Sequence[Any]]:
@@ -140,16 +147,64 @@ def _iso(moment: datetime | None) -> str | None:
     return None if moment is None else moment.astimezone(UTC).isoformat()
 
 
+_JSON = json.JSONEncoder(sort_keys=True, default=str)
+"""``json.dumps(…, sort_keys=True, default=str)`` without building an encoder per call."""
+
+
+def _new_ids(count: int) -> list[str]:
+    """``count`` random (version 4) UUIDs as text, from one ``os.urandom`` call: the same
+    values ``str(uuid.uuid4())`` gives, at a fraction of its per-call cost."""
+    digits = os.urandom(16 * count).hex()
+    ids = []
+    for start in range(0, 32 * count, 32):
+        h = digits[start : start + 32]
+        ids.append(f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:]}")
+    return ids
+
+
+_VARIANT = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}
+
+
+class _Stamps:
+    """Datetimes as the dialect's driver takes them for ``UtcDateTime`` columns: aware
+    datetimes for PostgreSQL, ``UtcDateTime``'s text form for SQLite (a batch repeats
+    instants, so SQLite's texts are cached)."""
+
+    def __init__(self, dialect: str) -> None:
+        self._text = dialect != "postgresql"
+        self._cache: dict[datetime, str] = {}
+
+    def __call__(self, value: datetime | None) -> Any:
+        if value is None or not self._text:
+            return value
+        text = self._cache.get(value)
+        if text is None:
+            text = value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+            self._cache[value] = text
+        return text
+
+
 def _resolve(conn: Connection, keys: set[tuple[str, str]]) -> dict[tuple[str, str], _Device]:
     meters = sorted({device for kind, device in keys if kind == METER})
     dcs = sorted({device for kind, device in keys if kind == CONCENTRATOR})
     found: dict[tuple[str, str], _Device] = {}
-    c = t.concentrators.c
+    c, m, link, sp = t.concentrators.c, t.meters.c, t.meter_links.c, t.service_points.c
+    joined = (
+        t.meters.outerjoin(t.concentrators)
+        .outerjoin(t.meter_links, sa.and_(link.meter_id == m.id, link.valid_to.is_(None)))
+        .outerjoin(t.service_points, sp.id == link.service_point_id)
+    )
     for chunk in _chunks(meters):
         rows = conn.execute(
-            sa.select(t.meters.c.serial_number, t.meters.c.id, c.id, c.name, c.transformer_id)
-            .select_from(t.meters.outerjoin(t.concentrators))
-            .where(t.meters.c.serial_number.in_(chunk))
+            sa.select(
+                m.serial_number,
+                m.id,
+                c.id,
+                c.name,
+                sa.func.coalesce(sp.transformer_id, c.transformer_id),
+            )
+            .select_from(joined)
+            .where(m.serial_number.in_(chunk))
         )
         for serial, meter_id, dc_id, dc_name, transformer in rows:
             found[(METER, serial)] = _Device(meter_id, dc_id, dc_name, transformer)
@@ -167,21 +222,24 @@ def _resolve(conn: Connection, keys: set[tuple[str, str]]) -> dict[tuple[str, st
     return found
 
 
+def _by_kind(keys: set[tuple[str, str]]) -> Iterable[tuple[str, Sequence[str]]]:
+    for kind in (METER, CONCENTRATOR):
+        devices = sorted(device for k, device in keys if k == kind)
+        for chunk in _chunks(devices):
+            yield kind, chunk
+
+
 def _last_words(
     conn: Connection, keys: set[tuple[str, str]]
 ) -> dict[tuple[str, str], dict[str, int]]:
     words: dict[tuple[str, str], dict[str, int]] = {}
     w = t.device_status_words.c
-    for kind in (METER, CONCENTRATOR):
-        devices = sorted(device for k, device in keys if k == kind)
-        for chunk in _chunks(devices):
-            rows = conn.execute(
-                sa.select(w.device, w.word, w.value).where(
-                    w.device_kind == kind, w.device.in_(chunk)
-                )
-            )
-            for device, word, value in rows:
-                words.setdefault((kind, device), {})[word] = value
+    for kind, chunk in _by_kind(keys):
+        rows = conn.execute(
+            sa.select(w.device, w.word, w.value).where(w.device_kind == kind, w.device.in_(chunk))
+        )
+        for device, word, value in rows:
+            words.setdefault((kind, device), {})[word] = value
     return words
 
 
@@ -190,65 +248,27 @@ def _active_events(
 ) -> dict[tuple[str, str, str], dict[str, Any]]:
     active: dict[tuple[str, str, str], dict[str, Any]] = {}
     e = t.events.c
-    for kind in (METER, CONCENTRATOR):
-        devices = sorted(device for k, device in keys if k == kind)
-        for chunk in _chunks(devices):
-            rows = conn.execute(
-                sa.select(t.events).where(e.is_active, e.device_kind == kind, e.device.in_(chunk))
-            ).mappings()
-            for row in rows:
-                active[(kind, row["device"], row["key"])] = dict(row)
+    for kind, chunk in _by_kind(keys):
+        rows = conn.execute(
+            sa.select(t.events).where(e.is_active, e.device_kind == kind, e.device.in_(chunk))
+        ).mappings()
+        for row in rows:
+            active[(kind, row["device"], row["key"])] = dict(row)
     return active
 
 
-def _event_row(
-    entry: CatalogEntry,
-    kind: str,
-    device: str,
-    where: _Device | None,
-    at: datetime,
-    source: str,
-    *,
-    active: bool,
-    raw: str | None,
-    description: str | None = None,
-    correlation_id: str | None = None,
-) -> dict[str, Any]:
-    return {
-        "message_id": str(uuid.uuid4()),
-        "device_kind": kind,
-        "device": device,
-        "meter_id": where.meter_id if where else None,
-        "concentrator_id": where.concentrator_id if where else None,
-        "key": entry.key,
-        "code": entry.code,
-        "acronym": entry.acronym,
-        "description": entry.description if description is None else description,
-        "severity": entry.severity,
-        "priority": entry.priority.value,
-        "category": entry.category.value,
-        "routing": entry.routing.value,
-        "is_active": active,
-        "opened_at": at,
-        "closed_at": None,
-        "source": source,
-        "correlation_id": correlation_id,
-        "raw": raw,
-        "created_at": at,
-    }
-
-
-def _outbox_row(kind: str, priority: str, body: Mapping[str, Any], now: datetime) -> dict[str, Any]:
-    message_id = str(uuid.uuid4())
-    payload = {"message_id": message_id, "kind": kind, **body}
-    return {
-        "message_id": message_id,
-        "kind": kind,
-        "priority": priority,
-        "payload": json.dumps(payload, sort_keys=True, default=str),
-        "created_at": now,
-        "delivered_at": None,
-    }
+_EVENT_COLUMNS = (
+    "message_id", "device_kind", "device", "meter_id", "concentrator_id", "key", "code",
+    "acronym", "description", "severity", "priority", "category", "routing", "is_active",
+    "opened_at", "closed_at", "source", "correlation_id", "raw", "created_at",
+)  # fmt: skip
+_OUTBOX_COLUMNS = ("message_id", "kind", "priority", "payload", "created_at", "delivered_at")
+_WORD_COLUMNS = ("device_kind", "device", "word", "value", "observed_at", "source")
+_MEMBER_COLUMNS = ("incident_id", "device_kind", "device", "off_at", "on_at")
+_SPONTANEOUS_COLUMNS = (
+    "received_at", "transport", "peer_host", "peer_port", "local_port", "message_type",
+    "device", "device_time_local", "decoded", "reason", "raw",
+)  # fmt: skip
 
 
 def _event_message(row: Mapping[str, Any], where: _Device | None) -> dict[str, Any]:
@@ -274,17 +294,18 @@ def _event_message(row: Mapping[str, Any], where: _Device | None) -> dict[str, A
     }
 
 
-def _upsert_words(conn: Connection, rows: list[dict[str, Any]]) -> None:
+def _upsert_words(conn: Connection, rows: list[tuple[Any, ...]]) -> None:
     """Insert or replace the last words: staged by COPY on PostgreSQL, one executemany of
-    ``INSERT … ON CONFLICT`` on SQLite."""
+    ``INSERT … ON CONFLICT`` on SQLite (``rows`` in ``_WORD_COLUMNS`` order, stamps already
+    in the driver's form)."""
     update = "value = excluded.value, observed_at = excluded.observed_at, source = excluded.source"
-    columns = "device_kind, device, word, value, observed_at, source"
+    columns = ", ".join(_WORD_COLUMNS)
     if conn.dialect.name == "postgresql":
         conn.exec_driver_sql(
             "CREATE TEMPORARY TABLE IF NOT EXISTS status_words_stage "
             "(LIKE device_status_words) ON COMMIT DELETE ROWS"
         )
-        _bulk_insert(conn, sa.table("status_words_stage"), rows)
+        _bulk_insert(conn, "status_words_stage", _WORD_COLUMNS, rows)
         conn.exec_driver_sql(
             # identifiers are constants of this module; every value is bound
             f"INSERT INTO device_status_words ({columns}) SELECT {columns} "  # noqa: S608
@@ -294,62 +315,100 @@ def _upsert_words(conn: Connection, rows: list[dict[str, Any]]) -> None:
         # several batches may share one transaction: the stage must be empty for the next
         conn.exec_driver_sql("DELETE FROM status_words_stage")
         return
-    cache: dict[datetime, str] = {}
     conn.exec_driver_sql(
         f"INSERT INTO device_status_words ({columns}) VALUES (?, ?, ?, ?, ?, ?) "  # noqa: S608
         f"ON CONFLICT (device_kind, device, word) DO UPDATE SET {update}",
-        [
-            (r["device_kind"], r["device"], r["word"], r["value"],
-             _sqlite_stamp(r["observed_at"], cache), r["source"])
-            for r in rows
-        ],
-    )  # fmt: skip
-
-
-def _sqlite_stamp(value: datetime | None, cache: dict[datetime, str]) -> str | None:
-    """``UtcDateTime``'s SQLite form; a batch repeats few instants, so they are cached."""
-    if value is None:
-        return None
-    text = cache.get(value)
-    if text is None:
-        text = value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
-        cache[value] = text
-    return text
+        rows,
+    )
 
 
 def _bulk_insert(
-    conn: Connection, table: sa.TableClause, rows: Sequence[Mapping[str, Any]]
+    conn: Connection, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
 ) -> None:
     """Insert many rows through the driver: COPY on PostgreSQL, one prepared executemany
     on SQLite. SQLAlchemy's per-row parameter processing costs more than the database does
-    at storm rates; the values here are already plain (aware UTC datetimes, str, int, bool,
-    bytes), stored exactly as ``UtcDateTime`` would store them."""
+    at storm rates; the values here are already plain (str, int, bool, bytes and stamps
+    from ``_Stamps``), stored exactly as ``UtcDateTime`` would store them."""
     if not rows:
         return
-    columns = list(rows[0])
     names = ", ".join(f'"{name}"' for name in columns)
     if conn.dialect.name == "postgresql":
         raw = conn.connection.driver_connection
         if raw is None:
             raise RuntimeError("the connection has no driver connection to COPY through")
-        statement = f"COPY {table.name} ({names}) FROM STDIN"
-        with raw.cursor() as cursor, cursor.copy(statement) as copy:
+        with raw.cursor() as cursor, cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
             for row in rows:
-                copy.write_row([row[name] for name in columns])
+                copy.write_row(row)
         return
     marks = ", ".join("?" for _ in columns)
-    stamps = [name for name in columns if any(isinstance(row[name], datetime) for row in rows)]
-    cache: dict[datetime, str] = {}
-    values = [[row[name] for name in columns] for row in rows]
-    for name in stamps:
-        index = columns.index(name)
-        for line in values:
-            line[index] = _sqlite_stamp(line[index], cache)
     conn.exec_driver_sql(
         # identifiers come from the table definitions; every value is bound
-        f"INSERT INTO {table.name} ({names}) VALUES ({marks})",  # noqa: S608
-        [tuple(line) for line in values],
+        f"INSERT INTO {table} ({names}) VALUES ({marks})",  # noqa: S608
+        rows if isinstance(rows, list) else list(rows),
     )
+
+
+class _Batch:
+    """The rows one ``apply_events`` call writes, kept as driver-ready tuples."""
+
+    def __init__(self, conn: Connection, devices: dict[tuple[str, str], _Device], now: datetime):
+        self.stamp = _Stamps(conn.dialect.name)
+        self.devices = devices
+        self.now = now
+        self.now_stamp = self.stamp(now)
+        self.events: list[dict[str, Any]] = []
+        self.event_rows: list[list[Any]] = []
+        self.closes: list[dict[str, Any]] = []
+        self.outbox: list[tuple[Any, ...]] = []
+        self.words: dict[tuple[str, str, str], tuple[Any, ...]] = {}
+        self.power: list[_Power] = []
+        self._ids: list[str] = []
+
+    def new_id(self) -> str:
+        if not self._ids:
+            self._ids = _new_ids(256)
+        return self._ids.pop()
+
+    def message(self, kind: str, priority: str, body: Mapping[str, Any]) -> None:
+        message_id = self.new_id()
+        payload = _JSON.encode({"message_id": message_id, "kind": kind, **body})
+        self.outbox.append((message_id, kind, priority, payload, self.now_stamp, None))
+
+    def open(
+        self,
+        entry: CatalogEntry,
+        kind: str,
+        device: str,
+        at: datetime,
+        source: str,
+        *,
+        active: bool,
+        raw: str | None,
+        description: str | None = None,
+        correlation_id: str | None = None,
+    ) -> dict[str, Any]:
+        where = self.devices.get((kind, device))
+        values = [
+            self.new_id(), kind, device,
+            where.meter_id if where else None, where.concentrator_id if where else None,
+            entry.key, entry.code, entry.acronym,
+            entry.description if description is None else description,
+            entry.severity, entry.priority.value, entry.category.value, entry.routing.value,
+            active, at, None, source, correlation_id, raw, at,
+        ]  # fmt: skip
+        row = dict(zip(_EVENT_COLUMNS, values, strict=True))
+        self.events.append(row)
+        stamp = self.stamp(at)
+        values[14] = values[19] = stamp
+        self.event_rows.append(values)
+        self.message("event", entry.priority.value, _event_message(row, where))
+        return row
+
+    def close(self, row: dict[str, Any], at: datetime) -> None:
+        closed = {**row, "is_active": False, "closed_at": at}
+        self.closes.append(closed)
+        where = self.devices.get((row["device_kind"], row["device"]))
+        self.message("event", closed["priority"], _event_message(closed, where))
 
 
 @dataclass(frozen=True, slots=True)
@@ -359,6 +418,17 @@ class _Power:
     at: datetime
     off: bool
     where: _Device | None
+
+    @property
+    def scope(self) -> tuple[str, str]:
+        """Where the outage is: the device's transformer, else its concentrator, else the
+        device alone."""
+        where = self.where
+        if where is not None and where.transformer_id is not None:
+            return TRANSFORMER, str(where.transformer_id)
+        if where is not None and where.concentrator is not None:
+            return CONCENTRATOR, where.concentrator
+        return self.kind, self.device
 
 
 def apply_events(
@@ -370,148 +440,110 @@ def apply_events(
     now: datetime | None = None,
 ) -> Applied:
     """Turn a batch of status words and occurrences into events, outage changes and outbox
-    messages, in ``conn``'s transaction. Observations of one device apply in order."""
+    messages, in ``conn``'s transaction. Observations of one device apply in order.
+
+    Set-based: the devices, their last words and their active events are read with one
+    query per kind and 5,000 devices; every row is then decided in memory and written with
+    one driver-level insert per table (COPY on PostgreSQL, executemany on SQLite)."""
     book = catalog or default_catalog()
-    stamp = now or datetime.now(UTC)
     keys = {(o.device_kind, o.device) for o in observations}
     keys |= {(o.device_kind, o.device) for o in occurrences}
     for kind, _ in keys:
         if kind not in (METER, CONCENTRATOR):
             raise ValueError(f"device kind {kind!r} is neither meter nor concentrator")
-    devices = _resolve(conn, keys)
+    batch = _Batch(conn, _resolve(conn, keys), now or datetime.now(UTC))
     words = _last_words(conn, {(o.device_kind, o.device) for o in observations})
     active = _active_events(conn, keys)
-    applied = Applied()
-    new_events: list[dict[str, Any]] = []
-    closes: list[dict[str, Any]] = []
-    outbox: list[dict[str, Any]] = []
-    word_rows: dict[tuple[str, str, str], dict[str, Any]] = {}
-    power: list[_Power] = []
-
-    def open_event(row: dict[str, Any], where: _Device | None) -> None:
-        new_events.append(row)
-        if row["is_active"]:
-            active[(row["device_kind"], row["device"], row["key"])] = row
-        outbox.append(_outbox_row("event", row["priority"], _event_message(row, where), stamp))
-
-    def close_event(kind: str, device: str, key: str, at: datetime) -> None:
-        row = active.pop((kind, device, key), None)
-        if row is None:
-            return
-        row = {**row, "is_active": False, "closed_at": at}
-        closes.append(row)
-        where = devices.get((kind, device))
-        outbox.append(_outbox_row("event", row["priority"], _event_message(row, where), stamp))
-
     for seen in observations:
-        device_key = (seen.device_kind, seen.device)
-        where = devices.get(device_key)
-        previous = words.get(device_key)
-        current = dict(seen.words)
-        if seen.device_kind == METER:
-            MeterWords(**{name: current.get(name, 0) for name in METER_WORDS})
-            unknown = set(current) - set(METER_WORDS)
-        else:
-            unknown = set(current) - {CONCENTRATOR_WORD}
-        if unknown:
-            raise ValueError(f"{seen.device_kind} {seen.device}: unknown word(s) {unknown}")
-        for change in detect_changes(book, previous, current):
-            entry = change.entry
-            if change.opened:
-                if (seen.device_kind, seen.device, entry.key) in active:
-                    continue
-                open_event(
-                    _event_row(
-                        entry,
-                        seen.device_kind,
-                        seen.device,
-                        where,
-                        seen.observed_at,
-                        seen.source,
-                        active=True,
-                        raw=seen.raw,
-                    ),
-                    where,
-                )
-            else:
-                close_event(seen.device_kind, seen.device, entry.key, seen.observed_at)
-            if entry.key in POWER_OFF_KEYS:
-                power.append(
-                    _Power(seen.device_kind, seen.device, seen.observed_at, change.opened, where)
-                )
-        merged = {**(previous or {}), **current}
-        words[device_key] = merged
-        for word, value in current.items():
-            word_rows[(seen.device_kind, seen.device, word)] = {
-                "device_kind": seen.device_kind,
-                "device": seen.device,
-                "word": word,
-                "value": value,
-                "observed_at": seen.observed_at,
-                "source": seen.source,
-            }
-
+        _observe(book, batch, words, active, seen)
     for event in occurrences:
-        entry = book[event.key]
-        where = devices.get((event.device_kind, event.device))
-        if event.closes is not None:
-            close_event(event.device_kind, event.device, event.closes, event.at)
-        if not event.record:
-            continue
-        if event.active and (event.device_kind, event.device, entry.key) in active:
-            continue
-        open_event(
-            _event_row(
-                entry,
-                event.device_kind,
-                event.device,
-                where,
-                event.at,
-                event.source,
-                active=event.active,
-                raw=event.raw,
-                description=event.description,
-                correlation_id=event.correlation_id,
-            ),
-            where,
-        )
-        if entry.key == "LVC_POWER_OFF":
-            power.append(_Power(event.device_kind, event.device, event.at, True, where))
-        elif entry.key == "LVC_POWER_ON":
-            power.append(_Power(event.device_kind, event.device, event.at, False, where))
-
-    _bulk_insert(conn, t.events, new_events)
-    if closes:
-        e = t.events.c
-        statement = (
-            t.events.update()
-            .where(e.message_id == sa.bindparam("m_id"))
-            .values(is_active=False, closed_at=sa.bindparam("c_at"))
-        )
-        for chunk in _chunks(closes):
-            conn.execute(
-                statement, [{"m_id": r["message_id"], "c_at": r["closed_at"]} for r in chunk]
-            )
-    if word_rows:
-        _upsert_words(conn, list(word_rows.values()))
-    if power:
-        _correlate(conn, power, stamp, outbox, applied)
-    _bulk_insert(conn, t.outbox, outbox)
-    applied.opened = new_events
-    applied.closed = closes
-    applied.outbox = len(outbox)
+        _occur(book, batch, active, event)
+    _write(conn, batch)
+    applied = Applied(opened=batch.events, closed=batch.closes)
+    if batch.power:
+        _correlate(conn, batch, applied)
+    _bulk_insert(conn, "outbox", _OUTBOX_COLUMNS, batch.outbox)
+    applied.outbox = len(batch.outbox)
     return applied
 
 
-def _scope(power: _Power) -> tuple[str, str]:
-    where = power.where
-    if where is not None and where.transformer_id is not None:
-        return "transformer", str(where.transformer_id)
-    if where is not None and where.concentrator is not None:
-        return CONCENTRATOR, where.concentrator
-    if power.kind == CONCENTRATOR:
-        return CONCENTRATOR, power.device
-    return METER, power.device
+def _observe(
+    book: Catalog,
+    batch: _Batch,
+    words: dict[tuple[str, str], dict[str, int]],
+    active: dict[tuple[str, str, str], dict[str, Any]],
+    seen: Observation,
+) -> None:
+    kind, device, at = seen.device_kind, seen.device, seen.observed_at
+    current = seen.words
+    unknown = set(current).difference(METER_WORDS if kind == METER else (CONCENTRATOR_WORD,))
+    if unknown:
+        raise ValueError(f"{kind} {device}: unknown word(s) {unknown}")
+    previous = words.get((kind, device))
+    for change in detect_changes(book, previous, current):
+        entry = change.entry
+        if change.opened:
+            if (kind, device, entry.key) in active:
+                continue
+            row = batch.open(entry, kind, device, at, seen.source, active=True, raw=seen.raw)
+            active[(kind, device, entry.key)] = row
+        else:
+            closing = active.pop((kind, device, entry.key), None)
+            if closing is not None:
+                batch.close(closing, at)
+        if entry.key in POWER_OFF_KEYS:
+            where = batch.devices.get((kind, device))
+            batch.power.append(_Power(kind, device, at, change.opened, where))
+    words[(kind, device)] = {**previous, **current} if previous else dict(current)
+    stamp = batch.stamp(at)
+    for word, value in current.items():
+        batch.words[(kind, device, word)] = (kind, device, word, value, stamp, seen.source)
+
+
+def _occur(
+    book: Catalog,
+    batch: _Batch,
+    active: dict[tuple[str, str, str], dict[str, Any]],
+    event: Occurrence,
+) -> None:
+    entry = book[event.key]
+    kind, device = event.device_kind, event.device
+    if event.closes is not None:
+        closing = active.pop((kind, device, event.closes), None)
+        if closing is not None:
+            batch.close(closing, event.at)
+    if not event.record or (event.active and (kind, device, entry.key) in active):
+        return
+    row = batch.open(
+        entry,
+        kind,
+        device,
+        event.at,
+        event.source,
+        active=event.active,
+        raw=event.raw,
+        description=event.description,
+        correlation_id=event.correlation_id,
+    )
+    if event.active:
+        active[(kind, device, entry.key)] = row
+    if entry.key in POWER_KEYS:
+        where = batch.devices.get((kind, device))
+        batch.power.append(_Power(kind, device, event.at, entry.key == "LVC_POWER_OFF", where))
+
+
+def _write(conn: Connection, batch: _Batch) -> None:
+    _bulk_insert(conn, "events", _EVENT_COLUMNS, batch.event_rows)
+    if batch.closes:
+        e = t.events.c
+        conn.execute(
+            t.events.update()
+            .where(e.message_id == sa.bindparam("m_id"))
+            .values(is_active=False, closed_at=sa.bindparam("c_at")),
+            [{"m_id": r["message_id"], "c_at": r["closed_at"]} for r in batch.closes],
+        )
+    if batch.words:
+        _upsert_words(conn, list(batch.words.values()))
 
 
 def _incident_message(row: Mapping[str, Any]) -> dict[str, Any]:
@@ -528,61 +560,95 @@ def _incident_message(row: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def _correlate(
-    conn: Connection,
-    power: Sequence[_Power],
-    stamp: datetime,
-    outbox: list[dict[str, Any]],
-    applied: Applied,
-) -> None:
-    """Group power-offs into one incident per transformer (or concentrator without one);
-    restoration of the concentrator, or of every member, closes it with its duration."""
+def _incidents(
+    conn: Connection, scopes: set[tuple[str, str]], earliest: datetime
+) -> dict[tuple[str, str], dict[str, Any]]:
+    """Per scope, its open incident, else the one restored latest since ``earliest`` (a
+    power-off within the window reopens it)."""
     i = t.outage_incidents.c
+    found: dict[tuple[str, str], dict[str, Any]] = {}
+    ordered = sorted(scopes)
+    for chunk in _chunks(ordered):
+        rows = conn.execute(
+            sa.select(t.outage_incidents).where(
+                sa.tuple_(i.scope, i.scope_key).in_(chunk),
+                sa.or_(i.is_open, i.ended_at >= earliest),
+            )
+        ).mappings()
+        for row in rows:
+            scope = (row["scope"], row["scope_key"])
+            best = found.get(scope)
+            if best is None or (row["is_open"], row["ended_at"] or earliest) > (
+                best["is_open"],
+                best["ended_at"] or earliest,
+            ):
+                found[scope] = dict(row)
+    return found
+
+
+@dataclass(slots=True)
+class _Member:
+    off_at: datetime
+    on_at: datetime | None
+    stored: bool
+    changed: bool = True
+
+
+def _members(
+    conn: Connection, incident_ids: list[int], devices: set[tuple[str, str]]
+) -> tuple[dict[tuple[int, str, str], _Member], dict[int, int]]:
+    """The stored members among ``devices`` of these incidents, and per incident how many
+    of its members are still off."""
     m = t.outage_members.c
-    scopes = {_scope(p) for p in power}
-    incidents: dict[tuple[str, str], dict[str, Any]] = {}
-    earliest = min(p.at for p in power) - OUTAGE_WINDOW
-    for scope_name, key in scopes:
-        found = (
-            conn.execute(
-                sa.select(t.outage_incidents)
-                .where(
-                    i.scope == scope_name,
-                    i.scope_key == key,
-                    sa.or_(i.is_open, i.ended_at >= earliest),
-                )
-                .order_by(i.is_open.desc(), i.ended_at.desc())
-                .limit(1)
+    known: dict[tuple[int, str, str], _Member] = {}
+    still_off: dict[int, int] = dict.fromkeys(incident_ids, 0)
+    if not incident_ids:
+        return known, still_off
+    for kind, chunk in _by_kind(devices):
+        rows = conn.execute(
+            sa.select(m.incident_id, m.device, m.off_at, m.on_at).where(
+                m.incident_id.in_(incident_ids), m.device_kind == kind, m.device.in_(chunk)
             )
-            .mappings()
-            .first()
         )
-        if found is not None:
-            incidents[(scope_name, key)] = dict(found)
-    members: dict[int, dict[tuple[str, str], dict[str, Any]]] = {}
-    for known in incidents.values():
-        members[known["id"]] = {
-            (r["device_kind"], r["device"]): dict(r)
-            for r in conn.execute(
-                sa.select(t.outage_members).where(m.incident_id == known["id"])
-            ).mappings()
-        }
+        for incident_id, device, off_at, on_at in rows:
+            known[(incident_id, kind, device)] = _Member(off_at, on_at, True, False)
+    counts = conn.execute(
+        sa.select(m.incident_id, sa.func.count())
+        .where(m.incident_id.in_(incident_ids), m.on_at.is_(None))
+        .group_by(m.incident_id)
+    )
+    for incident_id, count in counts:
+        still_off[incident_id] = count
+    return known, still_off
+
+
+def _correlate(conn: Connection, batch: _Batch, applied: Applied) -> None:
+    """Group power-offs into one incident per scope (transformer, else concentrator);
+    restoration of the concentrator, or of every member, closes it with its duration."""
+    power = sorted(batch.power, key=lambda p: p.at)
+    incidents = _incidents(conn, {p.scope for p in power}, power[0].at - OUTAGE_WINDOW)
+    members, still_off = _members(
+        conn, sorted(r["id"] for r in incidents.values()), {(p.kind, p.device) for p in power}
+    )
     touched: set[int] = set()
-    new_members: dict[tuple[int, str, str], dict[str, Any]] = {}
-    for event in sorted(power, key=lambda p: p.at):
-        scope = _scope(event)
-        incident: dict[str, Any] | None = incidents.get(scope)
+    i = t.outage_incidents.c
+    for event in power:
+        scope = event.scope
+        incident = incidents.get(scope)
         if event.off:
-            reopen = (
-                incident is not None
-                and not incident["is_open"]
-                and incident["ended_at"] is not None
-                and event.at - incident["ended_at"] <= OUTAGE_WINDOW
-            )
-            if incident is None or (not incident["is_open"] and not reopen):
+            if incident is not None and not incident["is_open"]:
+                if event.at - incident["ended_at"] <= OUTAGE_WINDOW:
+                    incident.update(is_open=True, ended_at=None, duration_s=None)
+                else:
+                    if incident["id"] in touched:
+                        # closed in this batch: stored closed before its successor opens
+                        _save_incidents(conn, [incident])
+                        touched.discard(incident["id"])
+                    incident = None
+            if incident is None:
                 where = event.where
                 incident = {
-                    "message_id": str(uuid.uuid4()),
+                    "message_id": batch.new_id(),
                     "scope": scope[0],
                     "scope_key": scope[1],
                     "concentrator_id": where.concentrator_id if where else None,
@@ -598,36 +664,30 @@ def _correlate(
                     t.outage_incidents.insert().values(incident).returning(i.id)
                 ).scalar_one()
                 incidents[scope] = incident
-                members[incident["id"]] = {}
+                still_off[incident["id"]] = 0
                 applied.incidents_opened.append(incident["id"])
-                outbox.append(
-                    _outbox_row("outage", Priority.HIGH.value, _incident_message(incident), stamp)
-                )
-            elif reopen:
-                incident.update(is_open=True, ended_at=None, duration_s=None)
-                touched.add(incident["id"])
+                batch.message("outage", Priority.HIGH.value, _incident_message(incident))
             incident["power_off_events"] += 1
             incident["last_event_at"] = max(incident["last_event_at"], event.at)
             touched.add(incident["id"])
-            member = {
-                "incident_id": incident["id"],
-                "device_kind": event.kind,
-                "device": event.device,
-                "off_at": event.at,
-                "on_at": None,
-            }
-            members[incident["id"]][(event.kind, event.device)] = member
-            new_members[(incident["id"], event.kind, event.device)] = member
+            key = (incident["id"], event.kind, event.device)
+            member = members.get(key)
+            if member is None:
+                members[key] = _Member(event.at, None, False)
+                still_off[incident["id"]] += 1
+            elif member.on_at is not None:
+                member.off_at, member.on_at, member.changed = event.at, None, True
+                still_off[incident["id"]] += 1
             continue
         if incident is None or not incident["is_open"]:
             continue
-        group = members[incident["id"]]
-        member_row = group.get((event.kind, event.device))
-        if member_row is not None:
-            member_row["on_at"] = event.at
-            new_members[(incident["id"], event.kind, event.device)] = member_row
-        restored = event.kind == CONCENTRATOR or all(r["on_at"] is not None for r in group.values())
-        if restored:
+        member = members.get((incident["id"], event.kind, event.device))
+        if member is None:
+            continue
+        if member.on_at is None:
+            member.on_at, member.changed = event.at, True
+            still_off[incident["id"]] -= 1
+        if event.kind == CONCENTRATOR or still_off[incident["id"]] == 0:
             incident.update(
                 is_open=False,
                 ended_at=event.at,
@@ -635,34 +695,66 @@ def _correlate(
             )
             touched.add(incident["id"])
             applied.incidents_closed.append(incident["id"])
-            outbox.append(
-                _outbox_row("outage", Priority.HIGH.value, _incident_message(incident), stamp)
+            batch.message("outage", Priority.HIGH.value, _incident_message(incident))
+    _write_members(conn, batch, members)
+    _save_incidents(conn, [r for r in incidents.values() if r["id"] in touched])
+
+
+def _save_incidents(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+    if not rows:
+        return
+    i = t.outage_incidents.c
+    conn.execute(
+        t.outage_incidents.update()
+        .where(i.id == sa.bindparam("i_id"))
+        .values(
+            is_open=sa.bindparam("is_open"),
+            ended_at=sa.bindparam("ended_at"),
+            duration_s=sa.bindparam("duration_s"),
+            power_off_events=sa.bindparam("power_off_events"),
+            last_event_at=sa.bindparam("last_event_at"),
+        ),
+        [
+            {
+                "i_id": r["id"],
+                "is_open": r["is_open"],
+                "ended_at": r["ended_at"],
+                "duration_s": r["duration_s"],
+                "power_off_events": r["power_off_events"],
+                "last_event_at": r["last_event_at"],
+            }
+            for r in rows
+        ],
+    )
+
+
+def _write_members(
+    conn: Connection, batch: _Batch, members: dict[tuple[int, str, str], _Member]
+) -> None:
+    stamp = batch.stamp
+    new = [
+        (incident_id, kind, device, stamp(m.off_at), stamp(m.on_at))
+        for (incident_id, kind, device), m in members.items()
+        if not m.stored
+    ]
+    _bulk_insert(conn, "outage_members", _MEMBER_COLUMNS, new)
+    updated = [
+        {"m_id": incident_id, "m_kind": kind, "m_device": device, "off": m.off_at, "on": m.on_at}
+        for (incident_id, kind, device), m in members.items()
+        if m.stored and m.changed
+    ]
+    if updated:
+        m = t.outage_members.c
+        conn.execute(
+            t.outage_members.update()
+            .where(
+                m.incident_id == sa.bindparam("m_id"),
+                m.device_kind == sa.bindparam("m_kind"),
+                m.device == sa.bindparam("m_device"),
             )
-    if new_members:
-        keys = list(new_members)
-        for incident_id in {k[0] for k in keys}:
-            devices = [k for k in keys if k[0] == incident_id]
-            for chunk in _chunks(devices):
-                conn.execute(
-                    t.outage_members.delete().where(
-                        m.incident_id == incident_id,
-                        sa.tuple_(m.device_kind, m.device).in_([(k[1], k[2]) for k in chunk]),
-                    )
-                )
-        _bulk_insert(conn, t.outage_members, list(new_members.values()))
-    for incident in incidents.values():
-        if incident["id"] in touched:
-            conn.execute(
-                t.outage_incidents.update()
-                .where(i.id == incident["id"])
-                .values(
-                    is_open=incident["is_open"],
-                    ended_at=incident["ended_at"],
-                    duration_s=incident["duration_s"],
-                    power_off_events=incident["power_off_events"],
-                    last_event_at=incident["last_event_at"],
-                )
-            )
+            .values(off_at=sa.bindparam("off"), on_at=sa.bindparam("on")),
+            updated,
+        )
 
 
 def record_status_words(
@@ -693,46 +785,63 @@ def record_work_order_result(
 ) -> Applied:
     """A work order's outcome as a high-priority event (the seed's HPE rows): 3.21.87.30 OK,
     3.21.87.85 failed with the error text, 3.31.17.68 for a completed disconnection. The
-    activity executors call it in their own transaction, next to ``work_order_events``."""
-    key = "WO_DISCONNECTED" if ok and disconnected else "WO_OK" if ok else "WO_FAILED"
-    extra = {"externalrequest": external_request, "breakerstate": breaker_state}
-    raw = json.dumps({k: v for k, v in extra.items() if v is not None}) or None
+    activity executors store theirs in batches of `work_order_occurrence` (one
+    `apply_events` per transaction, next to ``work_order_events``)."""
     return apply_events(
         conn,
         occurrences=[
-            Occurrence(
-                METER,
+            work_order_occurrence(
                 meter,
-                key,
-                at,
-                "work-order",
-                raw=raw,
-                description=description,
+                ok=ok,
+                at=at,
                 correlation_id=correlation_id,
+                description=description,
+                disconnected=disconnected,
+                external_request=external_request,
+                breaker_state=breaker_state,
             )
         ],
     )
 
 
+def work_order_occurrence(
+    meter: str,
+    *,
+    ok: bool,
+    at: datetime,
+    correlation_id: str | None,
+    description: str,
+    disconnected: bool = False,
+    external_request: bool | None = None,
+    breaker_state: int | None = None,
+) -> Occurrence:
+    """The occurrence `record_work_order_result` applies, for a batch of several."""
+    key = "WO_DISCONNECTED" if ok and disconnected else "WO_OK" if ok else "WO_FAILED"
+    extra = {"externalrequest": external_request, "breakerstate": breaker_state}
+    raw = json.dumps({k: v for k, v in extra.items() if v is not None}) or None
+    return Occurrence(
+        METER,
+        meter,
+        key,
+        at,
+        "work-order",
+        raw=raw,
+        description=description,
+        correlation_id=correlation_id,
+    )
+
+
 def record_spontaneous(conn: Connection, records: Sequence[SpontaneousRecord]) -> None:
     """Store received messages raw, decoded or not, in one batch."""
+    stamp = _Stamps(conn.dialect.name)
     rows = [
-        {
-            "received_at": r.received_at,
-            "transport": r.transport,
-            "peer_host": r.peer_host,
-            "peer_port": r.peer_port,
-            "local_port": r.local_port,
-            "message_type": r.message_type,
-            "device": r.device,
-            "device_time_local": r.device_time_local,
-            "decoded": r.decoded,
-            "reason": r.reason,
-            "raw": r.raw,
-        }
+        (
+            stamp(r.received_at), r.transport, r.peer_host, r.peer_port, r.local_port,
+            r.message_type, r.device, r.device_time_local, r.decoded, r.reason, r.raw,
+        )
         for r in records
-    ]
-    _bulk_insert(conn, t.spontaneous_messages, rows)
+    ]  # fmt: skip
+    _bulk_insert(conn, "spontaneous_messages", _SPONTANEOUS_COLUMNS, rows)
 
 
 def pending_outbox(conn: Connection, priority: Priority, limit: int = 1000) -> list[dict[str, Any]]:

@@ -23,7 +23,8 @@ from smmc.engine.executors import ExecutorRegistry
 from smmc.field.drivers import FieldDrivers
 from smmc.field.errors import FieldFailure, UnknownDevice
 from smmc.store import tables as t
-from smmc.store.events import record_work_order_result
+from smmc.store.events import apply_events, work_order_occurrence
+from smmc.store.outbox import queue_outcomes
 from smmc.store.work_orders import LeasedOrder
 
 __all__ = [
@@ -92,22 +93,26 @@ def event_row(
 
 def record_events(engine: Engine, events: Sequence[PendingEvent]) -> None:
     """Store events in one transaction (blocking): the ``work_order_events`` rows and, for
-    meter orders, the events layer's HPE record (`record_work_order_result`)."""
+    meter orders, the events layer's HPE records (`work_order_occurrence`), all applied in
+    one `apply_events` batch."""
+    occurrences = [
+        work_order_occurrence(
+            event.meter_serial,
+            ok=event.ok,
+            at=event.row["occurred_at"],
+            correlation_id=event.correlation_id,
+            description=event.row["description"],
+            disconnected=event.disconnected,
+            breaker_state=event.row["breaker_state"],
+        )
+        for event in events
+        if event.meter_serial is not None
+    ]
     with engine.begin() as conn:
         conn.execute(t.work_order_events.insert(), [dict(event.row) for event in events])
-        for event in events:
-            if event.meter_serial is None:
-                continue
-            record_work_order_result(
-                conn,
-                event.meter_serial,
-                ok=event.ok,
-                at=event.row["occurred_at"],
-                correlation_id=event.correlation_id,
-                description=event.row["description"],
-                disconnected=event.disconnected,
-                breaker_state=event.row["breaker_state"],
-            )
+        queue_outcomes(conn, [(event.row, event.ok) for event in events], _utc_now())
+        if occurrences:
+            apply_events(conn, occurrences=occurrences)
 
 
 class _EventWriter:
