@@ -63,11 +63,21 @@ def web_session(request: Request) -> WebSession | None:
     return found
 
 
+def has_bearer(request: Request) -> bool:
+    return _bearer(request) is not None
+
+
+def token_principal(request: Request) -> Principal | None:
+    """The principal behind the request's bearer token, if any (programs only: the
+    session cookie is not looked at)."""
+    token = _bearer(request)
+    return access_store(request).principal_for_token(token) if token is not None else None
+
+
 def principal_of(request: Request) -> Principal | None:
     """Bearer token first (programs), then the session cookie (browsers)."""
-    token = _bearer(request)
-    if token is not None:
-        return access_store(request).principal_for_token(token)
+    if _bearer(request) is not None:
+        return token_principal(request)
     session = web_session(request)
     return session.principal if session else None
 
