@@ -15,6 +15,7 @@ from smmc.dlms.apdu import AuthenticationMechanism, DataNotification
 from smmc.dlms.apdu.selective_access import EntryDescriptor
 from smmc.dlms.axdr import Data
 from smmc.dlms.client import ClientSettings, DlmsClient, SecurityPolicy
+from smmc.dlms.cosem.disconnect_control import DISCONNECT_CONTROL_OBIS
 from smmc.dlms.cosem_time import CosemDateTime
 from smmc.dlms.errors import AccessDenied, AssociationRejected, DlmsError
 from smmc.dlms.framing.wrapper import WrapperDecoder, WrapperFrame
@@ -741,3 +742,63 @@ async def test_garbage_drops_only_that_connection(dc: ConcentratorServer, garbag
         assert (await client.get(1, SERIAL, 2)).value == dc.spec.serial.encode()
     async with DlmsClient.connect(HOST, dc.port, meter_settings(dc, nodes(dc)[0])) as client:
         assert (await client.get(1, SERIAL, 2)).value == dc.nodes[nodes(dc)[0]].serial.encode()
+
+
+# -- the DC's own record of its associations ------------------------------------------------------
+
+
+async def test_record_counts_concurrent_associations_and_their_spans(
+    dc: ConcentratorServer,
+) -> None:
+    first, second = nodes(dc)[:2]
+    async with DlmsClient.connect(HOST, dc.port, meter_settings(dc, first)) as one:
+        await one.get(1, SERIAL, 2)
+        assert (dc.record.active, dc.record.peak) == (1, 1)
+        async with DlmsClient.connect(HOST, dc.port, management(dc)) as other:
+            await other.get(1, STATUS_WORD_OBIS, 2)
+            assert (dc.record.active, dc.record.peak) == (2, 2)
+        await one.get(1, SERIAL, 2)
+    async with DlmsClient.connect(HOST, dc.port, meter_settings(dc, second)) as alone:
+        await alone.get(1, SERIAL, 2)
+    assert (dc.record.active, dc.record.peak, dc.record.opened) == (0, 2, 3)
+    spans = sorted(dc.record.spans, key=lambda span: span.number)
+    assert [span.address for span in spans] == [
+        gateway_address(first),
+        1,
+        gateway_address(second),
+    ]
+    assert all(span.opened <= span.closed for span in spans)
+    assert spans[0].opened < spans[1].opened < spans[1].closed < spans[0].closed
+    assert spans[0].closed <= spans[2].opened  # released before the next one started
+    assert dc.record.overlapping() == 2
+
+
+async def test_sequential_associations_never_overlap_in_the_record(
+    dc: ConcentratorServer,
+) -> None:
+    for node_address in nodes(dc):
+        async with DlmsClient.connect(HOST, dc.port, meter_settings(dc, node_address)) as c:
+            await c.get(1, SERIAL, 2)
+    assert (dc.record.peak, dc.record.opened, dc.record.overlapping()) == (1, METERS, 1)
+
+
+async def test_record_keeps_every_breaker_access_with_the_state_around_it(
+    dc: ConcentratorServer,
+) -> None:
+    node_address = nodes(dc)[0]
+    serial = dc.nodes[node_address].serial
+    async with DlmsClient.connect(HOST, dc.port, meter_settings(dc, node_address)) as c:
+        await c.get(70, DISCONNECT_CONTROL_OBIS, 3)
+        await c.action(70, DISCONNECT_CONTROL_OBIS, 1, Data.integer(0))
+        await c.action(70, DISCONNECT_CONTROL_OBIS, 1, Data.integer(0))  # blind: no-op
+        await c.get(1, SERIAL, 2)  # not the breaker: not recorded
+    async with DlmsClient.connect(HOST, dc.port, meter_settings(dc, node_address)) as c:
+        await c.action(70, DISCONNECT_CONTROL_OBIS, 2, Data.integer(0))
+    accesses = [(a.session, a.serial, a.operation, a.before, a.after) for a in dc.record.breaker]
+    assert accesses == [
+        (1, serial, "read", 1, 1),
+        (1, serial, "disconnect", 1, 0),
+        (1, serial, "disconnect", 0, 0),
+        (2, serial, "reconnect", 0, 1),
+    ]
+    assert dc.model(dc.nodes[node_address].index).breaker_closed(NOW)

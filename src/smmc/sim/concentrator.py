@@ -13,6 +13,11 @@ One socket, two kinds of association (see ``docs/protocol/concentrator.md``):
 
 The DC also sends spontaneous power off/on frames and relays meter alarms as DLMS
 DataNotifications to a configured head-end address.
+
+Each DC keeps its own `SessionRecord` of what it carried: how many associations were open
+at once (the peak), when each was open, and every access to a meter's breaker (disconnect
+control) relayed through its gateway. Tests and benchmarks read it as the field's witness,
+independent of the head-end's bookkeeping.
 """
 
 from __future__ import annotations
@@ -24,7 +29,9 @@ import datetime as dt
 import hashlib
 import logging
 import socket
-from collections.abc import Callable, Iterable, Sequence
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
@@ -47,6 +54,7 @@ from smmc.dlms.apdu.selective_access import (
 from smmc.dlms.axdr import Data
 from smmc.dlms.connection import (
     AssociationRefused,
+    Released,
     ServerAssociation,
     ServerConnection,
 )
@@ -58,6 +66,7 @@ from smmc.dlms.cosem import (
     CosemAccessError,
     CosemObject,
     DataObject,
+    DisconnectControl,
     LogicalDevice,
     MethodAccess,
     ProfileGeneric,
@@ -95,6 +104,7 @@ from smmc.sim.plc import LinkBusy, LinkSettings, PlcLink
 
 __all__ = [
     "ACK_LOG_OBIS",
+    "BREAKER_CLASS",
     "COLLECTED_DAILY_OBIS",
     "COLLECTED_LOAD_PROFILE_OBIS",
     "COLLECTED_STATUS_OBIS",
@@ -106,11 +116,14 @@ __all__ = [
     "NODE_TABLE_OBIS",
     "PUBLIC_CLIENT",
     "STATUS_WORD_OBIS",
+    "BreakerAccess",
     "ConcentratorFleet",
     "ConcentratorServer",
     "GatewayFailure",
     "HeadEndAddress",
     "Node",
+    "SessionRecord",
+    "SessionSpan",
     "gateway_address",
 ]
 
@@ -131,6 +144,7 @@ NODE_MANAGEMENT_CLASS = 128
 COLLECTED_LOAD_PROFILE_OBIS = Obis(0, 128, 99, 1, 0, 255)
 COLLECTED_DAILY_OBIS = Obis(0, 128, 98, 1, 0, 255)
 COLLECTED_STATUS_OBIS = Obis(0, 128, 99, 98, 0, 255)
+BREAKER_CLASS = DisconnectControl.CLASS_ID
 
 _SERIAL_COLUMN = CaptureObjectDefinition(1, Obis(0, 0, 96, 1, 0, 255), 2)
 _READ = AttributeAccess.READ_ONLY
@@ -207,6 +221,68 @@ class GatewayFailure:
         if self.ack is None:
             return self.text
         return format_error(self.text, operation=operation, ack=self.ack)
+
+
+@dataclass(frozen=True, slots=True)
+class SessionSpan:
+    """One association the DC carried, to its management device or through its gateway to
+    a meter (``address``: the wPort it was opened on), open from its first frame until it
+    was released or its connection ended; ``time.monotonic()`` seconds."""
+
+    number: int
+    address: int
+    opened: float
+    closed: float
+
+
+@dataclass(frozen=True, slots=True)
+class BreakerAccess:
+    """One access to a meter's disconnect control relayed by the gateway: ``operation`` is
+    ``read``, ``set``, or the command (``disconnect``, ``reconnect``); ``before`` and
+    ``after`` the breaker's control state (0 disconnected, 1 connected, 2 ready for
+    reconnection) around it; ``session`` the association it was sent in."""
+
+    session: int
+    serial: str
+    operation: str
+    before: int
+    after: int
+    at: float
+
+
+class SessionRecord:
+    """What one DC saw of its associations: ``active`` now, ``peak`` at once since start,
+    ``opened`` in all, and the last ``keep`` spans and breaker accesses (bounded, so a
+    long-running simulator does not grow)."""
+
+    def __init__(self, keep: int = 100_000) -> None:
+        self.active = 0
+        self.peak = 0
+        self.opened = 0
+        self.spans: deque[SessionSpan] = deque(maxlen=keep)
+        self.breaker: deque[BreakerAccess] = deque(maxlen=keep)
+
+    def open(self) -> tuple[int, float]:
+        """An association starts: its number and start time."""
+        self.opened += 1
+        self.active += 1
+        self.peak = max(self.peak, self.active)
+        return self.opened, time.monotonic()
+
+    def close(self, number: int, address: int, opened: float) -> None:
+        self.active -= 1
+        self.spans.append(SessionSpan(number, address, opened, time.monotonic()))
+
+    def overlapping(self) -> int:
+        """Most spans in ``spans`` open at the same instant (ends before starts on a tie)."""
+        edges = sorted(
+            [(span.opened, 1) for span in self.spans] + [(span.closed, -1) for span in self.spans]
+        )
+        most = current = 0
+        for _, step in edges:
+            current += step
+            most = max(most, current)
+        return most
 
 
 def _repeater_level(serial: str, failed: bool) -> int:
@@ -386,6 +462,7 @@ class ConcentratorServer:
         self.modem_failed = False
         self.extra_letters: set[str] = set()
         self.errors: list[Exception] = []
+        self.record = SessionRecord()
         self.meters = meters or MeterDevices(plan, clock)
         self._tz = zone(spec.time_zone)
         self._server: asyncio.Server | None = None
@@ -814,6 +891,7 @@ class ConcentratorServer:
                 for frame in decoder.feed(data):
                     if session is None:
                         session = self._open(frame)
+                        session.number, session.opened = self.record.open()
                     elif (frame.source_wport, frame.destination_wport) != (
                         session.client_sap,
                         session.address,
@@ -823,6 +901,10 @@ class ConcentratorServer:
                             f"on an association of {session.client_sap}->{session.address}"
                         )
                     replies, close = await session.handle(frame.payload)
+                    if close or session.released:
+                        # Before the answer goes out: the head-end may reuse its permit as
+                        # soon as it has the answer.
+                        self._end(session)
                     for apdu in replies:
                         reply = WrapperFrame(1, session.address, session.client_sap, apdu)
                         writer.write(reply.to_bytes())
@@ -831,7 +913,13 @@ class ConcentratorServer:
                         return
         finally:
             if session is not None:
+                self._end(session)
                 session.abort()
+
+    def _end(self, session: _Session) -> None:
+        if not session.ended:
+            session.ended = True
+            self.record.close(session.number, session.address, session.opened)
 
     def _open(self, frame: WrapperFrame) -> _Session:
         address, client_sap = frame.destination_wport, frame.source_wport
@@ -1008,6 +1096,10 @@ class _Session:
     def __init__(self, address: int, client_sap: int) -> None:
         self.address = address
         self.client_sap = client_sap
+        self.number = 0
+        self.opened = 0.0
+        self.released = False  # the client released the association (RLRQ answered)
+        self.ended = False  # closed in the DC's record
 
     async def handle(self, apdu: bytes) -> tuple[list[bytes], bool]:
         """Replies to send, and whether to close the connection after them."""
@@ -1024,9 +1116,10 @@ class _ManagementSession(_Session):
 
     async def handle(self, apdu: bytes) -> tuple[list[bytes], bool]:
         try:
-            self.connection.receive_apdu(apdu)
+            event = self.connection.receive_apdu(apdu)
         except DlmsError:
             return self.connection.data_to_send(), True
+        self.released = isinstance(event, Released)
         return self.connection.data_to_send(), False
 
     def abort(self) -> None:
@@ -1092,7 +1185,7 @@ class _GatewaySession(_Session):
         if connection is None:
             served = self.dc.meters.served(node.index)
             connection = self.connection = ServerConnection(
-                served.device,
+                _BreakerWitness(served.device, self._note_breaker),
                 served.associations,
                 self.client_sap,
                 served.system_title,
@@ -1107,6 +1200,7 @@ class _GatewaySession(_Session):
             wrong_key = isinstance(exc, CipheringError) and _is_aarq(apdu)
             raise _MeterRefused(connection.data_to_send(), wrong_key) from exc
         replies = connection.data_to_send()
+        self.released = isinstance(event, Released)
         if (
             isinstance(event, AssociationRefused)
             and event.diagnostic is AcseServiceUserDiagnostic.AUTHENTICATION_FAILURE
@@ -1117,11 +1211,104 @@ class _GatewaySession(_Session):
             self.dc.log_failure(self.node_address, node.serial, "GATEWAY_ASSOCIATE", _WRONG_KEY)
         return replies
 
+    def _note_breaker(self, operation: str, before: int, after: int) -> None:
+        node = self.dc.nodes[self.node_address]
+        self.dc.record.breaker.append(
+            BreakerAccess(self.number, node.serial, operation, before, after, time.monotonic())
+        )
+
     def abort(self) -> None:
         if self.connection is not None:
             self.connection.abort()
 
 
+class _BreakerWitness(LogicalDevice):
+    """A meter's logical device as the gateway relays to it: every access to its disconnect
+    control goes to ``note(operation, state before, state after)``; everything is served by
+    ``inner``."""
+
+    def __init__(self, inner: LogicalDevice, note: Callable[[str, int, int], None]) -> None:
+        super().__init__(inner.name, inner.clock_source)
+        self._inner = inner
+        self._note = note
+
+    def _breaker(self, class_id: int, obis: Obis) -> DisconnectControl | None:
+        if class_id != BREAKER_CLASS:
+            return None
+        try:
+            found = self._inner.find(class_id, obis)
+        except CosemAccessError:
+            return None
+        return found if isinstance(found, DisconnectControl) else None
+
+    @contextlib.contextmanager
+    def _noting(self, class_id: int, obis: Obis, operation: str) -> Iterator[None]:
+        breaker = self._breaker(class_id, obis)
+        before = int(breaker.control_state) if breaker is not None else 0
+        try:
+            yield
+        finally:
+            if breaker is not None:
+                self._note(operation, before, int(breaker.control_state))
+
+    def get(
+        self,
+        class_id: int,
+        obis: Obis,
+        attribute: int,
+        selective_access: SelectiveAccessDescriptor | None = None,
+        *,
+        client_sap: int | None = None,
+        authenticated: bool = False,
+    ) -> Data:
+        with self._noting(class_id, obis, "read"):
+            return self._inner.get(
+                class_id,
+                obis,
+                attribute,
+                selective_access,
+                client_sap=client_sap,
+                authenticated=authenticated,
+            )
+
+    def set(
+        self,
+        class_id: int,
+        obis: Obis,
+        attribute: int,
+        value: Data,
+        *,
+        client_sap: int | None = None,
+        authenticated: bool = False,
+    ) -> None:
+        with self._noting(class_id, obis, "set"):
+            self._inner.set(
+                class_id, obis, attribute, value, client_sap=client_sap, authenticated=authenticated
+            )
+
+    def action(
+        self,
+        class_id: int,
+        obis: Obis,
+        method: int,
+        parameters: Data | None = None,
+        *,
+        client_sap: int | None = None,
+        authenticated: bool = False,
+    ) -> Data | None:
+        operation = _BREAKER_METHODS.get(method, f"method {method}")
+        with self._noting(class_id, obis, operation):
+            return self._inner.action(
+                class_id,
+                obis,
+                method,
+                parameters,
+                client_sap=client_sap,
+                authenticated=authenticated,
+            )
+
+
+_BREAKER_METHODS = {1: "disconnect", 2: "reconnect"}
 _WRONG_KEY = GatewayFailure.of_key(ErrorKey.WRONG_KEY)
 _TRIED_CODES = frozenset({"TB_ACK_21", "TB_ACK_40", "TB_ACK_41", "TB_ACK_42"})
 
