@@ -99,6 +99,8 @@ class ActivityType(StrEnum):
     OUTAGE_CHECK = "OutageCheck"
     FIRMWARE_UPDATE = "FirmwareUpdate"
     CONCENTRATOR_MODIFICATION = "ConcentratorModification"
+    COLLECTION = "Collection"  # scheduled: a concentrator's collected-data profiles, bulk
+    METER_COLLECTION = "MeterCollection"  # scheduled: one point-to-point meter's profiles
 
 
 _ACTIVITY_ALIASES: Mapping[str, ActivityType] = MappingProxyType(
