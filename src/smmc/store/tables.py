@@ -134,6 +134,9 @@ service_points = sa.Table(
     sa.Column("tariff", sa.String(32)),
     sa.Column("contracted_capacity_kw", sa.Float),
     sa.Column("supply_status", sa.String(16), nullable=False, server_default="unknown"),
+    # the transformer feeding this point (outages are correlated per transformer); when
+    # unset, the meter's concentrator's transformer is assumed
+    sa.Column("transformer_id", sa.ForeignKey("transformers.id"), index=True),
     *_timestamps(),
 )
 
