@@ -7,6 +7,10 @@ Values are 96 quarter hours × 4 channels per meter and day, ingested in batches
 ``--batch-meters`` meters, one transaction each; a second pass offers the same values again
 (the idempotent path: every value is a duplicate). Only the ingest calls are timed, not the
 generation of the values. Each backend runs in its own process so its peak RSS is its own.
+
+The machine is shared, so besides wall time the benchmark reports CPU time: this process's
+(``time.process_time``) and, on PostgreSQL, the server backend's (from /proc, the server
+runs on the same machine); ``cpu_values_per_s`` divides by their sum.
 """
 
 from __future__ import annotations
@@ -52,6 +56,14 @@ def _values(meter_ids: list[int], day: date) -> list[IntervalValue]:
     ]
 
 
+def _backend_cpu(conn: sa.Connection) -> float:
+    """CPU seconds used so far by the PostgreSQL backend serving ``conn`` (same machine)."""
+    pid = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
+    with open(f"/proc/{pid}/stat", encoding="ascii") as handle:
+        fields = handle.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def run_one(
     backend: str, meter_count: int, days: int, batch: int, workdir: Path
 ) -> dict[str, object]:
@@ -81,16 +93,20 @@ def run_one(
             )
             ids = list(conn.execute(sa.select(meters.c.id).order_by(meters.c.id)).scalars())
         timings = {"first": 0.0, "again": 0.0}
+        cpu = {"first": 0.0, "again": 0.0}
         offered = inserted = 0
         for day_number in range(days):
             day = date.fromordinal(FIRST_DAY.toordinal() + day_number)
             for start in range(0, len(ids), batch):
                 values = _values(ids[start : start + batch], day)
                 for label in ("first", "again"):
-                    began = time.perf_counter()
+                    began, began_cpu = time.perf_counter(), time.process_time()
                     with engine.begin() as conn:
+                        server = _backend_cpu(conn) if database else 0.0
                         result = ingest_intervals(conn, values)
+                        server = _backend_cpu(conn) - server if database else 0.0
                     timings[label] += time.perf_counter() - began
+                    cpu[label] += time.process_time() - began_cpu + server
                     if label == "first":
                         offered += result.offered
                         inserted += result.inserted
@@ -110,8 +126,12 @@ def run_one(
         "values": offered,
         "first_s": round(timings["first"], 2),
         "values_per_s": round(offered / timings["first"]),
+        "cpu_s": round(cpu["first"], 2),
+        "cpu_values_per_s": round(offered / cpu["first"]),
         "duplicates_s": round(timings["again"], 2),
         "duplicates_per_s": round(offered / timings["again"]),
+        "duplicates_cpu_s": round(cpu["again"], 2),
+        "load_average": round(os.getloadavg()[0], 1),
         "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
     }
 

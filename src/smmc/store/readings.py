@@ -13,12 +13,15 @@ being written are created first, under an advisory lock so concurrent ingests ag
 
 from __future__ import annotations
 
-import io
-from collections.abc import Callable, Iterable, Sequence
+import contextlib
+import functools
+import operator
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, NamedTuple
 
+import psycopg
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
@@ -199,32 +202,7 @@ def ensure_partitions(conn: Connection, days: Iterable[date]) -> None:
 
 # -- interval values -----------------------------------------------------------------------
 
-
-class _Instants:
-    """Per zone and interval length: each interval end's stored text, local day and DST flag.
-    A batch repeats few instants across many meters, so each is worked out once."""
-
-    def __init__(self, stamp: Callable[[datetime], str]) -> None:
-        self._stamp = stamp
-        self._tables: dict[tuple[str, int], dict[datetime, tuple[str, date, int]]] = {}
-        self._dst: dict[tuple[date, str], bool] = {}
-        self.utc_days: set[date] = set()
-
-    def table(self, tz: str, minutes: int) -> dict[datetime, tuple[str, date, int]]:
-        return self._tables.setdefault((tz, minutes), {})
-
-    def compute(
-        self, table: dict[datetime, tuple[str, date, int]], tz: str, minutes: int, end: datetime
-    ) -> tuple[str, date, int]:
-        if end.tzinfo is None:
-            raise ValueError(f"naive interval end {end!r}: give it a time zone")
-        day = to_local(end - timedelta(minutes=minutes), tz).date()
-        dst = self._dst.get((day, tz))
-        if dst is None:
-            dst = self._dst[(day, tz)] = is_dst_day(day, tz)
-        self.utc_days.add(end.astimezone(UTC).date())
-        info = table[end] = (self._stamp(end), day, int(QualityFlag.DST_DAY) if dst else 0)
-        return info
+_MINUTES = {t.id: t.minutes or 15 for t in READING_TYPES}
 
 
 def _sqlite_time(moment: datetime) -> str:
@@ -236,6 +214,17 @@ def _pg_time(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f+00")
 
 
+@functools.lru_cache(maxsize=4096)
+def _dst_flag(day: date, tz: str) -> int:
+    return int(QualityFlag.DST_DAY) if is_dst_day(day, tz) else 0
+
+
+def _day_and_flag(tz: str, minutes: int, end: datetime) -> tuple[date, int]:
+    """The local day an interval ending at ``end`` belongs to, and its DST-day flag."""
+    day = to_local(end - timedelta(minutes=minutes), tz).date()
+    return day, _dst_flag(day, tz)
+
+
 def ingest_intervals(
     conn: Connection, values: Sequence[IntervalValue], *, received_at: datetime | None = None
 ) -> IngestResult:
@@ -243,61 +232,97 @@ def ingest_intervals(
 
     The DST-day flag is added from each meter's zone; every (meter, local day) touched is
     recorded as read at ``received_at`` (default now) unless it was read before.
+
+    A batch repeats few instants across many meters, so the per-value work is a handful of
+    dictionary look-ups done by ``map``/``zip`` (no Python statement per value); the stored
+    text, local day and DST flag are worked out once per distinct instant.
     """
     result = IngestResult(offered=len(values))
     if not values:
         return result
     received = received_at or datetime.now(UTC)
-    zones = _known_zones(conn, (v.meter_id for v in values))
+    meter_ids, type_ids, ends = (list(map(operator.itemgetter(n), values)) for n in range(3))
+    zones = _known_zones(conn, meter_ids)
+    unknown = set(type_ids) - _MINUTES.keys()
+    if unknown:
+        raise UnknownReadingType(f"unknown reading type id {min(unknown)}")
+    distinct_ends = set(ends)
+    naive = next((end for end in distinct_ends if end.tzinfo is None), None)
+    if naive is not None:
+        raise ValueError(f"naive interval end {naive!r}: give it a time zone")
+    tzs = set(zones.values())
+    lengths = {_MINUTES[t] for t in set(type_ids)}
+    keys: list[Any]
+    if len(tzs) == 1 and len(lengths) == 1:
+        # The usual batch: one zone, one interval length; the instant alone is the key.
+        tz, minutes = next(iter(tzs)), next(iter(lengths))
+        keys = ends
+        infos = {end: _day_and_flag(tz, minutes, end) for end in distinct_ends}
+    else:
+        keys = list(
+            zip(
+                map(zones.__getitem__, meter_ids),
+                map(_MINUTES.__getitem__, type_ids),
+                ends,
+                strict=True,
+            )
+        )
+        infos = {key: _day_and_flag(*key) for key in set(keys)}
+    day_of = {key: day for key, (day, _) in infos.items()}
+    flag_of = {key: flag for key, (_, flag) in infos.items()}
     postgres = conn.dialect.name == "postgresql"
-    instants = _Instants(_pg_time if postgres else _sqlite_time)
-    minutes_of = {t.id: t.minutes or 15 for t in READING_TYPES}
-    read_days: set[tuple[int, date]] = set()
-    rows: list[tuple[Any, ...]] = []
-    append = rows.append
-    series: tuple[int, int] | None = None
-    table: dict[datetime, tuple[str, date, int]] = {}
-    tz, minutes, last_day = DEFAULT_TIME_ZONE, 15, None
-    # Values come grouped by meter and reading type: look the series up once per group.
-    for meter_id, type_id, end, value, quality in values:
-        if (meter_id, type_id) != series:
-            series = (meter_id, type_id)
-            if type_id not in minutes_of:
-                raise UnknownReadingType(f"unknown reading type id {type_id}")
-            tz, minutes, last_day = zones[meter_id], minutes_of[type_id], None
-            table = instants.table(tz, minutes)
-        info = table.get(end) or instants.compute(table, tz, minutes, end)
-        if info[1] != last_day:
-            last_day = info[1]
-            read_days.add((meter_id, last_day))
-        append((meter_id, type_id, info[0], value, quality | info[2]))
+    stamp = _pg_time if postgres else _sqlite_time
+    stamps = {end: stamp(end) for end in distinct_ends}
+    rows = list(
+        zip(
+            meter_ids,
+            type_ids,
+            map(stamps.__getitem__, ends),
+            map(operator.itemgetter(3), values),
+            map(operator.or_, map(operator.itemgetter(4), values), map(flag_of.__getitem__, keys)),
+            strict=True,
+        )
+    )
+    read_days = set(zip(meter_ids, map(day_of.__getitem__, keys), strict=True))
     if postgres:
-        ensure_partitions(conn, instants.utc_days)
+        ensure_partitions(conn, {end.astimezone(UTC).date() for end in distinct_ends})
         result.inserted = _copy_intervals(conn, rows)
     else:
-        cursor = conn.exec_driver_sql(
-            "INSERT INTO interval_readings "
-            "(meter_id, reading_type_id, interval_end, value, quality) VALUES (?, ?, ?, ?, ?) "
-            "ON CONFLICT DO NOTHING",
-            rows,
-        )
-        result.inserted = max(cursor.rowcount, 0)
+        with contextlib.closing(conn.connection.driver_connection.cursor()) as cursor:  # type: ignore[union-attr]
+            cursor.executemany(
+                "INSERT INTO interval_readings "
+                "(meter_id, reading_type_id, interval_end, value, quality) VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT DO NOTHING",
+                rows,
+            )
+            result.inserted = max(cursor.rowcount, 0)
     _record_read_days(conn, read_days, received)
     return result
 
 
 def _copy_intervals(conn: Connection, rows: list[tuple[Any, ...]]) -> int:
+    """COPY the rows straight into ``interval_readings`` (the usual case: all new); if any
+    is already stored the COPY fails on the key, is rolled back to its savepoint, and the
+    rows go through a staging table and ``INSERT … ON CONFLICT DO NOTHING`` instead."""
     columns = ", ".join(_READ_COLUMNS)
-    buffer = io.StringIO()
-    buffer.writelines(f"{m}\t{t}\t{e}\t{v!r}\t{q}\n" for m, t, e, v, q in rows)
+    text = "".join([f"{m}\t{t}\t{e}\t{v!r}\t{q}\n" for m, t, e, v, q in rows])
     with conn.connection.driver_connection.cursor() as cursor:  # type: ignore[union-attr]
+        cursor.execute("SAVEPOINT smmc_copy_intervals")
+        try:
+            with cursor.copy(f"COPY interval_readings ({columns}) FROM STDIN") as copy:
+                copy.write(text)
+        except psycopg.errors.UniqueViolation:
+            cursor.execute("ROLLBACK TO SAVEPOINT smmc_copy_intervals")
+        else:
+            cursor.execute("RELEASE SAVEPOINT smmc_copy_intervals")
+            return len(rows)
         cursor.execute(
             f"CREATE TEMPORARY TABLE IF NOT EXISTS {_STAGING} "
             f"(LIKE interval_readings INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
         )
         cursor.execute(f"TRUNCATE {_STAGING}")
         with cursor.copy(f"COPY {_STAGING} ({columns}) FROM STDIN") as copy:
-            copy.write(buffer.getvalue())
+            copy.write(text)
         cursor.execute(
             f"INSERT INTO interval_readings ({columns}) SELECT {columns} FROM {_STAGING} "  # noqa: S608
             "ON CONFLICT DO NOTHING"
