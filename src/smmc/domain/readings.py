@@ -14,7 +14,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 from smmc.domain.time import interval_ends, local_day_bounds, to_local
 
@@ -23,11 +23,15 @@ __all__ = [
     "AVERAGE_VOLTAGE",
     "DAILY_CLOSURE_ENERGY_PROFILE",
     "DAILY_CLOSURE_PROFILES",
+    "DEFAULT_DAILY_CLOSURE_PROFILE",
+    "DEFAULT_LOAD_PROFILE_PROFILE",
     "LOAD_PROFILE_PROFILES",
     "LP_ACTIVE",
     "LP_ACTIVE_EXPORT",
+    "PROFILE_STATUS_CLOCK_ADJUSTED",
     "READING_TYPES",
     "TIER_COUNT",
+    "CollectionKind",
     "DailyClosureProfile",
     "Energy",
     "LoadProfileProfile",
@@ -35,12 +39,15 @@ __all__ = [
     "ReadingKind",
     "ReadingType",
     "UnknownReadingType",
+    "closed_day",
+    "closure_days",
     "daily_closure_type",
     "energy_type_code",
     "interval_type",
     "is_dst_day",
     "local_sample_time",
     "missing_interval_ends",
+    "profile_status_quality",
     "reading_type",
     "reading_type_by_id",
     "tier_sum_violated",
@@ -77,6 +84,28 @@ class QualityFlag(enum.IntFlag):
     DST_DAY = 2
     CLOCK_ADJUSTED = 4
     TIER_SUM_VIOLATION = 8
+
+
+class CollectionKind(enum.StrEnum):
+    """What a scheduled collection order reads (its payload's ``collect`` list)."""
+
+    DAILY_CLOSURE = "daily_closure"
+    LOAD_PROFILE = "load_profile"
+    MEASURANDS = "measurands"
+
+
+# Bit 5 of a load-profile row's status byte (the IDIS/DSMR "AMR profile status"): the clock
+# was adjusted (set or synchronised) during the capture period.
+PROFILE_STATUS_CLOCK_ADJUSTED = 0x20
+
+
+def profile_status_quality(status: int) -> QualityFlag:
+    """The quality flags a load-profile row's status byte implies."""
+    if not 0 <= status <= 0xFF:
+        raise ValueError(f"a profile status byte is 0..255, got {status}")
+    if status & PROFILE_STATUS_CLOCK_ADJUSTED:
+        return QualityFlag.CLOCK_ADJUSTED
+    return QualityFlag.ACTUAL
 
 
 _FLOW = {Energy.ACTIVE_FORWARD: 1, Energy.REACTIVE_FORWARD: 1}
@@ -305,6 +334,24 @@ def missing_interval_ends(
     return [end for end in interval_ends(day, tz, minutes) if end not in have]
 
 
+def closed_day(captured_at: datetime, tz: str) -> date:
+    """The local day a daily closure captured at ``captured_at`` (its next midnight) closes."""
+    return to_local(captured_at - timedelta(seconds=1), tz).date()
+
+
+def closure_days(tz: str, since: datetime, until: datetime) -> list[date]:
+    """The local days whose closing midnight falls in ``(since, until]``, in order."""
+    days: list[date] = []
+    day = closed_day(since, tz)
+    while True:
+        midnight = local_day_bounds(day + timedelta(days=1), tz)[0]
+        if midnight > until:
+            return days
+        if midnight > since:
+            days.append(day)
+        day += timedelta(days=1)
+
+
 def local_sample_time(utc: datetime, tz: str) -> datetime:
     """Wall-clock time of an interval end as the files show it (naive local time)."""
     return to_local(utc, tz).replace(tzinfo=None)
@@ -356,3 +403,6 @@ LP_ACTIVE_EXPORT = LoadProfileProfile(
 )
 DAILY_CLOSURE_PROFILES = {p.name: p for p in (DAILY_CLOSURE_ENERGY_PROFILE,)}
 LOAD_PROFILE_PROFILES = {p.name: p for p in (LP_ACTIVE, LP_ACTIVE_EXPORT)}
+DEFAULT_DAILY_CLOSURE_PROFILE = DAILY_CLOSURE_ENERGY_PROFILE
+"""What the collection reads for a meter without an assignment (``meter_energy_profiles``)."""
+DEFAULT_LOAD_PROFILE_PROFILE = LP_ACTIVE

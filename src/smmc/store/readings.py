@@ -35,6 +35,8 @@ from smmc.domain.readings import (
     QualityFlag,
     ReadingType,
     UnknownReadingType,
+    closed_day,
+    closure_days,
     daily_closure_type,
     energy_type_code,
     is_dst_day,
@@ -65,6 +67,7 @@ __all__ = [
     "UnknownMeter",
     "UnknownProfile",
     "assign_energy_profiles",
+    "closure_read_starts",
     "ensure_partitions",
     "find_gaps",
     "ingest_daily_closure",
@@ -72,8 +75,10 @@ __all__ = [
     "ingest_load_profile",
     "ingest_register_reads",
     "interval_partitions",
+    "interval_read_starts",
     "meter_list",
     "meter_time_zones",
+    "new_register_reads",
     "read_success",
     "resolve_meter",
     "unread_meters",
@@ -666,3 +671,136 @@ def unread_meters(conn: Connection, days: int, today: date) -> list[dict[str, An
         .order_by(last.asc().nulls_first(), meters.c.serial_number)
     )
     return [dict(r) for r in conn.execute(query).mappings()]
+
+
+# -- collection: where the next read starts -------------------------------------------------
+
+
+def _grid_after(moment: datetime, step: timedelta) -> datetime:
+    """The first instant of the UTC ``step`` grid strictly after ``moment``."""
+    seconds = int(step.total_seconds())
+    stamp = int(moment.timestamp())
+    return datetime.fromtimestamp((stamp // seconds + 1) * seconds, UTC)
+
+
+def interval_read_starts(
+    conn: Connection,
+    kind: ReadingType,
+    meter_ids: Iterable[int],
+    since: datetime,
+    until: datetime,
+) -> dict[int, datetime]:
+    """Per meter, the first interval end in ``(since, until]`` not stored yet: where the
+    next profile read must start so that a gap is back-filled. Meters complete up to
+    ``until`` are left out. Interval ends lie on the UTC grid of the interval length (true
+    of every zone whose offset is a whole number of quarter hours)."""
+    if kind.minutes is None:
+        raise ValueError(f"{kind.name} is a register, not an interval reading type")
+    step = timedelta(minutes=kind.minutes)
+    first = _grid_after(since, step)
+    if first > until:
+        return {}
+    ids = sorted(set(meter_ids))
+    c = interval_readings.c
+    window = (c.reading_type_id == kind.id, c.interval_end > since, c.interval_end <= until)
+    starts: dict[int, datetime] = {}
+    for offset in range(0, len(ids), 5000):
+        chunk = ids[offset : offset + 5000]
+        counted = {
+            meter_id: (count, top)
+            for meter_id, count, top in conn.execute(
+                sa.select(c.meter_id, sa.func.count(), sa.func.max(c.interval_end))
+                .where(*window, c.meter_id.in_(chunk))
+                .group_by(c.meter_id)
+            )
+        }
+        holed = []
+        for meter_id in chunk:
+            if meter_id not in counted:
+                starts[meter_id] = first
+                continue
+            count, top = counted[meter_id]
+            if count == (top - first) // step + 1:
+                if top + step <= until:
+                    starts[meter_id] = top + step
+            else:
+                holed.append(meter_id)
+        stored: dict[int, set[datetime]] = {m: set() for m in holed}
+        if holed:
+            for meter_id, end in conn.execute(
+                sa.select(c.meter_id, c.interval_end).where(*window, c.meter_id.in_(holed))
+            ):
+                stored[meter_id].add(end)
+        for meter_id, ends in stored.items():
+            moment = first
+            while moment in ends:
+                moment += step
+            starts[meter_id] = moment
+    return starts
+
+
+def closure_read_starts(
+    conn: Connection,
+    energy: Energy,
+    meter_ids: Iterable[int],
+    since: datetime,
+    until: datetime,
+) -> dict[int, datetime]:
+    """Per meter, the capture instant (local midnight, in the meter's zone) of the first
+    daily closure of ``energy`` closing in ``(since, until]`` not stored yet. Meters with
+    every closure of the window stored are left out."""
+    zones = meter_time_zones(conn, meter_ids)
+    r = register_reads.c
+    type_id = daily_closure_type(energy).id
+    stored: dict[int, set[date]] = {m: set() for m in zones}
+    ids = sorted(zones)
+    for offset in range(0, len(ids), 5000):
+        chunk = ids[offset : offset + 5000]
+        for meter_id, captured in conn.execute(
+            sa.select(r.meter_id, r.captured_at).where(
+                r.reading_type_id == type_id,
+                r.captured_at > since,
+                r.captured_at <= until,
+                r.meter_id.in_(chunk),
+            )
+        ):
+            stored[meter_id].add(closed_day(captured, zones[meter_id]))
+    starts: dict[int, datetime] = {}
+    expected: dict[str, list[date]] = {}
+    for meter_id, tz in zones.items():
+        days = expected.get(tz)
+        if days is None:
+            days = expected[tz] = closure_days(tz, since, until)
+        missing = next((day for day in days if day not in stored[meter_id]), None)
+        if missing is not None:
+            starts[meter_id] = local_day_bounds(missing + timedelta(days=1), tz)[0]
+    return starts
+
+
+def new_register_reads(conn: Connection, reads: Sequence[RegisterRead]) -> list[RegisterRead]:
+    """The register sets of ``reads`` not stored yet (so that a re-read raises no event
+    twice)."""
+    if not reads:
+        return []
+    r = register_reads.c
+    keys = {(read.meter_id, daily_closure_type(read.energy).id) for read in reads}
+    low = min(read.captured_at for read in reads)
+    high = max(read.captured_at for read in reads)
+    stored: set[tuple[int, int, datetime]] = set()
+    pairs = sorted(keys)
+    for offset in range(0, len(pairs), 2000):
+        chunk = pairs[offset : offset + 2000]
+        rows = conn.execute(
+            sa.select(r.meter_id, r.reading_type_id, r.captured_at).where(
+                r.meter_id.in_({m for m, _ in chunk}),
+                r.reading_type_id.in_({t for _, t in chunk}),
+                r.captured_at >= low,
+                r.captured_at <= high,
+            )
+        )
+        stored.update((m, t, c) for m, t, c in rows)
+    return [
+        read
+        for read in reads
+        if (read.meter_id, daily_closure_type(read.energy).id, read.captured_at) not in stored
+    ]
