@@ -17,6 +17,7 @@ from functools import lru_cache
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection
 
 from smmc.domain.events import (
@@ -175,13 +176,28 @@ class _Stamps:
         self._cache: dict[datetime, str] = {}
 
     def __call__(self, value: datetime | None) -> Any:
-        if value is None or not self._text:
+        if value is None:
+            return None
+        if not self._text:
+            if value.tzinfo is None:
+                raise ValueError(f"naive datetime {value!r} cannot be stored: give it a time zone")
             return value
         text = self._cache.get(value)
         if text is None:
-            text = value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+            if value.tzinfo is None:
+                raise ValueError(f"naive datetime {value!r} cannot be stored: give it a time zone")
+            text = value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
             self._cache[value] = text
         return text
+
+
+def _among(conn: Connection, column: sa.ColumnElement[str], values: Sequence[str]) -> Any:
+    """``column IN values`` with the whole list as one bound value: an array on PostgreSQL,
+    a JSON array read by ``json_each`` on SQLite (one cached statement, whatever the size)."""
+    if conn.dialect.name == "postgresql":
+        return column == sa.any_(sa.bindparam(None, list(values), type_=ARRAY(sa.String)))
+    listed = sa.func.json_each(sa.bindparam(None, json.dumps(list(values)))).table_valued("value")
+    return column.in_(sa.select(listed.c.value))
 
 
 def _resolve(conn: Connection, keys: set[tuple[str, str]]) -> dict[tuple[str, str], _Device]:
@@ -194,7 +210,7 @@ def _resolve(conn: Connection, keys: set[tuple[str, str]]) -> dict[tuple[str, st
         .outerjoin(t.meter_links, sa.and_(link.meter_id == m.id, link.valid_to.is_(None)))
         .outerjoin(t.service_points, sp.id == link.service_point_id)
     )
-    for chunk in _chunks(meters):
+    if meters:
         rows = conn.execute(
             sa.select(
                 m.serial_number,
@@ -204,20 +220,21 @@ def _resolve(conn: Connection, keys: set[tuple[str, str]]) -> dict[tuple[str, st
                 sa.func.coalesce(sp.transformer_id, c.transformer_id),
             )
             .select_from(joined)
-            .where(m.serial_number.in_(chunk))
+            .where(_among(conn, m.serial_number, meters))
         )
         for serial, meter_id, dc_id, dc_name, transformer in rows:
             found[(METER, serial)] = _Device(meter_id, dc_id, dc_name, transformer)
-    for chunk in _chunks(dcs):
+    if dcs:
         dc_rows = conn.execute(
             sa.select(c.serial_number, c.name, c.id, c.transformer_id).where(
-                sa.or_(c.serial_number.in_(chunk), c.name.in_(chunk))
+                sa.or_(_among(conn, c.serial_number, dcs), _among(conn, c.name, dcs))
             )
         )
+        wanted = set(dcs)
         for serial, name, dc_id, transformer in dc_rows:
             device = _Device(None, dc_id, name, transformer)
             for label in (serial, name):
-                if label in chunk:
+                if label in wanted:
                     found[(CONCENTRATOR, label)] = device
     return found
 
@@ -225,8 +242,8 @@ def _resolve(conn: Connection, keys: set[tuple[str, str]]) -> dict[tuple[str, st
 def _by_kind(keys: set[tuple[str, str]]) -> Iterable[tuple[str, Sequence[str]]]:
     for kind in (METER, CONCENTRATOR):
         devices = sorted(device for k, device in keys if k == kind)
-        for chunk in _chunks(devices):
-            yield kind, chunk
+        if devices:
+            yield kind, devices
 
 
 def _last_words(
@@ -234,9 +251,11 @@ def _last_words(
 ) -> dict[tuple[str, str], dict[str, int]]:
     words: dict[tuple[str, str], dict[str, int]] = {}
     w = t.device_status_words.c
-    for kind, chunk in _by_kind(keys):
+    for kind, devices in _by_kind(keys):
         rows = conn.execute(
-            sa.select(w.device, w.word, w.value).where(w.device_kind == kind, w.device.in_(chunk))
+            sa.select(w.device, w.word, w.value).where(
+                w.device_kind == kind, _among(conn, w.device, devices)
+            )
         )
         for device, word, value in rows:
             words.setdefault((kind, device), {})[word] = value
@@ -248,9 +267,11 @@ def _active_events(
 ) -> dict[tuple[str, str, str], dict[str, Any]]:
     active: dict[tuple[str, str, str], dict[str, Any]] = {}
     e = t.events.c
-    for kind, chunk in _by_kind(keys):
+    for kind, devices in _by_kind(keys):
         rows = conn.execute(
-            sa.select(t.events).where(e.is_active, e.device_kind == kind, e.device.in_(chunk))
+            sa.select(t.events).where(
+                e.is_active, e.device_kind == kind, _among(conn, e.device, devices)
+            )
         ).mappings()
         for row in rows:
             active[(kind, row["device"], row["key"])] = dict(row)
@@ -271,27 +292,62 @@ _SPONTANEOUS_COLUMNS = (
 )  # fmt: skip
 
 
-def _event_message(row: Mapping[str, Any], where: _Device | None) -> dict[str, Any]:
-    return {
-        "event_id": row["message_id"],
-        "type": row["code"],
-        "acronym": row["acronym"],
-        "device_kind": row["device_kind"],
-        "device": row["device"],
-        "meter": row["device"] if row["device_kind"] == METER else None,
-        "concentrator": where.concentrator if where else row["device"],
-        "severity": row["severity"],
-        "priority": row["priority"],
-        "category": row["category"],
-        "routing": row["routing"],
-        "isactive": row["is_active"],
-        "date": _iso(
-            row["opened_at"] if row["is_active"] else row["closed_at"] or row["opened_at"]
-        ),
-        "description": row["description"],
-        "source": row["source"],
-        "correlation_id": row["correlation_id"],
-    }
+_text = json.encoder.encode_basestring_ascii
+
+
+def _js(value: str | bool | int | None) -> str:
+    """One value as ``json.dumps`` writes it (str, bool, int or None)."""
+    if value is None:
+        return "null"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    return _text(value) if isinstance(value, str) else str(value)
+
+
+@lru_cache(maxsize=4096)
+def _catalog_part(
+    code: str,
+    acronym: str,
+    description: str,
+    severity: int,
+    priority: str,
+    category: str,
+    routing: str,
+) -> tuple[str, ...]:
+    return (
+        _js(acronym), _js(category), _js(description), _js(priority), _js(routing),
+        _js(severity), _js(code),
+    )  # fmt: skip
+
+
+def _event_payload(message_id: str, row: Mapping[str, Any], where: _Device | None) -> str:
+    """The event's outbox message: exactly ``json.dumps(message, sort_keys=True)`` of the
+    event's fields, assembled from pre-encoded catalog parts (a storm repeats a handful of
+    catalog entries and differs only in device, time and ids)."""
+    acronym, category, description, priority, routing, severity, code = _catalog_part(
+        row["code"],
+        row["acronym"],
+        row["description"],
+        row["severity"],
+        row["priority"],
+        row["category"],
+        row["routing"],
+    )
+    kind, device, active = row["device_kind"], row["device"], row["is_active"]
+    moment = row["opened_at"] if active else row["closed_at"] or row["opened_at"]
+    concentrator = where.concentrator if where else device
+    return (
+        f'{{"acronym": {acronym}, "category": {category}, '
+        f'"concentrator": {_js(concentrator)}, "correlation_id": {_js(row["correlation_id"])}, '
+        f'"date": {_js(_iso(moment))}, "description": {description}, "device": {_js(device)}, '
+        f'"device_kind": {_js(kind)}, "event_id": {_js(row["message_id"])}, '
+        f'"isactive": {_js(active)}, "kind": "event", "message_id": {_js(message_id)}, '
+        f'"meter": {_js(device if kind == METER else None)}, "priority": {priority}, '
+        f'"routing": {routing}, "severity": {severity}, "source": {_js(row["source"])}, '
+        f'"type": {code}}}'
+    )
 
 
 def _upsert_words(conn: Connection, rows: list[tuple[Any, ...]]) -> None:
@@ -323,7 +379,7 @@ def _upsert_words(conn: Connection, rows: list[tuple[Any, ...]]) -> None:
 
 
 def _bulk_insert(
-    conn: Connection, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+    conn: Connection, table: str, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]
 ) -> None:
     """Insert many rows through the driver: COPY on PostgreSQL, one prepared executemany
     on SQLite. SQLAlchemy's per-row parameter processing costs more than the database does
@@ -344,7 +400,7 @@ def _bulk_insert(
     conn.exec_driver_sql(
         # identifiers come from the table definitions; every value is bound
         f"INSERT INTO {table} ({names}) VALUES ({marks})",  # noqa: S608
-        rows if isinstance(rows, list) else list(rows),
+        rows,
     )
 
 
@@ -357,7 +413,7 @@ class _Batch:
         self.now = now
         self.now_stamp = self.stamp(now)
         self.events: list[dict[str, Any]] = []
-        self.event_rows: list[list[Any]] = []
+        self.event_rows: list[tuple[Any, ...]] = []
         self.closes: list[dict[str, Any]] = []
         self.outbox: list[tuple[Any, ...]] = []
         self.words: dict[tuple[str, str, str], tuple[Any, ...]] = {}
@@ -373,6 +429,12 @@ class _Batch:
         message_id = self.new_id()
         payload = _JSON.encode({"message_id": message_id, "kind": kind, **body})
         self.outbox.append((message_id, kind, priority, payload, self.now_stamp, None))
+
+    def event_message(self, row: Mapping[str, Any]) -> None:
+        message_id = self.new_id()
+        where = self.devices.get((row["device_kind"], row["device"]))
+        payload = _event_payload(message_id, row, where)
+        self.outbox.append((message_id, "event", row["priority"], payload, self.now_stamp, None))
 
     def open(
         self,
@@ -400,15 +462,14 @@ class _Batch:
         self.events.append(row)
         stamp = self.stamp(at)
         values[14] = values[19] = stamp
-        self.event_rows.append(values)
-        self.message("event", entry.priority.value, _event_message(row, where))
+        self.event_rows.append(tuple(values))
+        self.event_message(row)
         return row
 
     def close(self, row: dict[str, Any], at: datetime) -> None:
         closed = {**row, "is_active": False, "closed_at": at}
         self.closes.append(closed)
-        where = self.devices.get((row["device_kind"], row["device"]))
-        self.message("event", closed["priority"], _event_message(closed, where))
+        self.event_message(closed)
 
 
 @dataclass(frozen=True, slots=True)
@@ -607,7 +668,9 @@ def _members(
     for kind, chunk in _by_kind(devices):
         rows = conn.execute(
             sa.select(m.incident_id, m.device, m.off_at, m.on_at).where(
-                m.incident_id.in_(incident_ids), m.device_kind == kind, m.device.in_(chunk)
+                m.incident_id.in_(incident_ids),
+                m.device_kind == kind,
+                _among(conn, m.device, chunk),
             )
         )
         for incident_id, device, off_at, on_at in rows:
