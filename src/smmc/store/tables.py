@@ -266,6 +266,9 @@ work_orders = sa.Table(
     sa.Column("schedule_id", sa.Integer),
     *_timestamps(),
     sa.Index("ix_work_orders_queue", "state", "scheduled_at"),
+    # The works views' counts and id pages, and a batch's progress (migration 0009).
+    sa.Index("ix_work_orders_view", "state", "activity", "origin", "id"),
+    sa.Index("ix_work_orders_batch_state", "batch_id", "state"),
     # Never two RUNNING orders on one meter, whatever the workers believe.
     _unique_where("uq_work_orders_running_meter", "state = 'RUNNING'", "meter_id"),
 )
@@ -451,6 +454,8 @@ events = sa.Table(
     sa.Column("raw", sa.Text),
     sa.Column("created_at", UtcDateTime(), nullable=False, default=_now),
     sa.Index("ix_events_device", "device_kind", "device", "key"),
+    # The control room's time windows over meter events (migration 0009).
+    sa.Index("ix_events_kind_opened", "device_kind", "opened_at"),
     _unique_where("uq_events_active", "is_active", "device_kind", "device", "key"),
 )
 
