@@ -68,6 +68,7 @@ DEFAULT_EVENT_CODES: Mapping[str, str] = MappingProxyType(
         "work_order_ok": "3.21.87.30",
         "work_order_failed": "3.21.87.85",
         "power_failure": "3.26.0.85",
+        "power_restored": "3.26.0.216",
         "terminal_cover_removed": "3.12.29.79",
         "meter_case_opened": "3.12.29.212",
         "clock_not_aligned": "3.36.17.85",

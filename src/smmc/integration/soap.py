@@ -86,6 +86,7 @@ __all__ = [
     "CimService",
     "ServiceSpec",
     "SoapAnswer",
+    "soap_envelope",
     "soap_fault",
     "wsdl_text",
 ]
@@ -164,7 +165,8 @@ class SoapAnswer:
     replayed: bool = False
 
 
-def _envelope(element: etree._Element) -> bytes:
+def soap_envelope(element: etree._Element) -> bytes:
+    """A SOAP 1.1 envelope around one body element, serialized for the wire."""
     envelope = etree.Element(f"{{{SOAP_NS}}}Envelope", nsmap={"soapenv": SOAP_NS})
     etree.SubElement(envelope, f"{{{SOAP_NS}}}Body").append(element)
     return serialize(envelope)
@@ -182,7 +184,7 @@ def soap_fault(spec: ServiceSpec, error: MessageError, *, client: bool = True) -
     )
     reply = Reply(Result.FAILED, (_error(error.code, error.reason, error.details),))
     fault_message.append(reply.to_xml(f"{{{ns}}}Reply"))
-    return _envelope(fault)
+    return soap_envelope(fault)
 
 
 def _error(
@@ -256,7 +258,7 @@ class CimService:
         message_id = header.message_id
         if message_id is None or len(message_id) > 100:
             reply = self._failed(spec, header, _error("1.5", None, "Header/MessageID (≤ 100)"))
-            return SoapAnswer(200, _envelope(reply.to_xml()))
+            return SoapAnswer(200, soap_envelope(reply.to_xml()))
         stored = self._claim(spec, header, message_id)
         if stored is not None:
             return SoapAnswer(200, stored, replayed=True)
@@ -268,7 +270,7 @@ class CimService:
                     t.cim_messages.delete().where(t.cim_messages.c.message_id == message_id)
                 )
             raise
-        body = _envelope(response.to_xml())
+        body = soap_envelope(response.to_xml())
         self._check_outbound(response)
         result = response.reply.result.value if response.reply else None
         with self.engine.begin() as conn:
@@ -304,7 +306,7 @@ class CimService:
         if answer is not None:
             return str(answer).encode("utf-8")
         busy = _error("5.1", None, f"MessageID {message_id} is still being processed")
-        return _envelope(self._failed(spec, header, busy).to_xml())
+        return soap_envelope(self._failed(spec, header, busy).to_xml())
 
     def _check_outbound(self, response: Message) -> None:
         if self.schemas is None:

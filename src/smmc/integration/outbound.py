@@ -1,0 +1,250 @@
+"""Outbox rows as IEC 61968-100 messages for Legacy: outcomes, events, outages, readings.
+
+Each row renders to one ``created`` message (verb ``created``; ``EndDeviceEvents`` or
+``MeterReadings``) whose ``Header/MessageID`` is the row's MessageID, so a redelivery is
+recognisable. The header's ``Timestamp`` is the row's creation time, so the same row renders
+to the same bytes every time (under the same code table).
+
+- **outcome** (a Legacy work order ended): one ``EndDeviceEvent`` whose type is the code
+  table's entry for the outcome (``disconnected`` 3.31.17.68, ``connected``,
+  ``disconnect_failed``, ``connect_failed``, ``expired``, ``cancelled``, ``work_order_ok``
+  3.21.87.30, ``work_order_failed`` 3.21.87.85) and ``CorrelationID`` = the order's
+  external id (the request's CorrelationID, else its MessageID). A failed or expired order
+  says so twice: ``EndDeviceEventDetails`` ``Outcome=failed|expired`` and
+  ``FieldWorkRequired=true`` with ``FieldWorkOrder`` = the work order id (the field work
+  order the queue opened for it is keyed by that id).
+- **event** (alarm, status bit, spontaneous, work-order HPE): one ``EndDeviceEvent`` with the
+  catalogue's code, no ``CorrelationID``; ``mRID`` = the event's id, the same one
+  ``GetEndDeviceEvents`` answers with.
+- **outage** (incident opened/closed): ``power_failure`` or ``power_restored`` on the
+  transformer or concentrator, with duration and power-off count.
+- **readings**: a ``MeterReadings`` of a bounded group of meters, its index in the split in
+  a ``MessageIndex`` header property (see ``smmc.integration.readings``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from smmc.integration.codes import CodeBook, CodeError
+from smmc.integration.messages import Body, Header, Message, Property, Verb
+from smmc.integration.payloads import (
+    DeviceRef,
+    EndDeviceEvent,
+    EndDeviceEvents,
+    IntervalBlock,
+    MeterReading,
+    MeterReadings,
+    Name,
+    Reading,
+)
+from smmc.integration.xml import parse_datetime, serialize
+
+__all__ = ["Outgoing", "RenderError", "Renderer"]
+
+END_DEVICE_EVENTS = "EndDeviceEvents"
+METER_READINGS = "MeterReadings"
+SERIAL = "SerialNumber"
+_BREAKER = {0: "Open", 1: "Closed"}
+
+
+class RenderError(ValueError):
+    """An outbox row that cannot become a message (names the row and the reason)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """One message ready for a backend. ``meter`` is the ordering key (the meter, or the
+    outage scope); ``reply_address`` is the request's, for outcomes."""
+
+    row_id: int
+    message_id: str
+    correlation_id: str | None
+    priority: str
+    meter: str | None
+    noun: str
+    xml: bytes
+    reply_address: str | None = None
+
+
+def _stamp(value: Any, where: str) -> datetime:
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str) or not value:
+        raise RenderError(f"{where}: missing timestamp")
+    return parse_datetime(value, where)
+
+
+def _meter(serial: str) -> DeviceRef:
+    return DeviceRef(serial, (Name(serial, SERIAL),))
+
+
+@dataclass(frozen=True, slots=True)
+class Renderer:
+    """Renders outbox rows with the code table in force; ``source`` is ``Header/Source``
+    and the events' ``issuerID``."""
+
+    codes: CodeBook = field(default_factory=CodeBook)
+    source: str = "SMMC"
+
+    def render(self, row: Mapping[str, Any]) -> Outgoing:
+        """The message of one outbox row (``id``, ``message_id``, ``kind``, ``priority``,
+        ``payload`` JSON, ``created_at``). Raises ``RenderError`` naming what is wrong."""
+        label = f"outbox row {row.get('id')} ({row.get('message_id')})"
+        try:
+            body = json.loads(row["payload"])
+        except (TypeError, ValueError) as exc:
+            raise RenderError(f"{label}: payload is not JSON: {exc}") from None
+        if not isinstance(body, dict):
+            raise RenderError(f"{label}: payload is not a JSON object")
+        kind = row["kind"]
+        try:
+            if kind == "outcome":
+                noun, payload, meter, correlation, reply = self._outcome(body)
+            elif kind == "event":
+                noun, payload, meter, correlation, reply = self._event(body)
+            elif kind == "outage":
+                noun, payload, meter, correlation, reply = self._outage(body)
+            elif kind == "readings":
+                noun, payload, meter, correlation, reply = self._readings(body)
+            else:
+                raise RenderError(f"kind {kind!r} has no CIM rendering")
+        except (KeyError, TypeError) as exc:
+            raise RenderError(f"{label}: payload field missing or malformed: {exc}") from None
+        except (CodeError, RenderError, ValueError) as exc:
+            raise RenderError(f"{label}: {exc}") from None
+        priority = str(row["priority"])
+        properties = [Property("Priority", priority.upper())]
+        if kind == "readings":
+            properties += [
+                Property("ReadingTypeGroup", str(body["group"])),
+                Property("MessageIndex", f"{body['index']}/{body['count']}"),
+            ]
+        header = Header(
+            verb=Verb.CREATED,
+            noun=noun,
+            revision="2.0",
+            timestamp=_stamp(row["created_at"], f"{label} created_at"),
+            source=self.source,
+            message_id=str(row["message_id"]),
+            correlation_id=correlation,
+            properties=tuple(properties),
+        )
+        xml = serialize(Message(header, payload=payload).to_xml())
+        return Outgoing(
+            int(row["id"]), str(row["message_id"]), correlation, priority, meter, noun, xml, reply
+        )
+
+    def _outcome(
+        self, body: Mapping[str, Any]
+    ) -> tuple[str, Body, str | None, str | None, str | None]:
+        request = body.get("request") or {}
+        meter = body.get("meter")
+        status = str(body["status"])
+        details: list[tuple[str, str | None]] = [
+            ("Outcome", status),
+            ("WorkOrder", str(body["work_order_id"])),
+            ("Activity", str(body["activity"])),
+        ]
+        if body.get("breaker_state") in _BREAKER:
+            details.append(("BreakerStatus", _BREAKER[body["breaker_state"]]))
+        if request.get("control_mrid"):
+            details.append(("EndDeviceControl.mRID", str(request["control_mrid"])))
+        if body.get("pod"):
+            details.append(("UsagePoint", str(body["pod"])))
+        if body.get("field_work"):
+            details += [
+                ("FieldWorkRequired", "true"),
+                ("FieldWorkOrder", str(body["work_order_id"])),
+            ]
+        event = EndDeviceEvent(
+            event_type=self.codes.event_code(str(body["event"])),
+            created=_stamp(body["occurred_at"], "occurred_at"),
+            mrid=str(body["message_id"]),
+            issuer_id=self.source,
+            issuer_tracking_id=request.get("issuer_tracking_id"),
+            reason=body.get("description"),
+            severity="information" if body.get("ok") else "alarm",
+            asset=_meter(str(meter)) if meter else None,
+            details=tuple(details),
+        )
+        correlation = body.get("correlation_id")
+        return (
+            END_DEVICE_EVENTS,
+            EndDeviceEvents((event,)),
+            meter,
+            str(correlation) if correlation else None,
+            request.get("reply_address"),
+        )
+
+    def _event(self, body: Mapping[str, Any]) -> tuple[str, Body, str | None, None, None]:
+        device = str(body["device"])
+        is_meter = body.get("device_kind") == "meter"
+        asset = _meter(device) if is_meter else DeviceRef(device, (Name(device, "Concentrator"),))
+        details: list[tuple[str, str | None]] = [
+            ("acronym", str(body["acronym"])),
+            ("isActive", "true" if body.get("isactive") else "false"),
+            ("category", str(body.get("category"))),
+        ]
+        if body.get("concentrator") and is_meter:
+            details.append(("Concentrator", str(body["concentrator"])))
+        event = EndDeviceEvent(
+            event_type=str(body["type"]),
+            created=_stamp(body["date"], "date"),
+            mrid=str(body["event_id"]),
+            issuer_id=self.source,
+            reason=body.get("description"),
+            severity=str(body["severity"]),
+            asset=asset,
+            details=tuple(details),
+        )
+        return END_DEVICE_EVENTS, EndDeviceEvents((event,)), device, None, None
+
+    def _outage(self, body: Mapping[str, Any]) -> tuple[str, Body, str | None, None, None]:
+        open_ = bool(body["is_open"])
+        scope = str(body["scope"])
+        key = str(body["scope_key"])
+        details: list[tuple[str, str | None]] = [
+            ("OutageIncident", str(body["incident"])),
+            ("OutageScope", scope),
+            ("PowerOffEvents", str(body["power_off_events"])),
+        ]
+        if body.get("duration_s") is not None:
+            details.append(("OutageDurationSeconds", str(round(float(body["duration_s"])))))
+        at = body["started_at"] if open_ else body["ended_at"]
+        event = EndDeviceEvent(
+            event_type=self.codes.event_code("power_failure" if open_ else "power_restored"),
+            created=_stamp(at, "started_at" if open_ else "ended_at"),
+            mrid=f"{body['incident']}/{'open' if open_ else 'closed'}",
+            issuer_id=self.source,
+            severity="alarm" if open_ else "information",
+            asset=DeviceRef(key, (Name(key, scope.capitalize()),)),
+            details=tuple(details),
+        )
+        return END_DEVICE_EVENTS, EndDeviceEvents((event,)), f"{scope}:{key}", None, None
+
+    def _readings(self, body: Mapping[str, Any]) -> tuple[str, Body, str | None, None, None]:
+        items: list[MeterReading] = []
+        for entry in body["meters"]:
+            blocks = tuple(
+                IntervalBlock(
+                    str(block["reading_type"]),
+                    tuple(
+                        Reading(str(value), _stamp(stamp, "interval end"))
+                        for stamp, value in block["values"]
+                    ),
+                )
+                for block in entry.get("blocks", ())
+            )
+            registers = tuple(
+                (str(reading_type), Reading(str(value), _stamp(stamp, "register timestamp")))
+                for reading_type, stamp, value in entry.get("registers", ())
+            )
+            items.append(MeterReading(_meter(str(entry["meter"])), blocks, registers))
+        if not items:
+            raise RenderError("readings message without meters")
+        return METER_READINGS, MeterReadings(tuple(items)), None, None, None
