@@ -8,11 +8,14 @@ listener stores it raw and keeps serving.
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 
 from smmc.dlms.apdu import DataNotification
 from smmc.dlms.axdr import Data, DataTag
+from smmc.dlms.cosem_time import CosemDateTime
 from smmc.dlms.errors import DlmsError
 from smmc.dlms.framing.wrapper import HEADER_LENGTH, WRAPPER_VERSION, WrapperFrame
 from smmc.domain.events import METER_WORDS
@@ -121,20 +124,74 @@ def _push_words(body: Data) -> tuple[str, dict[str, int]]:
     return serial, words
 
 
-def _push(data: bytes, received_at: datetime, source: str) -> Decoded:
+@lru_cache(maxsize=4096)
+def _local_time(stamp: bytes) -> str | None:
+    """The push's 12-byte date-time as local wall time text (``None`` if it names no
+    instant); a ``DlmsError`` if it is not a COSEM date-time at all. Cached: the pushes of
+    one second share their stamp."""
+    parsed = CosemDateTime.from_bytes(stamp)
     try:
-        frame = WrapperFrame.from_bytes(data)
-        notification = DataNotification.from_bytes(frame.payload)
-        serial, words = _push_words(notification.body)
-    except (DlmsError, ValueError) as exc:
-        return Decoded(UNKNOWN, False, reason=f"DLMS push: {exc}")
-    stamp = notification.date_time
-    local = None
-    if stamp is not None:
+        return parsed.to_datetime().replace(tzinfo=None).isoformat(sep=" ")
+    except (DlmsError, ValueError):
+        return None
+
+
+def _alarm_push(data: bytes) -> tuple[str, dict[str, int], str | None] | None:
+    """The serial, words and local time of a push in exactly the concentrator's alarm
+    layout (wrapper, DataNotification with a date-time, ``{octet-string serial,
+    long-unsigned × 5}``) read by fixed offsets; ``None`` for anything else, which the
+    general decoder then reads (and explains, if it is wrong)."""
+    if len(data) < _ALARM_MIN or data[_ALARM_FIXED.size - 1] >= 0x80:
+        return None
+    version, _, _, length, tag, stamp_length, stamp, structure, count, string, size = (
+        _ALARM_FIXED.unpack_from(data)
+    )
+    if (
+        version != WRAPPER_VERSION
+        or length != len(data) - HEADER_LENGTH
+        or len(data) != _ALARM_MIN + size
+        or (tag, stamp_length, structure, count, string) != (0x0F, 12, 0x02, 6, 0x09)
+        or size == 0
+    ):
+        return None
+    start = _ALARM_FIXED.size
+    raw_serial = data[start : start + size]
+    fields = _ALARM_WORDS.unpack_from(data, start + size)
+    if fields[0::2] != (0x12,) * 5 or not raw_serial.isascii():
+        return None
+    serial = raw_serial.decode("ascii")
+    if not serial.isprintable():
+        return None
+    try:
+        local = _local_time(stamp)
+    except DlmsError:
+        return None
+    _, normal1, normal2, extended1, extended2 = fields[1::2]
+    words = {"normal1": normal1, "normal2": normal2, "extended1": extended1,
+             "extended2": extended2}  # fmt: skip
+    return serial, words, local
+
+
+_ALARM_FIXED = struct.Struct(">HHHHB4xB12sBBBB")
+"""Wrapper header, 0F, invoke id, date-time (0C + 12 bytes), structure of 6, octet string
+and its length."""
+_ALARM_WORDS = struct.Struct(">" + "BH" * 5)
+_ALARM_MIN = _ALARM_FIXED.size + _ALARM_WORDS.size
+
+
+def _push(data: bytes, received_at: datetime, source: str) -> Decoded:
+    fast = _alarm_push(data)
+    if fast is not None:
+        serial, words, local = fast
+    else:
         try:
-            local = stamp.to_datetime().replace(tzinfo=None).isoformat(sep=" ")
-        except (DlmsError, ValueError):
-            local = None
+            frame = WrapperFrame.from_bytes(data)
+            notification = DataNotification.from_bytes(frame.payload)
+            serial, words = _push_words(notification.body)
+        except (DlmsError, ValueError) as exc:
+            return Decoded(UNKNOWN, False, reason=f"DLMS push: {exc}")
+        stamp = notification.date_time
+        local = None if stamp is None else _local_time(stamp.to_bytes())
     observation = Observation("meter", serial, words, received_at, source, data.hex().upper())
     return Decoded(DLMS_PUSH, True, serial, local, observation=observation)
 
