@@ -20,6 +20,7 @@ from smmc.store.events import (
     pending_outbox,
     record_spontaneous,
     record_status_words,
+    record_work_order_result,
 )
 
 T0 = datetime(2021, 1, 1, 22, 56, 12, 536000, tzinfo=UTC)
@@ -287,3 +288,88 @@ def test_two_batches_in_one_transaction_update_the_same_words(db: Engine) -> Non
             )
         ).scalar_one()
     assert value == 3
+
+
+def test_a_transformer_feeding_part_of_a_concentrator_is_its_own_incident(db: Engine) -> None:
+    _fleet(db, meters=6)
+    serials = [f"UAAEEDN1770058396{i}" for i in range(6)]
+    with db.begin() as conn:
+        sub = conn.execute(sa.select(t.substations.c.id)).scalar_one()
+        fed = conn.execute(
+            t.transformers.insert()
+            .values(code="TR-2", substation_id=sub)
+            .returning(t.transformers.c.id)
+        ).scalar_one()
+        meter_ids = dict(conn.execute(sa.select(t.meters.c.serial_number, t.meters.c.id)).all())
+        for serial in serials[:3]:
+            point = conn.execute(
+                t.service_points.insert()
+                .values(name=f"POD-{serial}", transformer_id=fed)
+                .returning(t.service_points.c.id)
+            ).scalar_one()
+            conn.execute(
+                t.meter_links.insert().values(
+                    meter_id=meter_ids[serial], service_point_id=point, valid_from=T0
+                )
+            )
+    with db.begin() as conn:
+        opened = apply_events(
+            conn, [Observation("meter", s, {"normal1": 1}, T0, "push") for s in serials[:3]]
+        )
+    assert len(opened.incidents_opened) == 1
+    with db.connect() as conn:
+        incident = conn.execute(sa.select(t.outage_incidents)).mappings().one()
+        dc_id = conn.execute(sa.select(t.concentrators.c.id)).scalar_one()
+    assert (incident["scope"], incident["scope_key"]) == ("transformer", str(fed))
+    assert incident["transformer_id"] == fed
+    assert incident["concentrator_id"] == dc_id
+    assert incident["power_off_events"] == 3
+    assert _count(db, t.outage_members) == 3
+    for minute, serial in enumerate(serials[:3], start=8):
+        with db.begin() as conn:
+            back = apply_events(
+                conn,
+                [Observation("meter", serial, {"normal1": 0}, T0 + timedelta(minutes=minute), "p")],
+            )
+        assert back.incidents_closed == ([incident["id"]] if serial == serials[2] else [])
+    with db.begin() as conn:
+        other = apply_events(conn, [Observation("meter", serials[3], {"normal1": 1}, T0, "push")])
+    with db.connect() as conn:
+        rows = conn.execute(
+            sa.select(t.outage_incidents).order_by(t.outage_incidents.c.id)
+        ).mappings()
+        incidents = [dict(r) for r in rows]
+    assert len(other.incidents_opened) == 1
+    assert [(r["scope_key"], r["is_open"], r["duration_s"]) for r in incidents] == [
+        (str(fed), False, 600.0),
+        (str(incidents[1]["transformer_id"]), True, None),
+    ]
+    assert incidents[1]["transformer_id"] != fed  # the concentrator's own transformer
+
+
+def test_outbox_payloads_are_the_canonical_json_of_their_message(db: Engine) -> None:
+    _fleet(db)
+    with db.begin() as conn:
+        record_status_words(conn, "UAAEEDN17700583960", {"normal1": 3}, T0, "push")
+        record_work_order_result(
+            conn,
+            "UAAEEDN17700583961",
+            ok=False,
+            at=T0,
+            correlation_id='wo-"7"',
+            description='Medidor no respondió "timeout" \\ ñ',
+        )
+        record_status_words(conn, "UAAEEDN17700583960", {"normal1": 0}, T0, "push")
+    with db.connect() as conn:
+        payloads = conn.execute(sa.select(t.outbox.c.payload, t.outbox.c.message_id)).all()
+    # PUP, ORD and the outage opened, the failure, PUP, ORD and the outage closed
+    assert len(payloads) == 7
+    for payload, message_id in payloads:
+        message = json.loads(payload)
+        assert json.dumps(message, sort_keys=True) == payload
+        assert message["message_id"] == message_id
+    failed = [json.loads(p) for p, _ in payloads if "respondi" in p]
+    assert failed[0]["description"] == 'Medidor no respondió "timeout" \\ ñ'
+    assert failed[0]["correlation_id"] == 'wo-"7"'
+    assert failed[0]["meter"] == "UAAEEDN17700583961"
+    assert failed[0]["isactive"] is False
