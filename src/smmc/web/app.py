@@ -13,7 +13,7 @@ from sqlalchemy.engine import Engine
 import smmc
 from smmc.store.secrets import SecretBox
 from smmc.web import pages
-from smmc.web.api import api_router, cim, events, readings, work_orders
+from smmc.web.api import api_router, cim, events, outbox, readings, work_orders
 from smmc.web.api.deps import EngineDep
 from smmc.web.api.schemas import Health
 from smmc.web.auth import Forbidden, LoginRequired, api_access
@@ -54,6 +54,7 @@ def create_app(
     app.include_router(work_orders.router, dependencies=guarded)
     app.include_router(events.router, dependencies=guarded)
     app.include_router(readings.router, dependencies=guarded)
+    app.include_router(outbox.router, dependencies=guarded)
     app.include_router(cim.router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
