@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 
 from smmc.domain.time import interval_count, local_day_bounds, to_local
 from smmc.sim.anomalies import Anomaly, AnomalyKind
-from smmc.sim.consumption import HOUSEHOLD_TYPES
+from smmc.sim.consumption import HOUSEHOLD_TYPES, ConsumptionModel
+from smmc.sim.fleet import default_fleet
 from smmc.sim.meter_model import (
     ExtendedWord1,
     LoadProfileStatus,
@@ -381,3 +382,54 @@ def test_local_time_follows_the_meter_time_zone() -> None:
 
     assert t1(magallanes) > 0
     assert t1(santiago) == 0
+
+
+def _everything(m: MeterModel, day: date) -> tuple[object, ...]:
+    """What a head-end reads of one local day: profiles, closure, registers during the day."""
+    start, end = local_day_bounds(day, TZ)
+    probes = [start + (end - start) * k / 7 + timedelta(seconds=k * 37.3) for k in range(1, 7)]
+    return (
+        m.load_profile_day(day),
+        m.measurands(start, end),
+        m.billing_row(day),
+        [energies(m.registers(at)) for at in probes],
+    )
+
+
+@pytest.mark.parametrize(
+    "day",
+    [date(2026, 4, 4), date(2026, 9, 6), date(2026, 7, 14), date(2026, 12, 24)],
+    ids=["fall-back", "spring-forward", "winter", "summer"],
+)
+def test_array_fast_path_gives_the_reference_values(
+    day: date, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Slots summed as arrays (``_simple`` history) against the slot-by-slot reference, for
+    a sample of the default fleet's meters (drifting clocks, PV, polyphase, anomalies) on
+    both DST days and two ordinary ones."""
+    now = local_day_bounds(day + timedelta(days=2), TZ)[0]
+    plan = default_fleet().sized(4, 40, 10).build(now)
+    sample = range(0, len(plan), 3)
+    fast = [_everything(plan.meter_model(i), day) for i in sample]
+    assert sum(plan.meter_model(i)._simple() for i in sample) > len(sample) // 2
+    with monkeypatch.context() as patched:
+        patched.setattr(MeterModel, "_simple", lambda self: False)
+        reference = [_everything(plan.meter_model(i), day) for i in sample]
+    assert fast == reference
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    SEEDS,
+    HOUSEHOLDS,
+    st.booleans(),
+    st.sampled_from([0.0, 2.5, 6.0]),
+    st.integers(min_value=19_000 * 96, max_value=22_000 * 96),
+    st.integers(min_value=1, max_value=500),
+)
+def test_slot_block_equals_slot_by_slot(
+    seed: int, household: str, polyphase: bool, pv: float, first: int, count: int
+) -> None:
+    consumption = ConsumptionModel(seed, HOUSEHOLD_TYPES[household], polyphase, pv, TZ)
+    block = consumption.slot_values_block(first, count).tolist()
+    assert block == [list(consumption.slot_values(s)) for s in range(first, first + count)]

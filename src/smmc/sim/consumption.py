@@ -13,6 +13,9 @@ import math
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
+import numpy as np
+import numpy.typing as npt
+
 from smmc.domain.calendar import WorkingDayCalendar
 from smmc.domain.time import utc_offset_minutes
 
@@ -49,6 +52,21 @@ def mix(*values: int) -> int:
 def unit_interval(*values: int) -> float:
     """Deterministic uniform number in [0, 1) from integers."""
     return (mix(*values) >> 11) / float(1 << 53)
+
+
+_U64 = np.uint64
+
+
+def unit_intervals(prefix: tuple[int, ...], last: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
+    """``unit_interval(*prefix, n)`` for every ``n`` of ``last`` (non-negative), bit for bit:
+    the prefix is hashed once (``mix`` folds its values in order), the last round runs on
+    uint64 arrays, whose products wrap like ``& _MASK``."""
+    state = _U64(mix(*prefix))
+    mixed = (state ^ last.astype(_U64)) * _U64(0xBF58476D1CE4E5B9)
+    mixed ^= mixed >> _U64(31)
+    mixed = (mixed + _U64(0x9E3779B97F4A7C15)) * _U64(0x94D049BB133111EB)
+    mixed ^= mixed >> _U64(29)
+    return (mixed >> _U64(11)).astype(np.float64) / float(1 << 53)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -190,6 +208,15 @@ def _day_levels(household: HouseholdType, time_zone: str, utc_day: int) -> tuple
     return tuple(levels)
 
 
+@functools.lru_cache(maxsize=1024)
+def _day_level_array(
+    household: HouseholdType, time_zone: str, utc_day: int
+) -> npt.NDArray[np.float64]:
+    levels = np.array(_day_levels(household, time_zone, utc_day), dtype=np.float64)
+    levels.flags.writeable = False
+    return levels
+
+
 @dataclass(frozen=True)
 class ConsumptionModel:
     """Load of one service point: household type, per-meter scale, season, noise and PV.
@@ -261,6 +288,33 @@ class ConsumptionModel:
             return imported, 0, round(imported * self._tan_phi), 0
         exported = round(-net)
         return 0, exported, 0, round(exported * 0.05)
+
+    def slot_values_block(self, first: int, count: int) -> npt.NDArray[np.int64]:
+        """``slot_values`` of the ``count`` slots from ``first`` as a ``(count, 4)`` array,
+        the same integers: the demand is computed on arrays with the same operations in the
+        same order (IEEE doubles, round half to even like ``round``); PV, which needs
+        ``math``'s sine, is computed slot by slot by ``pv_wh`` itself."""
+        if count <= 0:
+            return np.zeros((0, 4), dtype=np.int64)
+        days = range(first // _SLOTS_PER_DAY, (first + count - 1) // _SLOTS_PER_DAY + 1)
+        offset = first - days[0] * _SLOTS_PER_DAY
+        levels = np.concatenate(
+            [_day_level_array(self.household, self.time_zone, day) for day in days]
+        )[offset : offset + count]
+        slots = np.arange(first, first + count, dtype=np.int64)
+        noise = 0.55 + 0.9 * unit_intervals((self.seed, 3), slots)
+        net = self._daily_wh * levels * noise
+        if self.pv_kwp > 0:
+            net = net - np.fromiter(map(self.pv_wh, range(first, first + count)), np.float64)
+        importing = net >= 0
+        imported = np.where(importing, np.rint(net), 0.0)
+        exported = np.where(importing, 0.0, np.rint(-net))
+        block = np.empty((count, 4), dtype=np.int64)
+        block[:, 0] = imported
+        block[:, 1] = exported
+        block[:, 2] = np.rint(imported * self._tan_phi)
+        block[:, 3] = np.rint(exported * 0.05)
+        return block
 
     def slot_energy(self, slot: int) -> SlotEnergy:
         """Import, export and reactive energies of the slot, whole Wh/varh."""

@@ -19,6 +19,9 @@ from array import array
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
+import numpy as np
+import numpy.typing as npt
+
 from smmc.domain.time import local_day_bounds, to_local
 from smmc.sim.anomalies import Anomaly, AnomalyKind
 from smmc.sim.consumption import (
@@ -193,6 +196,13 @@ def _tier_table(tariff: TouCalendar, time_zone: str, utc_day: int) -> tuple[int,
     return tuple(
         _tier_at(tariff, time_zone, first + n * SLOT_SECONDS) for n in range(_SLOTS_PER_DAY)
     )
+
+
+@functools.lru_cache(maxsize=1024)
+def _tier_array(tariff: TouCalendar, time_zone: str, utc_day: int) -> npt.NDArray[np.intp]:
+    tiers = np.array(_tier_table(tariff, time_zone, utc_day), dtype=np.intp)
+    tiers.flags.writeable = False
+    return tiers
 
 
 # Alarm bits latched by an anomaly's start until the alarms are cleared.
@@ -544,20 +554,60 @@ class MeterModel:
         slot = math.floor(at / SLOT_SECONDS)
         if slot < self._ck_slot or not self._ck_values:
             self._rewind(slot)
-        values = self._ck_values
-        while self._ck_slot < slot:
-            tier, energies = self._slot_values(self._ck_slot)
-            for kind in range(_KINDS):
-                values[kind * TIER_COUNT + tier] += energies[kind]
-            self._ck_slot += 1
-            if self._ck_slot % _SLOTS_PER_DAY == 0:
-                self._anchor()
-        result = list(values)
+        self._advance(slot)
+        result = list(self._ck_values)
         if at > slot * SLOT_SECONDS:
             tier, energies = self._slot_values(slot, at)
             for kind in range(_KINDS):
                 result[kind * TIER_COUNT + tier] += energies[kind]
         return result
+
+    def _simple(self) -> bool:
+        """No breaker, outage or rogue-PV history: every slot holds the consumption model's
+        energy as it is, so a run of slots can be computed as one array."""
+        return not (self._breaker or self._outages or self._rogue_pv)
+
+    def _block_tiers(self, start: int, stop: int) -> npt.NDArray[np.intp] | None:
+        """Tier indices of slots ``[start, stop)`` (within one UTC day) from the shared
+        table, when every slot's tier is the exact clock's (what ``_slot_tier`` checks slot
+        by slot); None otherwise. Inside one clock segment the clock error is linear in
+        time, so checking the first and last slot middles covers the ones between."""
+        if not self._aligned:
+            return None
+        low = start * SLOT_SECONDS + SLOT_SECONDS // 2
+        high = (stop - 1) * SLOT_SECONDS + SLOT_SECONDS // 2
+        if any(low < origin <= high for origin, _, _ in self._clock):
+            return None
+        if any(abs(self.meter_seconds(m) - m) >= SLOT_SECONDS // 2 for m in (low, high)):
+            return None
+        first = start % _SLOTS_PER_DAY
+        return _tier_array(self.tariff, self.time_zone, start // _SLOTS_PER_DAY)[
+            first : first + stop - start
+        ]
+
+    def _advance(self, slot: int) -> None:
+        """Move the checkpoint forward to ``slot``, keeping an anchor at each UTC midnight;
+        a day's run of slots is summed as arrays when ``_simple`` and the tiers allow."""
+        values = self._ck_values
+        while self._ck_slot < slot:
+            stop = min(slot, (self._ck_slot // _SLOTS_PER_DAY + 1) * _SLOTS_PER_DAY)
+            tiers = self._block_tiers(self._ck_slot, stop) if self._simple() else None
+            if tiers is not None:
+                energies = self._consumption.slot_values_block(self._ck_slot, stop - self._ck_slot)
+                sums = np.zeros((TIER_COUNT, _KINDS), dtype=np.int64)
+                np.add.at(sums, tiers, energies)
+                for kind in range(_KINDS):
+                    for tier in range(TIER_COUNT):
+                        values[kind * TIER_COUNT + tier] += int(sums[tier, kind])
+                self._ck_slot = stop
+            else:
+                while self._ck_slot < stop:
+                    tier, slot_energies = self._slot_values(self._ck_slot)
+                    for kind in range(_KINDS):
+                        values[kind * TIER_COUNT + tier] += slot_energies[kind]
+                    self._ck_slot += 1
+            if self._ck_slot % _SLOTS_PER_DAY == 0:
+                self._anchor()
 
     def _anchor(self) -> None:
         """Keep the checkpoint of a UTC midnight, so re-reading recent days is cheap."""
@@ -620,6 +670,52 @@ class MeterModel:
             cursor = float((math.floor(cursor / (minutes * 60)) + 1) * minutes * 60)
         return result
 
+    def _capture_deltas(self, captures: list[tuple[float, float, float]]) -> list[list[int]]:
+        """Per capture, each energy's growth (all tiers) from its previous capture to it.
+
+        The general way reads the registers at both instants. With ``_simple`` history the
+        slots of the whole span are computed as one array and the growth is a difference
+        of running sums plus the two partial slots, cut as ``_slot_values`` cuts them: the
+        same integers, without summing slots three times per row.
+        """
+        if not captures or not self._simple():
+            deltas = []
+            for _, true_end, true_start in captures:
+                before, after = self._raw(true_start), self._raw(true_end)
+                deltas.append(
+                    [
+                        sum(after[k * TIER_COUNT : (k + 1) * TIER_COUNT])
+                        - sum(before[k * TIER_COUNT : (k + 1) * TIER_COUNT])
+                        for k in range(_KINDS)
+                    ]
+                )
+            return deltas
+        first = math.floor(min(c[2] for c in captures) / SLOT_SECONDS)
+        last = math.floor(max(c[1] for c in captures) / SLOT_SECONDS)
+        block = self._consumption.slot_values_block(first, last - first + 1)
+        running = np.zeros((len(block) + 1, _KINDS), dtype=np.int64)
+        np.cumsum(block, axis=0, out=running[1:])
+        slots: list[list[int]] = block.tolist()
+        sums: list[list[int]] = running.tolist()
+
+        def level(at: float) -> list[int]:
+            slot = math.floor(at / SLOT_SECONDS)
+            index = slot - first
+            start = slot * SLOT_SECONDS
+            if at <= start:
+                return sums[index]
+            share = (at - start) / SLOT_SECONDS
+            part = slots[index] if share >= 1.0 else [math.floor(v * share) for v in slots[index]]
+            return [a + b for a, b in zip(sums[index], part, strict=True)]
+
+        deltas = []
+        levels: dict[float, list[int]] = {}  # a capture's end is usually the next one's start
+        for _, true_end, true_start in captures:
+            before = levels.get(true_start) or level(true_start)
+            after = levels[true_end] = level(true_end)
+            deltas.append([a - b for a, b in zip(after, before, strict=True)])
+        return deltas
+
     def _meter_local(self, meter_seconds: float) -> datetime:
         return to_local(_instant(meter_seconds), self.time_zone)
 
@@ -638,14 +734,11 @@ class MeterModel:
     def load_profile(self, start: datetime, end: datetime) -> list[LoadProfileRow]:
         """Rows whose capture time on the meter clock lies in ``(start, end]``."""
         rows = []
-        for meter, true_end, true_start in self._captures(start, end):
-            before, after = self._raw(true_start), self._raw(true_end)
+        captures = self._captures(start, end)
+        for (meter, true_end, true_start), deltas in zip(
+            captures, self._capture_deltas(captures), strict=True
+        ):
             clock = self._meter_local(meter)
-            deltas = [
-                sum(after[k * TIER_COUNT : (k + 1) * TIER_COUNT])
-                - sum(before[k * TIER_COUNT : (k + 1) * TIER_COUNT])
-                for k in range(_KINDS)
-            ]
             rows.append(
                 LoadProfileRow(
                     _instant(true_end),
@@ -664,9 +757,11 @@ class MeterModel:
     def measurands(self, start: datetime, end: datetime) -> list[MeasurandRow]:
         """Average voltage and current per capture period, captured like the load profile."""
         rows = []
-        for meter, true_end, true_start in self._captures(start, end):
-            before, after = self._raw(true_start), self._raw(true_end)
-            energy = sum(after[: 2 * TIER_COUNT]) - sum(before[: 2 * TIER_COUNT])
+        captures = self._captures(start, end)
+        for (meter, true_end, true_start), deltas in zip(
+            captures, self._capture_deltas(captures), strict=True
+        ):
+            energy = deltas[0] + deltas[1]
             length = true_end - true_start
             power = energy * 3600.0 / length
             supplied = 1.0 - _overlap(true_start, true_end, self._outages) / length
