@@ -15,18 +15,16 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from sqlalchemy.engine import Engine
 
 from smmc.config import Settings
-from smmc.domain.events import CatalogError, load_catalog
+from smmc.domain.events import Catalog, CatalogError, load_catalog
 from smmc.domain.spontaneous import DEFAULT_SPONTANEOUS_PORT
 from smmc.domain.time import UnknownTimeZone, zone
-from smmc.events.auto_sync import AutoSync
-from smmc.events.listener import SpontaneousListener
-from smmc.events.monitor import monitor_forever
+from smmc.events.service import events_service
 from smmc.reports.events import DEFAULT_TZ, write_daily_files
 from smmc.store.db import create_engine
 from smmc.store.migrate import upgrade
-from smmc.store.work_orders import WorkOrderQueue
 
 __all__ = ["events_app"]
 
@@ -40,20 +38,29 @@ def _auto_sync_default() -> bool:
     return os.environ.get(AUTO_SYNC_ENV, "1").strip().lower() not in ("0", "false", "no", "off")
 
 
-async def _serve(listener: SpontaneousListener, silence: timedelta, interval: float) -> None:
+async def _serve(
+    engine: Engine, host: str, port: int, catalog: Catalog, auto_sync: bool, batch_size: int,
+    silence: timedelta, interval: float,
+) -> None:  # fmt: skip
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
-    async with listener:
-        monitor = loop.create_task(monitor_forever(listener.engine, silence, interval))
+    async with events_service(
+        engine,
+        host=host,
+        port=port,
+        catalog=catalog,
+        auto_sync=auto_sync,
+        batch_size=batch_size,
+        silence=silence,
+        check_interval=interval,
+    ) as listener:
         _console.print(
             f"listening for spontaneous messages on TCP and UDP port {listener.bound_port}"
         )
         await stop.wait()
-        monitor.cancel()
-        await asyncio.gather(monitor, return_exceptions=True)
     _console.print(f"stored {listener.stored} messages ({listener.undecoded} not decoded)")
 
 
@@ -86,16 +93,8 @@ def listen(
     engine = create_engine(Settings.from_env().database_url)
     upgrade(engine)
     enabled = _auto_sync_default() if auto_sync is None else auto_sync
-    sync = AutoSync(WorkOrderQueue(engine), enabled=enabled)
-    listener = SpontaneousListener(
-        engine,
-        host=host,
-        port=port,
-        catalog=book,
-        batch_size=batch_size,
-        on_applied=sync.handle,
-    )
-    asyncio.run(_serve(listener, timedelta(minutes=silence_minutes), check_seconds))
+    silence = timedelta(minutes=silence_minutes)
+    asyncio.run(_serve(engine, host, port, book, enabled, batch_size, silence, check_seconds))
 
 
 @events_app.command("report")

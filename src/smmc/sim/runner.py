@@ -36,7 +36,7 @@ from smmc.dlms.errors import DlmsError
 from smmc.dlms.server import DlmsServer
 from smmc.sim.anomalies import write_labels
 from smmc.sim.clock import SimClock, TimeMode
-from smmc.sim.concentrator import ConcentratorServer
+from smmc.sim.concentrator import ConcentratorServer, HeadEndAddress
 from smmc.sim.fleet import Fleet, FleetPlan
 from smmc.sim.meter_device import METER_LOGICAL_ADDRESS, MeterDevices
 
@@ -76,14 +76,30 @@ class Endpoint:
 
 @contextlib.asynccontextmanager
 async def serve_concentrators(
-    plan: FleetPlan, meters: MeterDevices, clock: SimClock
+    plan: FleetPlan,
+    meters: MeterDevices,
+    clock: SimClock,
+    *,
+    head_end: HeadEndAddress | None = None,
+    alarm_interval_s: float | None = None,
 ) -> AsyncIterator[list[ConcentratorServer]]:
     """The ``ConcentratorHook`` of the concentrator simulator: every DC of the plan on its
-    own endpoint, sharing ``meters`` with the point-to-point servers."""
+    own endpoint, sharing ``meters`` with the point-to-point servers.
+
+    With ``head_end`` the DCs send their power off/on frames there and, every
+    ``alarm_interval_s`` seconds, relay new meter alarms as pushes; bind it with
+    ``functools.partial(serve_concentrators, head_end=HeadEndAddress(host, 58700))``."""
     async with contextlib.AsyncExitStack() as stack:
         servers: list[ConcentratorServer] = []
         for spec in plan.concentrators:
-            server = ConcentratorServer(plan, spec, clock, meters=meters)
+            server = ConcentratorServer(
+                plan,
+                spec,
+                clock,
+                meters=meters,
+                head_end=head_end,
+                alarm_interval_s=alarm_interval_s,
+            )
             try:
                 await stack.enter_async_context(server)
             except OSError as exc:
