@@ -138,9 +138,9 @@ def install_probes() -> CpuProbes:
     probes.wrap(WorkOrderQueue, "lease", "store: lease")
     probes.wrap(WorkOrderQueue, "record_many", "store: outcomes")
     probes.wrap(activities_base, "record_events", "store: events")
-    probes.wrap(CredentialStore, "meter", "store: credentials")
-    probes.wrap(CounterStore, "reserve", "store: counter blocks")
-    probes.wrap(CounterStore, "save_received", "store: replay guards")
+    probes.wrap(CredentialStore, "meters", "store: credentials")
+    probes.wrap(CounterStore, "reserve_many", "store: counter blocks")
+    probes.wrap(CounterStore, "save_received_many", "store: replay guards")
     return probes
 
 

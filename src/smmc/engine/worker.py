@@ -20,6 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from smmc.domain.work_orders import Outcome, State
 from smmc.engine.executors import ExecutorRegistry
+from smmc.field.batching import Coalescer
 from smmc.store.work_orders import LeasedOrder, WorkOrderQueue
 
 __all__ = ["Worker", "WorkerConfig", "default_worker_name"]
@@ -48,41 +49,6 @@ class WorkerConfig:
             raise ValueError("lease_for must be positive")
 
 
-class _OutcomeBatcher:
-    """Collects the outcomes of attempts finishing close together and stores them in one
-    transaction: one commit per batch instead of one per order."""
-
-    def __init__(self, queue: WorkOrderQueue, max_batch: int = 200) -> None:
-        self.queue = queue
-        self.max_batch = max_batch
-        self._pending: list[tuple[LeasedOrder, Outcome, asyncio.Future[State | None]]] = []
-        self._flusher: asyncio.Task[None] | None = None
-
-    async def record(self, order: LeasedOrder, outcome: Outcome) -> State | None:
-        future: asyncio.Future[State | None] = asyncio.get_running_loop().create_future()
-        self._pending.append((order, outcome, future))
-        if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.create_task(self._flush())
-        return await future
-
-    async def _flush(self) -> None:
-        await asyncio.sleep(0)  # let the attempts finishing in this loop turn join the batch
-        while self._pending:
-            batch = self._pending[: self.max_batch]
-            del self._pending[: self.max_batch]
-            items = [(order, outcome) for order, outcome, _ in batch]
-            try:
-                states = await asyncio.to_thread(self.queue.record_many, items)
-            except Exception as exc:
-                for _, _, future in batch:
-                    if not future.done():
-                        future.set_exception(exc)
-                continue
-            for (_, _, future), state in zip(batch, states, strict=True):
-                if not future.done():
-                    future.set_result(state)
-
-
 class Worker:
     """One worker loop over a queue. ``renew_leases=False`` exists for crash tests: it
     behaves like a worker that stalled and stopped heart-beating."""
@@ -96,7 +62,10 @@ class Worker:
         self._stop = asyncio.Event()
         self._in_flight: dict[int, asyncio.Task[State | None]] = {}
         self.finished: dict[State, int] = {}
-        self._outcomes = _OutcomeBatcher(queue)
+        # Outcomes of attempts finishing close together: one transaction for all of them.
+        self._outcomes: Coalescer[tuple[LeasedOrder, Outcome], State | None] = Coalescer(
+            queue.record_many
+        )
 
     def stop(self) -> None:
         """Stop leasing; `run` returns once the orders in flight are done (or drained)."""
@@ -187,7 +156,7 @@ class Worker:
         finally:
             keeper.cancel()
         try:
-            state = await self._outcomes.record(order, outcome)
+            state = await self._outcomes.submit((order, outcome))
         except SQLAlchemyError:
             # Not stored: the lease runs out and the order runs again (attempt + 1, so a
             # non-idempotent executor knows to check the device first).

@@ -10,11 +10,12 @@ reuses one (a reused counter would reuse a GCM nonce). The device's last accepte
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection, Engine, RowMapping
 
 from smmc.field.errors import UnknownDevice
 from smmc.store import tables as t
@@ -23,6 +24,7 @@ from smmc.store.secrets import SecretBox, SecretKeyError
 __all__ = [
     "COUNTER_BLOCK",
     "ConcentratorAccess",
+    "CounterKey",
     "CounterReservation",
     "CounterStore",
     "CredentialStore",
@@ -118,19 +120,42 @@ class CredentialStore:
             time_zone=row["time_zone"],
         )
 
-    def meter(self, meter_id: int) -> MeterAccess:
+    def cached(self, meter_id: int) -> MeterAccess | None:
+        """The meter's access if this process holds it (never blocks)."""
         cached = self._meters.get(meter_id)
         if cached is not None and time.monotonic() - cached[0] < self.ttl:
             return cached[1]
-        access = self._read_meter(meter_id)
-        if self.ttl > 0:
-            self._meters[meter_id] = (time.monotonic(), access)
+        return None
+
+    def meter(self, meter_id: int) -> MeterAccess:
+        (access,) = self.meters([meter_id])
+        if isinstance(access, UnknownDevice):
+            raise access
         return access
 
-    def _read_meter(self, meter_id: int) -> MeterAccess:
+    def meters(self, meter_ids: Sequence[int]) -> list[MeterAccess | UnknownDevice]:
+        """`meter` for several meters, those not in memory read in one query: each item is
+        the meter's access or the reason it cannot have a session."""
+        now = time.monotonic()
+        found: dict[int, MeterAccess | UnknownDevice] = {}
+        for meter_id in meter_ids:
+            cached = self.cached(meter_id)
+            if cached is not None:
+                found[meter_id] = cached
+        missing = sorted(set(meter_ids) - set(found))
+        if missing:
+            read = self._read_meters(missing)
+            for meter_id in missing:
+                access = read.get(meter_id) or UnknownDevice(f"meter {meter_id} is not registered")
+                found[meter_id] = access
+                if self.ttl > 0 and isinstance(access, MeterAccess):
+                    self._meters[meter_id] = (now, access)
+        return [found[meter_id] for meter_id in meter_ids]
+
+    def _read_meters(self, meter_ids: Sequence[int]) -> dict[int, MeterAccess | UnknownDevice]:
         m = t.meters.c
         with self.engine.connect() as conn:
-            row = (
+            rows = list(
                 conn.execute(
                     sa.select(
                         m.id,
@@ -141,23 +166,39 @@ class CredentialStore:
                         m.node_address,
                         m.host,
                         m.port,
-                    ).where(m.id == meter_id)
-                )
-                .mappings()
-                .first()
+                    ).where(m.id.in_(meter_ids))
+                ).mappings()
             )
-            if row is None:
-                raise UnknownDevice(f"meter {meter_id} is not registered")
-            serial = row["serial_number"]
-            if not row["encryption_key_enc"] or not row["authentication_key_enc"]:
-                raise UnknownDevice(f"meter {serial} has no keys")
-            concentrator = None
-            if row["concentrator_id"] is not None and row["node_address"] is not None:
-                concentrator = self._concentrator(conn, row["concentrator_id"])
-            elif not row["host"] or row["port"] is None:
-                raise UnknownDevice(
-                    f"meter {serial} has neither a concentrator node nor an address"
-                )
+            concentrators: dict[int, ConcentratorAccess | UnknownDevice] = {}
+            for dc_id in sorted(
+                {row["concentrator_id"] for row in rows if row["concentrator_id"] is not None}
+            ):
+                try:
+                    concentrators[dc_id] = self._concentrator(conn, dc_id)
+                except UnknownDevice as exc:
+                    concentrators[dc_id] = exc
+        read: dict[int, MeterAccess | UnknownDevice] = {}
+        for row in rows:
+            try:
+                read[row["id"]] = self._meter_access(row, concentrators)
+            except UnknownDevice as exc:
+                read[row["id"]] = exc
+        return read
+
+    def _meter_access(
+        self, row: RowMapping, concentrators: dict[int, ConcentratorAccess | UnknownDevice]
+    ) -> MeterAccess:
+        serial = row["serial_number"]
+        if not row["encryption_key_enc"] or not row["authentication_key_enc"]:
+            raise UnknownDevice(f"meter {serial} has no keys")
+        concentrator = None
+        if row["concentrator_id"] is not None and row["node_address"] is not None:
+            dc = concentrators[row["concentrator_id"]]
+            if isinstance(dc, UnknownDevice):
+                raise dc
+            concentrator = dc
+        elif not row["host"] or row["port"] is None:
+            raise UnknownDevice(f"meter {serial} has neither a concentrator node nor an address")
         return MeterAccess(
             id=row["id"],
             serial=serial,
@@ -198,7 +239,8 @@ class CounterReservation:
     last_received: int | None
 
 
-_Key = tuple[str, int, int]
+CounterKey = tuple[str, int, int]
+"""(device kind, device id, client SAP): one invocation counter pair."""
 
 
 class CounterStore:
@@ -215,7 +257,7 @@ class CounterStore:
         self.engine = engine
         self.block = block
         self.min_left = min(min_left, block)
-        self._blocks: dict[_Key, CounterReservation] = {}
+        self._blocks: dict[CounterKey, CounterReservation] = {}
 
     def give_back(
         self, kind: str, device_id: int, client_sap: int, reservation: CounterReservation
@@ -225,55 +267,116 @@ class CounterStore:
         if reservation.limit - reservation.first >= self.min_left:
             self._blocks[(kind, device_id, client_sap)] = reservation
 
+    def take_kept(self, key: CounterKey) -> CounterReservation | None:
+        """The rest of this process's block for ``key``, if any (never blocks)."""
+        return self._blocks.pop(key, None)
+
     def forget(self, kind: str, device_id: int, client_sap: int) -> None:
         self._blocks.pop((kind, device_id, client_sap), None)
-
-    @staticmethod
-    def _where(kind: str, device_id: int, client_sap: int) -> sa.ColumnElement[bool]:
-        c = t.invocation_counters.c
-        return sa.and_(c.device_kind == kind, c.device_id == device_id, c.client_sap == client_sap)
 
     def reserve(self, kind: str, device_id: int, client_sap: int) -> CounterReservation:
         """Counters for one session: the rest of this process's block, or the next block
         from the store (atomically: the row is updated before it is read, so two workers
         never get the same block)."""
-        kept = self._blocks.pop((kind, device_id, client_sap), None)
-        if kept is not None:
-            return kept
+        (reservation,) = self.reserve_many([(kind, device_id, client_sap)])
+        if isinstance(reservation, UnknownDevice):
+            raise reservation
+        return reservation
+
+    def reserve_many(self, keys: Sequence[CounterKey]) -> list[CounterReservation | UnknownDevice]:
+        """`reserve` for several sessions, the blocks from the store in one transaction; a
+        key given twice gets two disjoint blocks. An item is UnknownDevice when the device's
+        counters are exhausted."""
+        results: list[CounterReservation | UnknownDevice | None] = []
+        wanted: dict[CounterKey, int] = {}
+        for key in keys:
+            kept = self.take_kept(key)
+            results.append(kept)
+            if kept is None:
+                wanted[key] = wanted.get(key, 0) + 1
+        if wanted:
+            fresh = self._next_blocks(wanted)
+            for index, key in enumerate(keys):
+                if results[index] is None:
+                    results[index] = fresh[key].pop(0)
+        return [result for result in results if result is not None]
+
+    def _next_blocks(
+        self, wanted: dict[CounterKey, int]
+    ) -> dict[CounterKey, list[CounterReservation | UnknownDevice]]:
         table = t.invocation_counters
-        where = self._where(kind, device_id, client_sap)
+        c = table.c
         now = datetime.now(UTC)
+        grow = (
+            table.update()
+            .where(
+                c.device_kind == sa.bindparam("b_kind"),
+                c.device_id == sa.bindparam("b_id"),
+                c.client_sap == sa.bindparam("b_sap"),
+            )
+            .values(next_send=c.next_send + sa.bindparam("b_grow"), updated_at=now)
+        )
+        params = {
+            key: {"b_kind": key[0], "b_id": key[1], "b_sap": key[2], "b_grow": count * self.block}
+            for key, count in wanted.items()
+        }
         with self.engine.begin() as conn:
-            updated = conn.execute(
-                table.update()
-                .where(where)
-                .values(next_send=table.c.next_send + self.block, updated_at=now)
-            ).rowcount
-            if not updated:
+            present = self._rows(conn, list(wanted))
+            if present:
+                conn.execute(grow, [params[key] for key in wanted if key in present])
+            for key in wanted:
+                if key in present:
+                    continue
                 try:
                     with conn.begin_nested():
                         conn.execute(
                             table.insert().values(
-                                device_kind=kind,
-                                device_id=device_id,
-                                client_sap=client_sap,
-                                next_send=1 + self.block,
+                                device_kind=key[0],
+                                device_id=key[1],
+                                client_sap=key[2],
+                                next_send=1 + wanted[key] * self.block,
                                 updated_at=now,
                             )
                         )
-                except sa.exc.IntegrityError:
-                    conn.execute(
-                        table.update()
-                        .where(where)
-                        .values(next_send=table.c.next_send + self.block, updated_at=now)
-                    )
-            row = conn.execute(
-                sa.select(table.c.next_send, table.c.last_received).where(where)
-            ).one()
-        limit = int(row.next_send)
-        if limit > _MAX_COUNTER:
-            raise UnknownDevice(f"{kind} {device_id}: invocation counters exhausted; rekey it")
-        return CounterReservation(limit - self.block, limit, row.last_received)
+                except sa.exc.IntegrityError:  # another worker created it meanwhile
+                    conn.execute(grow, [params[key]])
+            rows = self._rows(conn, list(wanted))
+        blocks: dict[CounterKey, list[CounterReservation | UnknownDevice]] = {}
+        for key, count in wanted.items():
+            limit, last_received = rows[key]
+            if limit > _MAX_COUNTER:
+                exhausted = UnknownDevice(
+                    f"{key[0]} {key[1]}: invocation counters exhausted; rekey it"
+                )
+                blocks[key] = [exhausted] * count
+                continue
+            first = limit - count * self.block
+            blocks[key] = [
+                CounterReservation(
+                    first + i * self.block, first + (i + 1) * self.block, last_received
+                )
+                for i in range(count)
+            ]
+        return blocks
+
+    @staticmethod
+    def _rows(
+        conn: Connection, keys: Sequence[CounterKey]
+    ) -> dict[CounterKey, tuple[int, int | None]]:
+        """(next_send, last_received) of the stored keys among ``keys``."""
+        c = t.invocation_counters.c
+        found: dict[CounterKey, tuple[int, int | None]] = {}
+        by_group: dict[tuple[str, int], list[int]] = {}
+        for kind, device_id, client_sap in keys:
+            by_group.setdefault((kind, client_sap), []).append(device_id)
+        for (kind, client_sap), ids in by_group.items():
+            for row in conn.execute(
+                sa.select(c.device_id, c.next_send, c.last_received).where(
+                    c.device_kind == kind, c.client_sap == client_sap, c.device_id.in_(ids)
+                )
+            ):
+                found[(kind, row.device_id, client_sap)] = (int(row.next_send), row.last_received)
+        return found
 
     def extend(self, kind: str, device_id: int, client_sap: int) -> int:
         """Reserve one more block for a long session; returns the new limit."""
@@ -283,9 +386,25 @@ class CounterStore:
         self, kind: str, device_id: int, client_sap: int, last_received: int | None
     ) -> None:
         """Store the device's last accepted counter (None forgets it: resynchronisation)."""
+        self.save_received_many([((kind, device_id, client_sap), last_received)])
+
+    def save_received_many(self, items: Sequence[tuple[CounterKey, int | None]]) -> list[None]:
+        """`save_received` for several devices in one transaction (later items win)."""
+        c = t.invocation_counters.c
+        now = datetime.now(UTC)
+        latest = dict(items)
         with self.engine.begin() as conn:
             conn.execute(
                 t.invocation_counters.update()
-                .where(self._where(kind, device_id, client_sap))
-                .values(last_received=last_received, updated_at=datetime.now(UTC))
+                .where(
+                    c.device_kind == sa.bindparam("b_kind"),
+                    c.device_id == sa.bindparam("b_id"),
+                    c.client_sap == sa.bindparam("b_sap"),
+                )
+                .values(last_received=sa.bindparam("b_last"), updated_at=now),
+                [
+                    {"b_kind": kind, "b_id": device_id, "b_sap": sap, "b_last": last}
+                    for (kind, device_id, sap), last in latest.items()
+                ],
             )
+        return [None] * len(items)

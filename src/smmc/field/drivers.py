@@ -18,7 +18,7 @@ import datetime as dt
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy.engine import Engine
 
@@ -40,14 +40,16 @@ from smmc.dlms.obis import Obis
 from smmc.dlms.profiles import DecodeMap, load_builtin
 from smmc.dlms.security import InvocationCounterGuard
 from smmc.domain.error_catalog import ErrorKey, FieldError, parse_error
+from smmc.field.batching import Coalescer
 from smmc.field.credentials import (
     ConcentratorAccess,
+    CounterKey,
     CounterReservation,
     CounterStore,
     CredentialStore,
     MeterAccess,
 )
-from smmc.field.errors import FieldFailure
+from smmc.field.errors import FieldFailure, UnknownDevice
 from smmc.field.sessions import SessionManager
 from smmc.store.secrets import SecretBox
 
@@ -379,6 +381,17 @@ def _socket_failure(exc: BaseException, via_concentrator: bool) -> FieldError:
     return FieldError.of(ErrorKey.NODE_NOT_REACHABLE, "Open socket is failed")
 
 
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+async def _batched(coalescer: Coalescer[K, V | UnknownDevice], item: K) -> V:
+    found = await coalescer.submit(item)
+    if isinstance(found, UnknownDevice):
+        raise UnknownDevice(str(found))
+    return found
+
+
 class FieldDrivers:
     """Entry point of the field layer for executors (one per worker process)."""
 
@@ -395,6 +408,9 @@ class FieldDrivers:
         self.sessions = sessions or SessionManager()
         self.settings = settings or DriverSettings()
         self.decode = DecodeMap(load_builtin("nexy_m"))
+        self._accesses = Coalescer(self.credentials.meters)
+        self._reservations = Coalescer(self.counters.reserve_many)
+        self._guards = Coalescer(self.counters.save_received_many)
         self.resynchronised = 0
 
     # -- concentrators ------------------------------------------------------------------------
@@ -448,7 +464,18 @@ class FieldDrivers:
     # -- meters -------------------------------------------------------------------------------
 
     async def meter_access(self, meter_id: int) -> MeterAccess:
-        return await asyncio.to_thread(self.credentials.meter, meter_id)
+        """The meter's address and opened keys: from memory, else read with the other
+        sessions starting now (one query)."""
+        if (cached := self.credentials.cached(meter_id)) is not None:
+            return cached
+        return await _batched(self._accesses, meter_id)
+
+    async def _reserve_counters(self, key: CounterKey) -> CounterReservation:
+        """Sending counters for one session: the rest of this process's block, else a block
+        reserved with those of the other sessions starting now (one transaction)."""
+        if (kept := self.counters.take_kept(key)) is not None:
+            return kept
+        return await _batched(self._reservations, key)
 
     def _meter_settings(
         self, access: MeterAccess, next_counter: int, public: bool
@@ -495,14 +522,13 @@ class FieldDrivers:
         self, meter_id: int, concentrator_id: int | None = None, priority: int = 0
     ) -> AsyncIterator[MeterSession]:
         """One HLS-GMAC association with a meter, point to point or through its DC."""
-        access = await asyncio.to_thread(self.credentials.meter, meter_id)
+        access = await self.meter_access(meter_id)
         dc_id = access.concentrator.id if access.concentrator is not None else concentrator_id
         async with self.sessions.session(
             meter_id=meter_id, concentrator_id=dc_id, priority=priority
         ):
-            reservation = await asyncio.to_thread(
-                self.counters.reserve, "meter", meter_id, HEAD_END_SAP
-            )
+            key: CounterKey = ("meter", meter_id, HEAD_END_SAP)
+            reservation = await self._reserve_counters(key)
             guard = _DeviceGuard(reservation.last_received)
             limit = reservation.limit
 
@@ -533,9 +559,7 @@ class FieldDrivers:
                         HEAD_END_SAP,
                         CounterReservation(client.invocation_counter, limit, guard.value),
                     )
-                await asyncio.to_thread(
-                    self.counters.save_received, "meter", meter_id, HEAD_END_SAP, guard.value
-                )
+                await self._guards.submit((key, guard.value))
 
     async def _associate(
         self,

@@ -9,7 +9,6 @@ that.) Event codes are IEC 61968-9 EndDeviceEventTypes (DOMAIN.md §4).
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -20,6 +19,7 @@ from sqlalchemy.engine import Engine
 
 from smmc.domain.work_orders import ActivityType, Outcome
 from smmc.engine.executors import ExecutorRegistry
+from smmc.field.batching import Coalescer
 from smmc.field.drivers import FieldDrivers
 from smmc.field.errors import FieldFailure, UnknownDevice
 from smmc.store import tables as t
@@ -115,38 +115,18 @@ def record_events(engine: Engine, events: Sequence[PendingEvent]) -> None:
             apply_events(conn, occurrences=occurrences)
 
 
-class _EventWriter:
-    """Events of attempts finishing close together go to the store in one transaction."""
+def _record_batch(items: list[tuple[Engine, PendingEvent]]) -> list[None]:
+    """`record_events` for the events of attempts finishing close together, per engine."""
+    by_engine: dict[Engine, list[PendingEvent]] = {}
+    for engine, event in items:
+        by_engine.setdefault(engine, []).append(event)
+    for engine, events in by_engine.items():
+        record_events(engine, events)
+    return [None] * len(items)
 
-    def __init__(self) -> None:
-        self._pending: list[tuple[Engine, PendingEvent, asyncio.Future[None]]] = []
-        self._flusher: asyncio.Task[None] | None = None
 
-    async def write(self, engine: Engine, row: PendingEvent) -> None:
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending.append((engine, row, future))
-        if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.create_task(self._flush())
-        await future
-
-    async def _flush(self) -> None:
-        await asyncio.sleep(0)  # let the attempts finishing in this loop turn join
-        while self._pending:
-            batch, self._pending = self._pending, []
-            by_engine: dict[Engine, list[tuple[PendingEvent, asyncio.Future[None]]]] = {}
-            for engine, row, future in batch:
-                by_engine.setdefault(engine, []).append((row, future))
-            for engine, items in by_engine.items():
-                try:
-                    await asyncio.to_thread(record_events, engine, [row for row, _ in items])
-                except Exception as exc:
-                    for _, future in items:
-                        if not future.done():
-                            future.set_exception(exc)
-                    continue
-                for _, future in items:
-                    if not future.done():
-                        future.set_result(None)
+def _event_writer() -> Coalescer[tuple[Engine, PendingEvent], None]:
+    return Coalescer(_record_batch)
 
 
 @dataclass(slots=True)
@@ -156,7 +136,7 @@ class FieldContext:
 
     drivers: FieldDrivers
     now: Callable[[], datetime] = field(default=_utc_now)
-    events: _EventWriter = field(default_factory=_EventWriter)
+    events: Coalescer[tuple[Engine, PendingEvent], None] = field(default_factory=_event_writer)
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,7 +181,7 @@ class FieldExecutor:
         final = outcome.ok or not outcome.retryable or order.attempt >= order.max_attempts
         if final:
             row = event_row(order, outcome, breaker_state, self.context.now())
-            await self.context.events.write(engine, row)
+            await self.context.events.submit((engine, row))
         return outcome
 
     def meter_id(self, order: LeasedOrder) -> int:
