@@ -506,7 +506,8 @@ class LegacyClient:
         )
         self._clients: dict[str, Any] = {}
 
-    def _service(self, name: str) -> Any:
+    def service(self, name: str) -> Any:
+        """zeep's service proxy of ``name`` (its WSDL is fetched on first use)."""
         if name not in self._clients:
             import zeep
 
@@ -528,7 +529,7 @@ class LegacyClient:
         from zeep.exceptions import Fault
 
         try:
-            response = getattr(self._service(service), operation)(_value_1=list(parts))
+            response = getattr(self.service(service), operation)(_value_1=list(parts))
         except Fault as fault:
             detail = fault.detail
             code = detail.find(f".//{{{MSG_NS}}}code") if detail is not None else None
