@@ -330,6 +330,7 @@ class OutboxPublisher:
         self.timing = timing or PublisherTiming()
         self.clock = clock
         self.delivered = 0
+        self.outages = 0
         self._stopping = asyncio.Event()
         self._last_sweep = 0.0
 
@@ -360,6 +361,7 @@ class OutboxPublisher:
                     log.warning("outbox publisher: backend unavailable (%s); retry in %.1f s",
                                 exc, wait)  # fmt: skip
                     opened = False
+                    self.outages += 1
                     await self.backend.close()
                     await self._pause(wait)
                     wait = min(wait * 2, self.timing.reconnect_max)
