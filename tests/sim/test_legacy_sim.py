@@ -24,6 +24,7 @@ from smmc.sim.legacy import (
     LegacyStore,
     QueueConsumer,
     ThreadedServer,
+    legacy_app,
     poll_inbox,
 )
 from smmc.store import tables as t
@@ -268,3 +269,34 @@ def test_poll_inbox_reads_and_marks_the_legacy_inbox(db: Engine, store: LegacySt
     (event,) = store.events(CORRELATION)
     assert event.meter == "000123456"
     assert store.deliveries()[0]["channel"] == "inbox"
+
+
+# -- the CLI ------------------------------------------------------------------------------------
+
+
+def test_cli_sends_a_control_and_lists_what_was_received(
+    db: Engine, head_end: str, tmp_path: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    add_meters(db, "000123456")
+    runner = CliRunner()
+    file = tmp_path / "h8b-cli-legacy.db"
+    common = ["--db", str(file), "--url", head_end]
+    sent = runner.invoke(
+        legacy_app, ["control", "disconnect", "000123456", *common, "--token", token_for(db)]
+    )
+    assert sent.exit_code == 0, sent.output
+    assert sent.output.startswith("OK 0.3 CorrelationID=")
+    refused = runner.invoke(legacy_app, ["control", "connect", "000123456", *common])
+    assert refused.exit_code == 1
+    assert refused.output.startswith("FAULT 7.2")
+    with db.connect() as conn:
+        assert conn.execute(sa.select(t.work_orders.c.reason)).scalars().all() == ["non_payment"]
+    store = LegacyStore(file)
+    store.receive("high", sample(OUTCOME))
+    store.close()
+    listed = runner.invoke(legacy_app, ["received", "--db", str(file)])
+    assert listed.exit_code == 0
+    assert f"000123456 3.31.0.68 correlation={CORRELATION}" in listed.output
+    assert runner.invoke(legacy_app, ["listen", "--db", str(file)]).exit_code == 2

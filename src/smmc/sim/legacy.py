@@ -31,6 +31,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -838,49 +839,38 @@ _Reply = Annotated[str, typer.Option(help="ReplyAddress: a queue name or a callb
 DEFAULT_DB = Path("legacy-sim.db")
 
 
-def _send(
-    control_type: str,
+class Action(StrEnum):
+    DISCONNECT = "disconnect"
+    CONNECT = "connect"
+
+
+_CONTROLS = {Action.DISCONNECT: DISCONNECT, Action.CONNECT: CONNECT}
+_REASONS = {Action.DISCONNECT: "CORTE por deuda", Action.CONNECT: "REPOSICION por pago"}
+
+
+@legacy_app.command("control")
+def control_command(
+    action: Action,
     meters: list[str],
-    reason: str,
-    db: Path,
-    url: str,
-    token: str | None,
-    reply_address: str,
+    reason: Annotated[
+        str | None,
+        typer.Option(
+            help="Free text naming the seed's reason (default: CORTE por deuda / "
+            "REPOSICION por pago)."
+        ),
+    ] = None,
+    db: _Db = DEFAULT_DB,
+    url: _Url = "http://127.0.0.1:8000",
+    token: _Token = None,
+    reply_address: _Reply = "queue://smmc.cim.high",
 ) -> None:
+    """Send CreateEndDeviceControls 3.31.0.23 (disconnect) or 3.31.0.18 (connect)."""
     store = LegacyStore(db)
     client = LegacyClient(url, token, store, reply_address=reply_address)
-    sent = client.control(control_type, meters, reason)
+    sent = client.control(_CONTROLS[action], meters, reason or _REASONS[action])
     typer.echo(f"{sent.result} {' '.join(sent.codes)} CorrelationID={sent.correlation_id}")
     if sent.result in ("FAULT", "FAILED"):
         raise typer.Exit(1)
-
-
-@legacy_app.command("disconnect")
-def disconnect_command(
-    meters: list[str],
-    reason: Annotated[str, typer.Option(help="Free text; names the seed's reason.")] = (
-        "CORTE por deuda"
-    ),
-    db: _Db = DEFAULT_DB,
-    url: _Url = "http://127.0.0.1:8000",
-    token: _Token = None,
-    reply_address: _Reply = "queue://smmc.cim.high",
-) -> None:
-    """Send CreateEndDeviceControls 3.31.0.23 (disconnect) for the meters."""
-    _send(DISCONNECT, meters, reason, db, url, token, reply_address)
-
-
-@legacy_app.command("connect")
-def connect_command(
-    meters: list[str],
-    reason: Annotated[str, typer.Option(help="Free text.")] = "REPOSICION por pago",
-    db: _Db = DEFAULT_DB,
-    url: _Url = "http://127.0.0.1:8000",
-    token: _Token = None,
-    reply_address: _Reply = "queue://smmc.cim.high",
-) -> None:
-    """Send CreateEndDeviceControls 3.31.0.18 (connect) for the meters."""
-    _send(CONNECT, meters, reason, db, url, token, reply_address)
 
 
 @legacy_app.command("listen")
