@@ -43,7 +43,15 @@ from smmc.domain.work_orders import (
 from smmc.store import tables as t
 from smmc.store.work_orders import TargetRef, WorkOrderQueue
 
-__all__ = ["Schedule", "ScheduleScope", "Scheduler", "next_fire_time"]
+__all__ = [
+    "DAILY_CLOSURE_CRON",
+    "LOAD_PROFILE_CRON",
+    "Schedule",
+    "ScheduleScope",
+    "Scheduler",
+    "add_collection_schedules",
+    "next_fire_time",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +65,8 @@ class ScheduleScope(StrEnum):
     CONCENTRATOR = "concentrator"  # target: a concentrator name (concentrator activities)
     CONCENTRATOR_METERS = "concentrator_meters"  # every meter behind the target concentrator
     ALL_METERS = "all_meters"  # every meter with a communication path
+    ALL_CONCENTRATORS = "all_concentrators"  # every concentrator (concentrator activities)
+    POINT_TO_POINT_METERS = "point_to_point_meters"  # every meter with its own address
 
 
 def _gap_end(wall: datetime, tz: str) -> datetime:
@@ -161,7 +171,7 @@ class Scheduler:
         if needs_target and not target:
             raise InvalidWorkOrder(f"target: scope {scope.value} needs a target")
         wants_dc = self.queue.policies[activity].target is Target.CONCENTRATOR
-        if wants_dc != (scope is ScheduleScope.CONCENTRATOR):
+        if wants_dc != (scope in (ScheduleScope.CONCENTRATOR, ScheduleScope.ALL_CONCENTRATORS)):
             raise InvalidWorkOrder(
                 f"scope: {activity.value} targets a {self.queue.policies[activity].target.value},"
                 f" scope {scope.value} does not"
@@ -229,12 +239,18 @@ class Scheduler:
             return [TargetRef(concentrator=schedule.target)]
         if schedule.scope is ScheduleScope.CONCENTRATOR_METERS:
             return self.queue.meters_of_concentrator(schedule.target or "")
-        m = t.meters.c
+        m, c = t.meters.c, t.concentrators.c
         with self.queue.engine.connect() as conn:
+            if schedule.scope is ScheduleScope.ALL_CONCENTRATORS:
+                names = conn.execute(sa.select(c.name).order_by(c.name)).scalars()
+                return [TargetRef(concentrator=name) for name in names]
+            reachable = (
+                sa.and_(m.concentrator_id.is_(None), m.host.is_not(None))
+                if schedule.scope is ScheduleScope.POINT_TO_POINT_METERS
+                else sa.or_(m.concentrator_id.is_not(None), m.host.is_not(None))
+            )
             serials = conn.execute(
-                sa.select(m.serial_number)
-                .where(sa.or_(m.concentrator_id.is_not(None), m.host.is_not(None)))
-                .order_by(m.serial_number)
+                sa.select(m.serial_number).where(reachable).order_by(m.serial_number)
             ).scalars()
             return [TargetRef(meter=serial) for serial in serials]
 
@@ -270,3 +286,44 @@ class Scheduler:
                 await asyncio.wait_for(stop.wait(), timeout=interval)
             except TimeoutError:
                 continue
+
+
+DAILY_CLOSURE_CRON = "15 1 * * *"
+"""Local 01:15: the closures of the day that just ended are captured (at midnight) and the
+DC has had an hour to collect them."""
+LOAD_PROFILE_CRON = "45 1 * * *"
+
+
+def add_collection_schedules(
+    scheduler: Scheduler,
+    *,
+    daily_closure_cron: str = DAILY_CLOSURE_CRON,
+    load_profile_cron: str = LOAD_PROFILE_CRON,
+    time_zone: str = DEFAULT_TIME_ZONE,
+    lookback_days: int | None = None,
+) -> list[int]:
+    """The recurring collection entries (issue 7): the daily closure and the load profile
+    ("n2pload", with the measurands) of every concentrator, in bulk from its collected data,
+    and of every point-to-point meter. Returns the schedule ids."""
+    extra = {} if lookback_days is None else {"lookback_days": lookback_days}
+    entries = (
+        ("collection: daily closure", daily_closure_cron, ["daily_closure"]),
+        ("collection: load profile", load_profile_cron, ["load_profile", "measurands"]),
+    )
+    ids = []
+    for name, cron, kinds in entries:
+        for activity, scope, who in (
+            (ActivityType.COLLECTION, ScheduleScope.ALL_CONCENTRATORS, "concentrators"),
+            (ActivityType.METER_COLLECTION, ScheduleScope.POINT_TO_POINT_METERS, "meters"),
+        ):
+            ids.append(
+                scheduler.add(
+                    f"{name} ({who})",
+                    activity,
+                    cron,
+                    scope,
+                    time_zone=time_zone,
+                    payload={"collect": kinds, **extra},
+                )
+            )
+    return ids
