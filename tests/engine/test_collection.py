@@ -38,7 +38,7 @@ from smmc.domain.readings import (
 )
 from smmc.domain.time import local_day_bounds, to_local
 from smmc.domain.work_orders import ActivityType, State, load_policies
-from smmc.engine.activities import FieldContext, register_collection_executors
+from smmc.engine.activities import FieldContext, register_field_executors
 from smmc.engine.executors import ExecutorRegistry
 from smmc.engine.scheduler import Scheduler, add_collection_schedules
 from smmc.engine.worker import Worker, WorkerConfig
@@ -76,7 +76,7 @@ class Collection:
         self.schedules = add_collection_schedules(self.scheduler)
         registry = ExecutorRegistry()
         drivers = fleet.drivers(gateway_timeout=5.0, timeout=5.0)
-        register_collection_executors(registry, FieldContext(drivers, now=fleet.clock.now))
+        register_field_executors(registry, FieldContext(drivers, now=fleet.clock.now))
         self.worker = Worker(
             self.queue, registry, WorkerConfig(name="h7a-collector", poll_interval=0.05)
         )

@@ -197,6 +197,10 @@ class FieldExecutor:
 
 def register_field_executors(registry: ExecutorRegistry, context: FieldContext) -> None:
     """Register every field activity's executor."""
+    from smmc.engine.activities.collection import (
+        ConcentratorCollectionExecutor,
+        MeterCollectionExecutor,
+    )
     from smmc.engine.activities.commissioning import CommissioningExecutor
     from smmc.engine.activities.connect_disconnect import ConnectExecutor, DisconnectExecutor
     from smmc.engine.activities.outage_check import OutageCheckExecutor
@@ -214,5 +218,7 @@ def register_field_executors(registry: ExecutorRegistry, context: FieldContext) 
         CommissioningExecutor(context, decommission=True),
         StatusWordExecutor(context),
         OutageCheckExecutor(context),
+        ConcentratorCollectionExecutor(context),
+        MeterCollectionExecutor(context),
     ):
         registry.register(executor.activity, executor)

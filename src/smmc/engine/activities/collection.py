@@ -62,8 +62,7 @@ from smmc.domain.readings import (
 )
 from smmc.domain.time import DEFAULT_TIME_ZONE, zone
 from smmc.domain.work_orders import ActivityType
-from smmc.engine.activities.base import FieldContext, FieldExecutor, FieldResult
-from smmc.engine.executors import ExecutorRegistry
+from smmc.engine.activities.base import FieldExecutor, FieldResult
 from smmc.field.drivers import (
     COLLECTED_DAILY,
     COLLECTED_LOAD_PROFILE,
@@ -92,7 +91,6 @@ __all__ = [
     "ConcentratorCollectionExecutor",
     "MeterCollectionExecutor",
     "collected_meters",
-    "register_collection_executors",
 ]
 
 BILLING = Obis(1, 0, 98, 1, 0, 255)
@@ -663,9 +661,3 @@ def _meters(
     if meter_id is not None and not found:
         raise _bad(f"meter {meter_id} is not registered")
     return found
-
-
-def register_collection_executors(registry: ExecutorRegistry, context: FieldContext) -> None:
-    """Register the two collection executors (next to `register_field_executors`)."""
-    for executor in (ConcentratorCollectionExecutor(context), MeterCollectionExecutor(context)):
-        registry.register(executor.activity, executor)
