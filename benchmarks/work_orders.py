@@ -76,7 +76,8 @@ def make_fleet(concentrators: int, meters: int, first_port: int) -> Fleet:
 
 def serve(fleet: Fleet, latency: float, ready: Event, stop: Event, out: Any) -> None:
     """The simulator process: serve every concentrator until told to stop, then report the
-    medium time of each (seconds the PLC link was busy) and its own CPU seconds while serving."""
+    medium time of each (seconds the PLC link was busy, first and last use on the system-wide
+    monotonic clock) and its own CPU seconds while serving."""
 
     async def main() -> None:
         plan = fleet.build(NOW)
@@ -100,7 +101,11 @@ def serve(fleet: Fleet, latency: float, ready: Event, stop: Event, out: Any) -> 
             await asyncio.get_running_loop().run_in_executor(None, stop.wait)
             cpu = time.process_time() - cpu
             busy = {
-                dc.spec.name: sum(e.finished - e.started for e in dc.link.history)
+                dc.spec.name: (
+                    sum(e.finished - e.started for e in dc.link.history),
+                    min((e.started for e in dc.link.history), default=0.0),
+                    max((e.finished for e in dc.link.history), default=0.0),
+                )
                 for dc in dcs[0].concentrators
             }
         out.put((busy, cpu))
@@ -158,7 +163,7 @@ def provision(fleet: Fleet, workdir: Path) -> tuple[sa.Engine, SecretBox]:
 
 async def run_batch(
     engine: sa.Engine, box: SecretBox, permits: int, rounds: int, in_flight: int
-) -> tuple[int, float, float, dict[str, int]]:
+) -> tuple[int, float, float, float, dict[str, int]]:
     queue = WorkOrderQueue(engine)
     with engine.connect() as conn:
         names = list(conn.execute(sa.select(t.concentrators.c.name)).scalars())
@@ -180,9 +185,9 @@ async def run_batch(
     worker = Worker(
         queue, registry, WorkerConfig(name="bench", max_in_flight=in_flight, poll_interval=0.05)
     )
-    started, loop_cpu = time.perf_counter(), time.thread_time()
+    started, loop_cpu = time.monotonic(), time.thread_time()
     await worker.run_until_idle()
-    elapsed, loop_cpu = time.perf_counter() - started, time.thread_time() - loop_cpu
+    elapsed, loop_cpu = time.monotonic() - started, time.thread_time() - loop_cpu
     with engine.connect() as conn:
         states: dict[str, int] = {
             str(state): int(count)
@@ -190,7 +195,7 @@ async def run_batch(
                 sa.select(t.work_orders.c.state, sa.func.count()).group_by(t.work_orders.c.state)
             )
         }
-    return len(serials) * rounds, elapsed, loop_cpu, states
+    return len(serials) * rounds, started, elapsed, loop_cpu, states
 
 
 def free_port_base(count: int) -> int:
@@ -238,7 +243,7 @@ def main() -> None:
             if not ready.wait(120):
                 raise SystemExit("the simulator did not start")
             cpu_before = time.process_time()
-            orders, elapsed, loop_cpu, states = asyncio.run(
+            orders, started, elapsed, loop_cpu, states = asyncio.run(
                 run_batch(engine, box, permits, args.rounds, in_flight)
             )
             cpu = time.process_time() - cpu_before
@@ -274,10 +279,15 @@ def main() -> None:
         rest = cpu - loop_cpu - sum(probes.cpu.values())
         print(f"  other threads (thread pool hand-over, start-up): {rest * per_op:.2f} ms")
     if not overhead:
-        name, bound = max(busy.items(), key=lambda item: item[1])
+        name, (bound, first, last) = max(busy.items(), key=lambda item: item[1][0])
         print(
             f"lower bound (busiest DC {name}, medium busy): {bound:.2f} s; "
             f"batch / bound = {elapsed / bound:.3f} ({(elapsed / bound - 1) * 100:+.1f} %)"
+        )
+        print(
+            f"  busiest DC: first exchange {first - started:.2f} s after the start, medium "
+            f"idle {last - first - bound:.2f} s between exchanges, last exchange "
+            f"{started + elapsed - last:.2f} s before the end"
         )
 
 
