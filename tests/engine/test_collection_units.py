@@ -1,0 +1,236 @@
+"""The pieces of the scheduled collection: where a read starts, the payload, row decoding,
+the status byte and the scheduler's collection entries."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from wo_fixtures import Clock, add_fleet
+
+from smmc.dlms.axdr import Data
+from smmc.dlms.cosem_time import CosemDateTime
+from smmc.domain.readings import (
+    CollectionKind,
+    Energy,
+    QualityFlag,
+    closure_days,
+    daily_closure_type,
+    interval_type,
+    profile_status_quality,
+)
+from smmc.domain.time import local_day_bounds
+from smmc.domain.work_orders import ActivityType, InvalidWorkOrder
+from smmc.engine.activities.collection import (
+    CollectedMeter,
+    _Batch,
+    _dc_daily,
+    _dc_load_profile,
+    _request,
+    collected_meters,
+)
+from smmc.engine.scheduler import Scheduler, ScheduleScope, add_collection_schedules
+from smmc.field.errors import FieldFailure
+from smmc.store import tables as t
+from smmc.store.readings import (
+    IntervalValue,
+    RegisterRead,
+    assign_energy_profiles,
+    closure_read_starts,
+    ingest_intervals,
+    ingest_register_reads,
+    interval_read_starts,
+    new_register_reads,
+)
+from smmc.store.work_orders import WorkOrderQueue
+
+TZ = "America/Santiago"
+A_PLUS = interval_type(Energy.ACTIVE_FORWARD)
+Q = dt.timedelta(minutes=15)
+
+
+def _meters(db: Engine, count: int) -> list[int]:
+    add_fleet(db, {"DC-H7A": count})
+    with db.connect() as conn:
+        return list(conn.execute(sa.select(t.meters.c.id).order_by(t.meters.c.id)).scalars())
+
+
+def test_status_byte_clock_adjusted() -> None:
+    assert profile_status_quality(0x20) is QualityFlag.CLOCK_ADJUSTED
+    assert profile_status_quality(0x20 | 0x80 | 0x08) is QualityFlag.CLOCK_ADJUSTED
+    assert profile_status_quality(0x80 | 0x08 | 0x02) is QualityFlag.ACTUAL
+    with pytest.raises(ValueError, match=r"0\.\.255"):
+        profile_status_quality(256)
+
+
+def test_closure_days_across_both_dst_changes() -> None:
+    since = local_day_bounds(dt.date(2026, 4, 3), TZ)[0]
+    until = local_day_bounds(dt.date(2026, 4, 7), TZ)[0]
+    assert closure_days(TZ, since, until) == [dt.date(2026, 4, d) for d in (3, 4, 5, 6)]
+    since = local_day_bounds(dt.date(2026, 9, 5), TZ)[0] + dt.timedelta(hours=1)
+    until = local_day_bounds(dt.date(2026, 9, 7), TZ)[0]
+    assert closure_days(TZ, since, until) == [dt.date(2026, 9, 5), dt.date(2026, 9, 6)]
+
+
+def test_interval_read_starts(db: Engine) -> None:
+    empty, complete, behind, holed = _meters(db, 4)
+    since = dt.datetime(2026, 4, 4, 3, 0, tzinfo=dt.UTC)
+    until = since + dt.timedelta(hours=24)
+    ends = [since + Q * n for n in range(1, 97)]
+    values = [IntervalValue(complete, A_PLUS.id, end, 1.0) for end in ends]
+    values += [IntervalValue(behind, A_PLUS.id, end, 1.0) for end in ends[:50]]
+    values += [IntervalValue(holed, A_PLUS.id, end, 1.0) for end in ends if end != ends[10]]
+    with db.begin() as conn:
+        ingest_intervals(conn, values)
+    with db.connect() as conn:
+        starts = interval_read_starts(conn, A_PLUS, [empty, complete, behind, holed], since, until)
+        assert starts == {empty: ends[0], behind: ends[50], holed: ends[10]}
+        with pytest.raises(ValueError, match="register"):
+            interval_read_starts(
+                conn, daily_closure_type(Energy.ACTIVE_FORWARD), [empty], since, until
+            )
+
+
+def test_closure_read_starts_and_new_sets(db: Engine) -> None:
+    stored, holed, empty = _meters(db, 3)
+    midnight = {d: local_day_bounds(dt.date(2026, 4, d), TZ)[0] for d in range(3, 9)}
+    since, until = midnight[3], midnight[7] + dt.timedelta(hours=6)
+    tiers = (1, 2, 3, 4, 5, 6)
+    reads = [
+        RegisterRead(stored, Energy.ACTIVE_FORWARD, midnight[d], tiers, 21) for d in (4, 5, 6, 7)
+    ]
+    reads += [RegisterRead(holed, Energy.ACTIVE_FORWARD, midnight[d], tiers, 21) for d in (4, 6, 7)]
+    with db.begin() as conn:
+        ingest_register_reads(conn, reads)
+    with db.connect() as conn:
+        starts = closure_read_starts(
+            conn, Energy.ACTIVE_FORWARD, [stored, holed, empty], since, until
+        )
+        assert starts == {holed: midnight[5], empty: midnight[4]}
+        offered = [
+            RegisterRead(holed, Energy.ACTIVE_FORWARD, midnight[d], tiers, 22) for d in (4, 5)
+        ]
+        assert new_register_reads(conn, offered) == [offered[1]]
+        assert new_register_reads(conn, []) == []
+
+
+def test_payload() -> None:
+    assert _request({}).kinds == frozenset(CollectionKind)
+    request = _request({"collect": ["daily_closure"], "lookback_days": 5, "fire_time": "x"})
+    assert request.kinds == {CollectionKind.DAILY_CLOSURE}
+    assert request.lookback == dt.timedelta(days=5)
+    for bad, reason in (
+        ({"collect": ["hourly"]}, "unknown kind"),
+        ({"collect": "load_profile"}, "non-empty list"),
+        ({"collect": []}, "non-empty list"),
+        ({"lookback_days": 0}, "lookback_days"),
+        ({"lookback_days": True}, "lookback_days"),
+        ({"lookback_days": 61}, "lookback_days"),
+    ):
+        with pytest.raises(FieldFailure, match=reason):
+            _request(bad)
+
+
+def _stamp(moment: dt.datetime) -> Data:
+    return Data.octet_string(CosemDateTime.from_datetime(moment).to_bytes())
+
+
+def test_collected_rows_decoded_rejected_and_unknown() -> None:
+    meter = CollectedMeter(
+        7,
+        "M-7",
+        (A_PLUS, interval_type(Energy.ACTIVE_REVERSE)),
+        frozenset({Energy.ACTIVE_FORWARD, Energy.ACTIVE_REVERSE}),
+    )
+    end = dt.datetime(2026, 4, 4, 23, 15, tzinfo=dt.timezone(dt.timedelta(hours=-3)))
+    serial = Data.octet_string(b"M-7")
+    numbers = [Data.double_long_unsigned(n) for n in (40, 3, 9, 1)]
+    batch = _Batch()
+    _dc_load_profile(
+        [
+            (_stamp(end), serial, Data.unsigned(0x20), *numbers),
+            (_stamp(end), Data.octet_string(b"OTHER"), Data.unsigned(0), *numbers),
+            (_stamp(end), serial, Data.unsigned(0), *numbers[:3]),
+            (Data.octet_string(b"not a date"), serial, Data.unsigned(0), *numbers),
+        ],
+        {"M-7": meter},
+        TZ,
+        batch,
+    )
+    flag = int(QualityFlag.CLOCK_ADJUSTED)
+    assert batch.intervals == [
+        IntervalValue(7, A_PLUS.id, end, 40.0, flag),
+        IntervalValue(7, interval_type(Energy.ACTIVE_REVERSE).id, end, 3.0, flag),
+    ]
+    assert batch.unknown_serials == {"OTHER"}
+    assert batch.rejected_count == 2
+    assert batch.rejected[0] == "collected load profile row 3: 6 columns, expected 7"
+    assert batch.rejected[1].startswith("collected load profile row 4: clock column")
+
+    tiers = [Data.double_long_unsigned(n) for n in (1, 2, 3, 4, 5, 6)]
+    totals = [Data.double_long_unsigned(n) for n in (25, 8, 9, 10)]
+    _dc_daily([(_stamp(end), serial, *tiers, *totals)], {"M-7": meter}, TZ, batch)
+    assert batch.registers == [RegisterRead(7, Energy.ACTIVE_FORWARD, end, (1, 2, 3, 4, 5, 6), 25)]
+    assert batch.closures_without_tiers == 1  # A− has no tiers in the DC's profile
+
+
+def test_collected_meters_follow_energy_profiles(db: Engine) -> None:
+    default, export, off = _meters(db, 3)
+    with db.begin() as conn:
+        conn.execute(
+            t.meters.update().where(t.meters.c.id == export).values(meter_type="polyphase")
+        )
+        assign_energy_profiles(
+            conn,
+            export,
+            daily_closure="DailyClosure Energy Profile",
+            load_profile="LP Active + Active Export",
+        )
+        assign_energy_profiles(
+            conn, off, daily_closure=None, load_profile="LP Active", is_upload=False
+        )
+    with db.connect() as conn:
+        found = {m.id: m for m in collected_meters(conn)}
+    assert found[default].load_types == (A_PLUS,)
+    assert found[default].closure_energies == {Energy.ACTIVE_FORWARD, Energy.ACTIVE_REVERSE}
+    assert found[export].load_types == (A_PLUS, interval_type(Energy.ACTIVE_REVERSE))
+    assert found[export].closure_energies == frozenset(Energy)
+    assert found[off].load_types == ()
+    assert found[off].closure_energies == frozenset()
+
+
+def test_collection_schedules_target_concentrators_and_point_to_point_meters(
+    db: Engine, queue: WorkOrderQueue, clock: Clock
+) -> None:
+    add_fleet(db, {"DC-A": 2, "DC-B": 1})
+    with db.begin() as conn:
+        conn.execute(
+            t.meters.insert(),
+            [{"serial_number": "P2P-1", "host": "127.0.0.9", "port": 4059}],
+        )
+    scheduler = Scheduler(queue)
+    ids = add_collection_schedules(scheduler, lookback_days=5)
+    assert len(ids) == 4
+    scopes = {(s.activity, s.scope) for s in scheduler.schedules()}
+    assert scopes == {
+        (ActivityType.COLLECTION, ScheduleScope.ALL_CONCENTRATORS),
+        (ActivityType.METER_COLLECTION, ScheduleScope.POINT_TO_POINT_METERS),
+    }
+    clock.advance(days=1)
+    assert len(scheduler.run_due()) == 4
+    w = t.work_orders.c
+    with db.connect() as conn:
+        rows = conn.execute(
+            sa.select(w.activity, w.concentrator_id, w.meter_id, w.payload)
+        ).mappings()
+        orders = [dict(row) for row in rows]
+    assert sorted(o["activity"] for o in orders) == sorted(
+        ["Collection"] * 4 + ["MeterCollection"] * 2
+    )
+    assert all('"lookback_days": 5' in o["payload"] for o in orders)
+    with pytest.raises(InvalidWorkOrder, match="scope"):
+        scheduler.add(
+            "wrong", ActivityType.COLLECTION, "0 1 * * *", ScheduleScope.POINT_TO_POINT_METERS
+        )
