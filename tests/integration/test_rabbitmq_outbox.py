@@ -154,7 +154,7 @@ def test_publish_with_confirms_and_amqp_properties(db: Engine, settings: OutboxS
             assert message.content_type == "application/xml"
             assert message.delivery_mode == aio_pika.DeliveryMode.PERSISTENT
             assert message.type == "EndDeviceEvents"
-            assert message.headers["priority"] == priority
+            assert message.app_id == "SMMC"
             parsed = Message.from_xml(parse_xml(message.body))
             assert parsed.header.message_id == message.message_id
             assert parsed.header.correlation_id is None
