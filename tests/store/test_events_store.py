@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -90,12 +91,15 @@ def test_pup_opens_once_and_closes_with_outbox_messages(db: Engine) -> None:
         ]
         assert all(p["event_id"] == event["message_id"] for p in kinds)
         assert kinds[0]["concentrator"] == "TD-95322"
-        words = conn.execute(sa.select(t.device_status_words)).mappings().all()
-        assert {(w["word"], w["value"]) for w in words} == {
-            ("normal1", 0),
-            ("normal2", 0),
-            ("extended1", 0),
-            ("extended2", 0),
+        words = conn.execute(sa.select(t.meter_status_words)).mappings().one()
+        assert dict(words) == {
+            "meter": meter,
+            "normal1": 0,
+            "normal2": 0,
+            "extended1": 0,
+            "extended2": 0,
+            "observed_at": T0 + timedelta(hours=1),
+            "source": "wo",
         }
 
 
@@ -116,7 +120,7 @@ def test_a_failure_after_the_event_insert_leaves_neither_event_nor_outbox(db: En
     assert seen == [1, 1, 1]
     assert _count(db, t.events) == 0
     assert _count(db, t.outbox) == 0
-    assert _count(db, t.device_status_words) == 0
+    assert _count(db, t.meter_status_words) == 0
 
 
 def _count_in(conn: sa.Connection, table: sa.Table) -> int:
@@ -282,12 +286,46 @@ def test_two_batches_in_one_transaction_update_the_same_words(db: Engine) -> Non
         second = record_status_words(conn, meter, {"normal1": 3}, T0 + timedelta(seconds=1), "b")
     assert [row["acronym"] for row in second.opened] == ["ORD"]
     with db.connect() as conn:
-        value = conn.execute(
-            sa.select(t.device_status_words.c.value).where(
-                t.device_status_words.c.word == "normal1"
-            )
-        ).scalar_one()
+        value = conn.execute(sa.select(t.meter_status_words.c.normal1)).scalar_one()
     assert value == 3
+
+
+def test_a_report_of_some_words_keeps_the_others(db: Engine) -> None:
+    _fleet(db)
+    meter = "UAAEEDN17700583960"
+    with db.begin() as conn:
+        record_status_words(conn, meter, {"extended1": 8}, T0, "a")
+    with db.begin() as conn:
+        apply_events(
+            conn,
+            [
+                Observation("meter", meter, {"normal1": 1}, T0 + timedelta(seconds=1), "b"),
+                Observation("meter", meter, {"normal2": 4}, T0 + timedelta(seconds=2), "c"),
+            ],
+        )
+    with db.begin() as conn:
+        # extended1 still set: no new CAPE; normal1 cleared: PUP closes
+        again = record_status_words(conn, meter, {"normal1": 0, "extended1": 8}, T0, "d")
+    assert again.opened == []
+    assert [row["acronym"] for row in again.closed] == ["PUP"]
+    with db.connect() as conn:
+        row = conn.execute(sa.select(t.meter_status_words)).mappings().one()
+    assert (row["normal1"], row["normal2"], row["extended1"], row["extended2"]) == (0, 4, 8, None)
+    assert row["source"] == "d"
+
+
+def test_concentrator_words_stay_in_device_status_words(db: Engine) -> None:
+    _fleet(db)
+    with db.begin() as conn:
+        apply_events(
+            conn, [Observation("concentrator", "TD-95322", {"concentrator": 0x08001E}, T0, "r")]
+        )
+    with db.connect() as conn:
+        rows = conn.execute(sa.select(t.device_status_words)).mappings().all()
+    assert [(r["device_kind"], r["device"], r["word"], r["value"]) for r in rows] == [
+        ("concentrator", "TD-95322", "concentrator", 0x08001E)
+    ]
+    assert _count(db, t.meter_status_words) == 0
 
 
 def test_a_transformer_feeding_part_of_a_concentrator_is_its_own_incident(db: Engine) -> None:
@@ -373,3 +411,44 @@ def test_outbox_payloads_are_the_canonical_json_of_their_message(db: Engine) -> 
     assert failed[0]["correlation_id"] == 'wo-"7"'
     assert failed[0]["meter"] == "UAAEEDN17700583961"
     assert failed[0]["isactive"] is False
+
+
+def test_migration_0010_moves_meter_words_into_one_row_and_back(tmp_path: Path) -> None:
+    from alembic import command
+
+    from smmc.store.db import create_engine
+    from smmc.store.migrate import alembic_config, upgrade
+
+    engine = create_engine(f"sqlite:///{tmp_path / 'h6_migration.db'}")
+    upgrade(engine, "0009")
+    stamp = "2021-01-01 22:56:12.536000"
+    old_rows = [
+        ("meter", "M1", "normal1", 1, stamp, "push"),
+        ("meter", "M1", "extended1", 8, stamp, "push"),
+        ("concentrator", "TD-1", "concentrator", 0x08001E, stamp, "read"),
+    ]
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            "INSERT INTO device_status_words (device_kind, device, word, value, observed_at, "
+            "source) VALUES (?, ?, ?, ?, ?, ?)",
+            old_rows,
+        )
+    upgrade(engine)
+    with engine.connect() as conn:
+        moved = conn.execute(sa.select(t.meter_status_words)).mappings().one()
+        kept = conn.execute(sa.select(t.device_status_words.c.device)).scalars().all()
+    assert (moved["meter"], moved["normal1"], moved["normal2"], moved["extended1"]) == (
+        "M1",
+        1,
+        None,
+        8,
+    )
+    assert moved["observed_at"] == T0
+    assert kept == ["TD-1"]
+    command.downgrade(alembic_config(engine), "0009")
+    with engine.connect() as conn:
+        back = conn.exec_driver_sql(
+            "SELECT device_kind, device, word, value, observed_at, source FROM device_status_words"
+        ).all()
+    assert sorted(tuple(r) for r in back) == sorted(old_rows)
+    engine.dispose()

@@ -17,7 +17,7 @@ from functools import lru_cache
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import JSON
 from sqlalchemy.engine import Connection
 
 from smmc.domain.events import (
@@ -145,7 +145,9 @@ def _chunks(items: Sequence[Any]) -> Iterable[Sequence[Any]]:
 
 
 def _iso(moment: datetime | None) -> str | None:
-    return None if moment is None else moment.astimezone(UTC).isoformat()
+    if moment is None:
+        return None
+    return (moment if moment.tzinfo is UTC else moment.astimezone(UTC)).isoformat()
 
 
 _JSON = json.JSONEncoder(sort_keys=True, default=str)
@@ -186,18 +188,23 @@ class _Stamps:
         if text is None:
             if value.tzinfo is None:
                 raise ValueError(f"naive datetime {value!r} cannot be stored: give it a time zone")
-            text = value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+            if value.tzinfo is UTC:
+                text = value.isoformat(" ", "microseconds")[:26]
+            else:
+                text = value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
             self._cache[value] = text
         return text
 
 
 def _among(conn: Connection, column: sa.ColumnElement[str], values: Sequence[str]) -> Any:
-    """``column IN values`` with the whole list as one bound value: an array on PostgreSQL,
-    a JSON array read by ``json_each`` on SQLite (one cached statement, whatever the size)."""
+    """``column IN values`` with the whole list as one bound JSON array, read by
+    ``json_array_elements_text`` on PostgreSQL and ``json_each`` on SQLite: one cached
+    statement whatever the size, and text is what both drivers pass cheapest (psycopg
+    adapts a list element by element)."""
+    listed = sa.bindparam(None, json.dumps(list(values)), type_=sa.Text)
     if conn.dialect.name == "postgresql":
-        return column == sa.any_(sa.bindparam(None, list(values), type_=ARRAY(sa.String)))
-    listed = sa.func.json_each(sa.bindparam(None, json.dumps(list(values)))).table_valued("value")
-    return column.in_(sa.select(listed.c.value))
+        return column.in_(sa.select(sa.func.json_array_elements_text(sa.cast(listed, JSON))))
+    return column.in_(sa.select(sa.func.json_each(listed).table_valued("value").c.value))
 
 
 def _resolve(conn: Connection, keys: set[tuple[str, str]]) -> dict[tuple[str, str], _Device]:
@@ -249,9 +256,23 @@ def _by_kind(keys: set[tuple[str, str]]) -> Iterable[tuple[str, Sequence[str]]]:
 def _last_words(
     conn: Connection, keys: set[tuple[str, str]]
 ) -> dict[tuple[str, str], dict[str, int]]:
+    """The last words known per device (a meter's never-reported words left out)."""
     words: dict[tuple[str, str], dict[str, int]] = {}
-    w = t.device_status_words.c
+    w, mw = t.device_status_words.c, t.meter_status_words.c
     for kind, devices in _by_kind(keys):
+        if kind == METER:
+            meter_rows = conn.execute(
+                sa.select(mw.meter, mw.normal1, mw.normal2, mw.extended1, mw.extended2).where(
+                    _among(conn, mw.meter, devices)
+                )
+            )
+            for meter, *values in meter_rows:
+                words[(METER, meter)] = {
+                    name: value
+                    for name, value in zip(METER_WORDS, values, strict=True)
+                    if value is not None
+                }
+            continue
         rows = conn.execute(
             sa.select(w.device, w.word, w.value).where(
                 w.device_kind == kind, _among(conn, w.device, devices)
@@ -285,6 +306,8 @@ _EVENT_COLUMNS = (
 )  # fmt: skip
 _OUTBOX_COLUMNS = ("message_id", "kind", "priority", "payload", "created_at", "delivered_at")
 _WORD_COLUMNS = ("device_kind", "device", "word", "value", "observed_at", "source")
+_METER_WORD_COLUMNS = ("meter", *METER_WORDS, "observed_at", "source")
+_WORD_SLOT = {word: index for index, word in enumerate(METER_WORDS, start=1)}
 _MEMBER_COLUMNS = ("incident_id", "device_kind", "device", "off_at", "on_at")
 _SPONTANEOUS_COLUMNS = (
     "received_at", "transport", "peer_host", "peer_port", "local_port", "message_type",
@@ -337,45 +360,56 @@ def _event_payload(message_id: str, row: Mapping[str, Any], where: _Device | Non
     )
     kind, device, active = row["device_kind"], row["device"], row["is_active"]
     moment = row["opened_at"] if active else row["closed_at"] or row["opened_at"]
-    concentrator = where.concentrator if where else device
+    concentrator = _js(where.concentrator if where else device)
+    meter = _text(device) if kind == METER else "null"
     return (
         f'{{"acronym": {acronym}, "category": {category}, '
-        f'"concentrator": {_js(concentrator)}, "correlation_id": {_js(row["correlation_id"])}, '
-        f'"date": {_js(_iso(moment))}, "description": {description}, "device": {_js(device)}, '
-        f'"device_kind": {_js(kind)}, "event_id": {_js(row["message_id"])}, '
-        f'"isactive": {_js(active)}, "kind": "event", "message_id": {_js(message_id)}, '
-        f'"meter": {_js(device if kind == METER else None)}, "priority": {priority}, '
-        f'"routing": {routing}, "severity": {severity}, "source": {_js(row["source"])}, '
-        f'"type": {code}}}'
+        f'"concentrator": {concentrator}, "correlation_id": {_js(row["correlation_id"])}, '
+        f'"date": {_js(_iso(moment))}, "description": {description}, '
+        f'"device": {_text(device)}, "device_kind": {_text(kind)}, '
+        f'"event_id": {_text(row["message_id"])}, "isactive": {"true" if active else "false"}, '
+        f'"kind": "event", "message_id": {_text(message_id)}, "meter": {meter}, '
+        f'"priority": {priority}, "routing": {routing}, "severity": {severity}, '
+        f'"source": {_text(row["source"])}, "type": {code}}}'
     )
 
 
-def _upsert_words(conn: Connection, rows: list[tuple[Any, ...]]) -> None:
-    """Insert or replace the last words: staged by COPY on PostgreSQL, one executemany of
-    ``INSERT … ON CONFLICT`` on SQLite (``rows`` in ``_WORD_COLUMNS`` order, stamps already
-    in the driver's form)."""
-    update = "value = excluded.value, observed_at = excluded.observed_at, source = excluded.source"
-    columns = ", ".join(_WORD_COLUMNS)
+def _upsert(
+    conn: Connection,
+    table: str,
+    columns: Sequence[str],
+    conflict: str,
+    rows: list[tuple[Any, ...]],
+) -> None:
+    """Insert rows, ``conflict`` deciding what an existing key becomes: staged by COPY and
+    one ``INSERT … SELECT`` on PostgreSQL, one executemany on SQLite. ``rows`` are in
+    ``columns`` order with stamps already in the driver's form."""
+    names = ", ".join(columns)
     if conn.dialect.name == "postgresql":
+        stage = f"{table}_stage"
         conn.exec_driver_sql(
-            "CREATE TEMPORARY TABLE IF NOT EXISTS status_words_stage "
-            "(LIKE device_status_words) ON COMMIT DELETE ROWS"
+            f"CREATE TEMPORARY TABLE IF NOT EXISTS {stage} (LIKE {table}) ON COMMIT DELETE ROWS"
         )
-        _bulk_insert(conn, "status_words_stage", _WORD_COLUMNS, rows)
-        conn.exec_driver_sql(
-            # identifiers are constants of this module; every value is bound
-            f"INSERT INTO device_status_words ({columns}) SELECT {columns} "  # noqa: S608
-            "FROM status_words_stage ON CONFLICT (device_kind, device, word) "
-            f"DO UPDATE SET {update}"
-        )
+        _bulk_insert(conn, stage, columns, rows)
+        # identifiers are constants of this module; every value is bound
+        insert = f"INSERT INTO {table} ({names}) SELECT {names} FROM {stage} {conflict}"  # noqa: S608
+        conn.exec_driver_sql(insert)
         # several batches may share one transaction: the stage must be empty for the next
-        conn.exec_driver_sql("DELETE FROM status_words_stage")
+        conn.exec_driver_sql(f"DELETE FROM {stage}")  # noqa: S608
         return
-    conn.exec_driver_sql(
-        f"INSERT INTO device_status_words ({columns}) VALUES (?, ?, ?, ?, ?, ?) "  # noqa: S608
-        f"ON CONFLICT (device_kind, device, word) DO UPDATE SET {update}",
-        rows,
-    )
+    marks = ", ".join("?" for _ in columns)
+    insert = f"INSERT INTO {table} ({names}) VALUES ({marks}) {conflict}"  # noqa: S608
+    conn.exec_driver_sql(insert, rows)
+
+
+_STAMP_UPDATE = "observed_at = excluded.observed_at, source = excluded.source"
+_WORD_CONFLICT = (
+    f"ON CONFLICT (device_kind, device, word) DO UPDATE SET value = excluded.value, {_STAMP_UPDATE}"
+)
+_METER_WORD_CONFLICT = "ON CONFLICT (meter) DO UPDATE SET " + ", ".join(
+    [f"{w} = COALESCE(excluded.{w}, meter_status_words.{w})" for w in METER_WORDS] + [_STAMP_UPDATE]
+)
+"""A word the push did not carry keeps its stored value."""
 
 
 def _bulk_insert(
@@ -417,8 +451,10 @@ class _Batch:
         self.closes: list[dict[str, Any]] = []
         self.outbox: list[tuple[Any, ...]] = []
         self.words: dict[tuple[str, str, str], tuple[Any, ...]] = {}
+        self.meter_words: dict[str, list[Any]] = {}
         self.power: list[_Power] = []
         self._ids: list[str] = []
+        self._static: dict[str, tuple[str, str, str, int, str, str, str]] = {}
 
     def new_id(self) -> str:
         if not self._ids:
@@ -450,19 +486,35 @@ class _Batch:
         correlation_id: str | None = None,
     ) -> dict[str, Any]:
         where = self.devices.get((kind, device))
-        values = [
-            self.new_id(), kind, device,
-            where.meter_id if where else None, where.concentrator_id if where else None,
-            entry.key, entry.code, entry.acronym,
-            entry.description if description is None else description,
-            entry.severity, entry.priority.value, entry.category.value, entry.routing.value,
-            active, at, None, source, correlation_id, raw, at,
-        ]  # fmt: skip
-        row = dict(zip(_EVENT_COLUMNS, values, strict=True))
+        static = self._static.get(entry.key)
+        if static is None:
+            static = self._static[entry.key] = (
+                entry.code, entry.acronym, entry.description, entry.severity,
+                entry.priority.value, entry.category.value, entry.routing.value,
+            )  # fmt: skip
+        code, acronym, text, severity, priority, category, routing = static
+        if description is not None:
+            text = description
+        meter_id = where.meter_id if where else None
+        concentrator_id = where.concentrator_id if where else None
+        message_id = self.new_id()
+        row = {
+            "message_id": message_id, "device_kind": kind, "device": device,
+            "meter_id": meter_id, "concentrator_id": concentrator_id, "key": entry.key,
+            "code": code, "acronym": acronym, "description": text, "severity": severity,
+            "priority": priority, "category": category, "routing": routing,
+            "is_active": active, "opened_at": at, "closed_at": None, "source": source,
+            "correlation_id": correlation_id, "raw": raw, "created_at": at,
+        }  # fmt: skip
         self.events.append(row)
         stamp = self.stamp(at)
-        values[14] = values[19] = stamp
-        self.event_rows.append(tuple(values))
+        self.event_rows.append(
+            (
+                message_id, kind, device, meter_id, concentrator_id, entry.key, code, acronym,
+                text, severity, priority, category, routing, active, stamp, None, source,
+                correlation_id, raw, stamp,
+            )
+        )  # fmt: skip
         self.event_message(row)
         return row
 
@@ -557,6 +609,14 @@ def _observe(
             batch.power.append(_Power(kind, device, at, change.opened, where))
     words[(kind, device)] = {**previous, **current} if previous else dict(current)
     stamp = batch.stamp(at)
+    if kind == METER:
+        slots = batch.meter_words.get(device)
+        if slots is None:
+            slots = batch.meter_words[device] = [device, None, None, None, None, stamp, ""]
+        for word, value in current.items():
+            slots[_WORD_SLOT[word]] = value
+        slots[5], slots[6] = stamp, seen.source
+        return
     for word, value in current.items():
         batch.words[(kind, device, word)] = (kind, device, word, value, stamp, seen.source)
 
@@ -603,8 +663,12 @@ def _write(conn: Connection, batch: _Batch) -> None:
             .values(is_active=False, closed_at=sa.bindparam("c_at")),
             [{"m_id": r["message_id"], "c_at": r["closed_at"]} for r in batch.closes],
         )
+    if batch.meter_words:
+        rows = [tuple(row) for row in batch.meter_words.values()]
+        _upsert(conn, "meter_status_words", _METER_WORD_COLUMNS, _METER_WORD_CONFLICT, rows)
     if batch.words:
-        _upsert_words(conn, list(batch.words.values()))
+        rows = list(batch.words.values())
+        _upsert(conn, "device_status_words", _WORD_COLUMNS, _WORD_CONFLICT, rows)
 
 
 def _incident_message(row: Mapping[str, Any]) -> dict[str, Any]:

@@ -470,6 +470,20 @@ device_status_words = sa.Table(
     sa.Column("source", sa.String(32), nullable=False),
 )
 
+# A meter's four words in one row (NULL: never reported); `device_status_words` keeps the
+# concentrators' word. One row per meter is one upsert per push instead of four.
+meter_status_words = sa.Table(
+    "meter_status_words",
+    metadata,
+    sa.Column("meter", sa.String(64), primary_key=True),
+    sa.Column("normal1", sa.Integer),
+    sa.Column("normal2", sa.Integer),
+    sa.Column("extended1", sa.Integer),
+    sa.Column("extended2", sa.Integer),
+    sa.Column("observed_at", UtcDateTime(), nullable=False),
+    sa.Column("source", sa.String(32), nullable=False),
+)
+
 spontaneous_messages = sa.Table(
     "spontaneous_messages",
     metadata,
