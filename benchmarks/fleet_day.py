@@ -1,0 +1,491 @@
+"""Fleet-day benchmark (issue 7): one day of a whole fleet from the simulator through DLMS
+over TCP into the store.
+
+    python benchmarks/fleet_day.py --meters 100000 --backend sqlite
+
+Per meter: 96 quarter hours × 4 energies (A+, A−, R+, R−) of the load profile and the
+daily closure (A+ tiers T1..T6 and total), as a head-end collects them: per concentrator,
+one management association (LLS) reading the DC's collected-data profiles in bulk by range
+(`0.128.99.1.0.255` load profile, `0.128.98.1.0.255` daily closure) through the field
+layer's drivers (`FieldDrivers.concentrator`, the same session and `read_profile` calls
+the collection executor makes), decoded into `IntervalValue`/`RegisterRead` and stored
+with `ingest_intervals`/`ingest_register_reads`.
+
+Three processes, so each one's CPU time and peak RSS (``ru_maxrss``) are its own:
+
+* this one builds the fleet plan, provisions the database from the simulator's provisioning
+  files with the store's importer (setup: timed, not part of the fleet-day), starts the
+  other two, checks the store at the end;
+* the **simulator**: a `FleetRunner` serving every concentrator on its own TCP port, the
+  simulated "now" shortly after the local midnight that closes the day collected;
+* the **head-end**: ``--concurrency`` concentrators read at a time (asyncio), decoding in
+  the event loop, the store writes in one thread, ``--dcs-per-transaction`` concentrators
+  per transaction.
+
+The fleet has no communication faults (every meter is collected, so the stored count is
+exact) but keeps the default clock drift and anomalies. Reported: wall time of the
+collection, CPU time of each process (and, on PostgreSQL, of the server backends the
+head-end used, from /proc: same machine), peak RSS of each process, and where the head-end's
+time went (waiting for reads, decoding, storing).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import cProfile
+import dataclasses
+import functools
+import json
+import multiprocessing
+import os
+import platform
+import resource
+import tempfile
+import threading
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import AsyncIterator, Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from multiprocessing.connection import Connection as Pipe
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from smmc.dlms.axdr import Data
+from smmc.dlms.cosem_time import CosemDateTime
+from smmc.domain.geo import CHILE
+from smmc.domain.readings import Energy, interval_type, profile_status_quality
+from smmc.domain.time import local_day_bounds, to_local
+from smmc.field.drivers import (
+    COLLECTED_DAILY,
+    COLLECTED_LOAD_PROFILE,
+    DriverSettings,
+    FieldDrivers,
+)
+from smmc.field.sessions import SessionLimits, SessionManager, load_permits
+from smmc.sim.clock import SimClock
+from smmc.sim.concentrator import ConcentratorServer
+from smmc.sim.fleet import FaultRates, Fleet, FleetPlan, default_fleet
+from smmc.sim.meter_device import MeterDevices
+from smmc.sim.provisioning_files import write_provisioning_files
+from smmc.sim.runner import FleetRunner
+from smmc.store.db import create_engine
+from smmc.store.migrate import upgrade
+from smmc.store.provisioning import ImportOptions, import_file, import_order
+from smmc.store.readings import IntervalValue, RegisterRead, ingest_intervals, ingest_register_reads
+from smmc.store.secrets import SecretBox
+from smmc.store.tables import concentrators, interval_readings, meters, register_reads
+
+POSTGRES_ADMIN_URL = os.environ.get(
+    "SMMC_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+# Collected load-profile columns 3..6, in the DC's order.
+CHANNELS = tuple(
+    interval_type(e).id
+    for e in (
+        Energy.ACTIVE_FORWARD,
+        Energy.ACTIVE_REVERSE,
+        Energy.REACTIVE_FORWARD,
+        Energy.REACTIVE_REVERSE,
+    )
+)
+
+
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _peak_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def make_fleet(args: argparse.Namespace) -> Fleet:
+    per = args.per_concentrator
+    base = default_fleet().sized(args.meters // per, per, 0)
+    return dataclasses.replace(
+        base,
+        faults=FaultRates(0.0, 0.0, 0.0, 0.0, 0.0),
+        concentrators=dataclasses.replace(
+            base.concentrators, host=args.host, first_port=args.first_port
+        ),
+        time=dataclasses.replace(base.time, history_days=args.history_days, start=args.now),
+    )
+
+
+# -- simulator process ---------------------------------------------------------------------
+
+
+def _profiled(args: argparse.Namespace, name: str, work: Callable[[], Any]) -> Any:
+    """Run ``work``, under cProfile when ``--profile DIR`` asks (stats to DIR/name.prof)."""
+    if args.profile is None:
+        return work()
+    profile = cProfile.Profile()
+    try:
+        return profile.runcall(work)
+    finally:
+        profile.dump_stats(args.profile / f"{name}.prof")
+
+
+@contextlib.asynccontextmanager
+async def _serve_share(
+    plan: FleetPlan, meters: MeterDevices, clock: SimClock, *, share: int, shares: int
+) -> AsyncIterator[list[ConcentratorServer]]:
+    """A ``ConcentratorHook`` serving every ``shares``-th DC of the plan from ``share`` on."""
+    async with contextlib.AsyncExitStack() as stack:
+        yield [
+            await stack.enter_async_context(ConcentratorServer(plan, spec, clock, meters=meters))
+            for spec in plan.concentrators[share::shares]
+        ]
+
+
+def simulator(args: argparse.Namespace, share: int, pipe: Pipe) -> None:
+    _profiled(args, f"simulator{share}", lambda: asyncio.run(_simulate(args, share, pipe)))
+
+
+async def _simulate(args: argparse.Namespace, share: int, pipe: Pipe) -> None:
+    plan = make_fleet(args).build(args.now)
+    clock = SimClock(args.now, 1.0, args.history_days)
+    hook = functools.partial(_serve_share, share=share, shares=args.simulators)
+    runner = FleetRunner(plan, clock, concentrators=hook)
+    async with runner:
+        pipe.send("ready")
+        await asyncio.to_thread(pipe.recv)  # "stop"
+        pipe.send({"cpu_s": _cpu(), "peak_rss_mib": _peak_mib()})
+
+
+# -- head-end process ----------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Tally:
+    read_s: float = 0.0
+    decode_cpu_s: float = 0.0
+    store_s: float = 0.0
+    store_cpu_s: float = 0.0
+    rows: int = 0
+    intervals: int = 0
+    inserted: int = 0
+    closures: int = 0
+    concentrators: int = 0
+    backend_pids: set[int] = dataclasses.field(default_factory=set)
+
+
+def _octets(cell: Data) -> bytes:
+    if not isinstance(cell.value, bytes):
+        raise ValueError(f"expected an octet-string, got {cell.tag.name}")
+    return cell.value
+
+
+def _integer(cell: Data) -> int:
+    if isinstance(cell.value, bool) or not isinstance(cell.value, int):
+        raise ValueError(f"expected an integer, got {cell.tag.name}")
+    return cell.value
+
+
+class Decoder:
+    """Collected rows → store tuples; a DC's rows repeat the same few clock values and
+    status bytes, so each is decoded once."""
+
+    def __init__(self, meter_ids: dict[bytes, int]) -> None:
+        self.meter_ids = meter_ids
+        self.stamps: dict[bytes, datetime] = {}
+        self.qualities: dict[int, int] = {}
+
+    def stamp(self, cell: Data) -> datetime:
+        raw = _octets(cell)
+        found = self.stamps.get(raw)
+        if found is None:
+            moment = CosemDateTime.from_bytes(raw).to_datetime()
+            if moment.tzinfo is None:
+                raise ValueError(f"collected clock {raw.hex()} has no deviation")
+            found = self.stamps[raw] = moment.astimezone(UTC)
+        return found
+
+    def quality(self, cell: Data) -> int:
+        status = _integer(cell)
+        found = self.qualities.get(status)
+        if found is None:
+            found = self.qualities[status] = int(profile_status_quality(status))
+        return found
+
+    def load_profile(self, rows: Sequence[tuple[Data, ...]]) -> list[IntervalValue]:
+        """Per meter and channel in time order: the store's key order."""
+        by_meter: dict[int, list[tuple[Data, ...]]] = defaultdict(list)
+        for row in rows:
+            by_meter[self.meter_ids[_octets(row[1])]].append(row)
+        values: list[IntervalValue] = []
+        append = values.append
+        for meter_id in sorted(by_meter):
+            decoded = [
+                (self.stamp(row[0]), self.quality(row[2]), row) for row in by_meter[meter_id]
+            ]
+            for column, type_id in enumerate(CHANNELS, start=3):
+                for end, quality, row in decoded:
+                    append(
+                        IntervalValue(meter_id, type_id, end, float(_integer(row[column])), quality)
+                    )
+        return values
+
+    def closures(self, rows: Sequence[tuple[Data, ...]]) -> list[RegisterRead]:
+        return [
+            RegisterRead(
+                self.meter_ids[_octets(row[1])],
+                Energy.ACTIVE_FORWARD,
+                self.stamp(row[0]),
+                tuple(_integer(cell) for cell in row[2:8]),
+                _integer(row[8]),
+            )
+            for row in rows
+        ]
+
+
+def _store(engine: Engine, batches: list[tuple[list[IntervalValue], list[RegisterRead]]]) -> int:
+    with engine.begin() as conn:
+        inserted = 0
+        for values, closures in batches:
+            inserted += ingest_intervals(conn, values).inserted
+            ingest_register_reads(conn, closures)
+    return inserted
+
+
+def head_end(args: argparse.Namespace, url: str, master_key: bytes, pipe: Pipe) -> None:
+    pipe.send(_profiled(args, "head_end", lambda: asyncio.run(_collect(args, url, master_key))))
+
+
+async def _collect(args: argparse.Namespace, url: str, master_key: bytes) -> dict[str, Any]:
+    engine = create_engine(url)
+    tally = Tally()
+    if engine.dialect.name == "postgresql":
+
+        def remember(dbapi_connection: Any, _record: Any) -> None:
+            tally.backend_pids.add(dbapi_connection.info.backend_pid)
+
+        sa.event.listen(engine, "connect", remember)
+    with engine.connect() as conn:
+        dcs = list(conn.execute(sa.select(concentrators.c.id)).scalars())
+        serials = {
+            serial.encode("ascii"): meter_id
+            for meter_id, serial in conn.execute(sa.select(meters.c.id, meters.c.serial_number))
+        }
+    limits = SessionLimits(max_sessions=max(args.concurrency, 2), reserved_high=1)
+    drivers = FieldDrivers(
+        engine,
+        SecretBox(master_key),
+        SessionManager(limits, load_permits(engine)),
+        # A DC computes and sends a day of 100 meters in one reply; under load that takes
+        # longer than an interactive read's timeout. A bulk reader negotiates big blocks.
+        DriverSettings(timeout=args.timeout, max_pdu_size=args.pdu_size),
+    )
+    start, end = local_day_bounds(args.day, args.time_zone)
+    queue: list[tuple[list[IntervalValue], list[RegisterRead]]] = []
+    lock = threading.Lock()
+    writes: list[asyncio.Future[int]] = []
+    semaphore = asyncio.Semaphore(args.concurrency)
+
+    def write(batches: list[tuple[list[IntervalValue], list[RegisterRead]]]) -> int:
+        with lock:  # one writer at a time (SQLite has one anyway)
+            began, cpu = time.perf_counter(), time.thread_time()
+            inserted = _store(engine, batches)
+            tally.store_s += time.perf_counter() - began
+            tally.store_cpu_s += time.thread_time() - cpu
+            return inserted
+
+    async def one(dc_id: int) -> None:
+        async with semaphore:
+            began = time.perf_counter()
+            async with drivers.concentrator(dc_id) as session:
+                lp = await session.client.read_profile(
+                    COLLECTED_LOAD_PROFILE, start + timedelta(seconds=1), end
+                )
+                daily = await session.client.read_profile(
+                    COLLECTED_DAILY, end, end + timedelta(minutes=5)
+                )
+            tally.read_s += time.perf_counter() - began
+        cpu = time.process_time()
+        decoder = Decoder(serials)
+        values = decoder.load_profile(lp)
+        closures = decoder.closures(daily)
+        tally.decode_cpu_s += time.process_time() - cpu
+        tally.rows += len(lp) + len(daily)
+        tally.intervals += len(values)
+        tally.closures += len(closures)
+        tally.concentrators += 1
+        queue.append((values, closures))
+        if len(queue) >= args.dcs_per_transaction:
+            batches = queue[:]
+            queue.clear()
+            writes.append(asyncio.ensure_future(asyncio.to_thread(write, batches)))
+
+    wall, cpu = time.perf_counter(), _cpu()
+    await asyncio.gather(*(one(dc_id) for dc_id in dcs))
+    if queue:
+        writes.append(asyncio.ensure_future(asyncio.to_thread(write, queue[:])))
+    tally.inserted = sum(await asyncio.gather(*writes))
+    elapsed, used = time.perf_counter() - wall, _cpu() - cpu
+    server_cpu = _backend_cpu(tally.backend_pids)
+    engine.dispose()
+    return {
+        "wall_s": round(elapsed, 1),
+        "cpu_s": round(used, 1),
+        "server_cpu_s": None if server_cpu is None else round(server_cpu, 1),
+        "peak_rss_mib": round(_peak_mib()),
+        "concentrators": tally.concentrators,
+        "profile_rows": tally.rows,
+        "interval_values": tally.intervals,
+        "inserted": tally.inserted,
+        "closures": tally.closures,
+        "read_wait_s_summed": round(tally.read_s, 1),
+        "decode_cpu_s": round(tally.decode_cpu_s, 1),
+        "store_s": round(tally.store_s, 1),
+        "store_cpu_s": round(tally.store_cpu_s, 1),
+    }
+
+
+def _backend_cpu(pids: set[int]) -> float | None:
+    if not pids:
+        return None
+    total = 0.0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat", encoding="ascii") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+        except FileNotFoundError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+# -- orchestration -------------------------------------------------------------------------
+
+
+def provision(url: str, box: SecretBox, args: argparse.Namespace, directory: Path) -> float:
+    began = time.perf_counter()
+    plan = make_fleet(args).build(args.now)
+    engine = create_engine(url)
+    upgrade(engine)
+    files = write_provisioning_files(plan, directory / "provisioning")
+    for path in import_order(list(files.values())):
+        result = import_file(engine, box, path, ImportOptions(CHILE, directory / "reports"))
+        if result.fatal or result.rejected:
+            raise SystemExit(f"{path.name}: {result.fatal or result.issues}")
+    engine.dispose()
+    return time.perf_counter() - began
+
+
+def check(url: str) -> dict[str, int]:
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        stored = conn.execute(sa.select(sa.func.count()).select_from(interval_readings))
+        closures = conn.execute(sa.select(sa.func.count()).select_from(register_reads))
+        counts = {"stored_intervals": stored.scalar_one(), "stored_closures": closures.scalar_one()}
+    engine.dispose()
+    return counts
+
+
+def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    database = None
+    if args.backend == "sqlite":
+        url = f"sqlite:///{workdir / 'fleet.db'}"
+    else:
+        database = f"smmc_h7b_fleet_{uuid.uuid4().hex[:8]}"
+        with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{database}"')
+        url = f"{POSTGRES_ADMIN_URL.rsplit('/', 1)[0]}/{database}"
+    master_key = os.urandom(32)
+    spawn = multiprocessing.get_context("spawn")
+    try:
+        setup_s = provision(url, SecretBox(master_key), args, workdir)
+        sims = []
+        for share in range(args.simulators):
+            sim_end, sim_pipe = spawn.Pipe()
+            sim = spawn.Process(target=simulator, args=(args, share, sim_pipe), daemon=True)
+            sim.start()
+            sim_pipe.close()  # only the child's copy stays open: its death ends recv()
+            sims.append((sim, sim_end))
+        for _, sim_end in sims:
+            if sim_end.recv() != "ready":
+                raise SystemExit("a simulator did not start")
+        load_before = os.getloadavg()[0]
+        he_end, he_pipe = spawn.Pipe()
+        began = time.perf_counter()
+        he = spawn.Process(target=head_end, args=(args, url, master_key, he_pipe), daemon=True)
+        he.start()
+        he_pipe.close()
+        try:
+            collected = he_end.recv()
+        except EOFError:
+            raise SystemExit("the head-end process failed (its traceback is above)") from None
+        finally:
+            for _, sim_end in sims:
+                sim_end.send("stop")
+        total_s = time.perf_counter() - began
+        he.join()
+        simulated = [sim_end.recv() for _, sim_end in sims]
+        for sim, _ in sims:
+            sim.join()
+        counts = check(url)
+    finally:
+        if database is not None:
+            with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+    expected = args.meters * 96 * 4
+    if counts["stored_intervals"] != collected["inserted"]:
+        raise SystemExit(f"stored {counts} but the head-end inserted {collected['inserted']}")
+    return {
+        "backend": args.backend,
+        "meters": args.meters,
+        "day": args.day.isoformat(),
+        "setup_provisioning_s": round(setup_s, 1),
+        "load_average_before": round(load_before, 1),
+        "load_average_after": round(os.getloadavg()[0], 1),
+        "fleet_day_wall_s": round(total_s, 1),
+        "head_end": collected,
+        "simulators": [{k: round(v, 1) for k, v in one.items()} for one in simulated],
+        **counts,
+        "expected_intervals_96_per_day": expected,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--meters", type=int, default=10_000)
+    parser.add_argument("--per-concentrator", type=int, default=100)
+    parser.add_argument("--backend", choices=["sqlite", "postgresql"], default="sqlite")
+    parser.add_argument("--concurrency", type=int, default=4, help="DCs read at a time")
+    parser.add_argument("--simulators", type=int, default=2, help="simulator processes")
+    parser.add_argument("--dcs-per-transaction", type=int, default=10)
+    parser.add_argument("--timeout", type=float, default=300.0, help="DLMS reply timeout, s")
+    parser.add_argument("--pdu-size", type=int, default=65535, help="client max PDU size")
+    parser.add_argument("--host", default="127.84.0.1", help="host of every concentrator")
+    parser.add_argument("--first-port", type=int, default=24000)
+    parser.add_argument("--history-days", type=int, default=2)
+    parser.add_argument("--workdir", type=Path, help="keep the database here (default: temp)")
+    parser.add_argument("--profile", type=Path, help="write each process's cProfile stats here")
+    args = parser.parse_args()
+    args.time_zone = default_fleet().concentrators.time_zone
+    # The day collected is the latest complete local day; "now" is 10 minutes after it.
+    today = to_local(datetime.now(UTC), args.time_zone).date()
+    args.day = today - timedelta(days=1)
+    args.now = local_day_bounds(today, args.time_zone)[0] + timedelta(minutes=10)
+    print(
+        f"# {platform.node()} Python {platform.python_version()} {os.cpu_count()} CPUs "
+        f"load {os.getloadavg()[0]:.1f} · {datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
+    )
+    if args.workdir is not None:
+        args.workdir.mkdir(parents=True, exist_ok=True)
+        result = run(args, args.workdir)
+    else:
+        with tempfile.TemporaryDirectory(prefix="h7b-fleet-") as tmp:
+            result = run(args, Path(tmp))
+    print(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()
