@@ -199,10 +199,11 @@ def _tier_table(tariff: TouCalendar, time_zone: str, utc_day: int) -> tuple[int,
 
 
 @functools.lru_cache(maxsize=1024)
-def _tier_array(tariff: TouCalendar, time_zone: str, utc_day: int) -> npt.NDArray[np.intp]:
-    tiers = np.array(_tier_table(tariff, time_zone, utc_day), dtype=np.intp)
-    tiers.flags.writeable = False
-    return tiers
+def _tier_matrix(tariff: TouCalendar, time_zone: str, utc_day: int) -> npt.NDArray[np.int64]:
+    """``_tier_table`` one-hot: row n has a 1 in the column of slot n's tier index."""
+    matrix = np.eye(TIER_COUNT, dtype=np.int64)[list(_tier_table(tariff, time_zone, utc_day))]
+    matrix.flags.writeable = False
+    return matrix
 
 
 # Alarm bits latched by an anomaly's start until the alarms are cleared.
@@ -567,9 +568,9 @@ class MeterModel:
         energy as it is, so a run of slots can be computed as one array."""
         return not (self._breaker or self._outages or self._rogue_pv)
 
-    def _block_tiers(self, start: int, stop: int) -> npt.NDArray[np.intp] | None:
-        """Tier indices of slots ``[start, stop)`` (within one UTC day) from the shared
-        table, when every slot's tier is the exact clock's (what ``_slot_tier`` checks slot
+    def _block_tiers(self, start: int, stop: int) -> npt.NDArray[np.int64] | None:
+        """Tiers of slots ``[start, stop)`` (within one UTC day, one-hot rows) from the
+        shared table, when every slot's tier is the exact clock's (what ``_slot_tier`` checks slot
         by slot); None otherwise. Inside one clock segment the clock error is linear in
         time, so checking the first and last slot middles covers the ones between."""
         if not self._aligned:
@@ -581,7 +582,7 @@ class MeterModel:
         if any(abs(self.meter_seconds(m) - m) >= SLOT_SECONDS // 2 for m in (low, high)):
             return None
         first = start % _SLOTS_PER_DAY
-        return _tier_array(self.tariff, self.time_zone, start // _SLOTS_PER_DAY)[
+        return _tier_matrix(self.tariff, self.time_zone, start // _SLOTS_PER_DAY)[
             first : first + stop - start
         ]
 
@@ -594,11 +595,9 @@ class MeterModel:
             tiers = self._block_tiers(self._ck_slot, stop) if self._simple() else None
             if tiers is not None:
                 energies = self._consumption.slot_values_block(self._ck_slot, stop - self._ck_slot)
-                sums = np.zeros((TIER_COUNT, _KINDS), dtype=np.int64)
-                np.add.at(sums, tiers, energies)
-                for kind in range(_KINDS):
-                    for tier in range(TIER_COUNT):
-                        values[kind * TIER_COUNT + tier] += int(sums[tier, kind])
+                # (kind, tier) sums in the order of ``values``: kind-major, as in _raw.
+                sums: list[int] = (energies.T @ tiers).ravel().tolist()
+                values[:] = [a + b for a, b in zip(values, sums, strict=True)]
                 self._ck_slot = stop
             else:
                 while self._ck_slot < stop:
