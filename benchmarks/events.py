@@ -28,7 +28,8 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import psycopg
 import sqlalchemy as sa
@@ -124,34 +125,72 @@ def count(engine: Engine, table: sa.Table, *where: sa.ColumnElement[bool]) -> in
         return int(conn.execute(query).scalar_one())
 
 
-def throughput(engine: Engine, events: int) -> tuple[float, float]:
-    """Events per second of wall time, and per second of this process's CPU time (the
-    machine is shared: the CPU rate is the one that does not depend on the neighbours)."""
+class BackendCpu:
+    """CPU seconds (user + system) used by the PostgreSQL server processes that served
+    ``engine``'s connections, read from ``/proc`` (the server runs on this machine)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.pids: set[int] = set()
+        if engine.dialect.name == "postgresql":
+            sa.event.listen(engine, "checkout", self._note)
+
+    def _note(self, dbapi_connection: psycopg.Connection[object], *_args: object) -> None:
+        self.pids.add(int(dbapi_connection.info.backend_pid))
+
+    def seconds(self) -> float:
+        ticks = os.sysconf("SC_CLK_TCK")
+        total = 0.0
+        for pid in self.pids:
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            total += (int(fields[11]) + int(fields[12])) / ticks
+        return total
+
+
+def throughput(engine: Engine, events: int) -> dict[str, float]:
+    """Events per second of wall time, of this process's CPU time and (PostgreSQL) of this
+    process's plus the server backend's CPU time. The machine is shared: CPU rates are the
+    ones that do not depend on the neighbours. Every message has its own receive time, as
+    on the listener."""
     per_dc = 1000
     dcs = -(-events // per_dc)
     provision(engine, dcs, per_dc)
     frames = [push(n // per_dc, n % per_dc) for n in range(events)]
     now = datetime.now(UTC)
+    stamps = [now + timedelta(microseconds=n) for n in range(events)]
+    server = BackendCpu(engine)
+    with engine.connect() as conn:
+        conn.exec_driver_sql("SELECT 1")
+    server_start = server.seconds()
     start = time.perf_counter()
     cpu = time.process_time()
     for first in range(0, events, BATCH):
         chunk = frames[first : first + BATCH]
-        decoded = [decode_message(frame, now) for frame in chunk]
+        at = stamps[first : first + BATCH]
+        decoded = [decode_message(frame, moment) for frame, moment in zip(chunk, at, strict=True)]
         records = [
-            SpontaneousRecord(now, "tcp", "127.0.0.1", 1, 58700, d.message_type, f, d.decoded,
+            SpontaneousRecord(moment, "tcp", "127.0.0.1", 1, 58700, d.message_type, f, d.decoded,
                               device=d.device, device_time_local=d.device_time_local)
-            for f, d in zip(chunk, decoded, strict=True)
+            for f, d, moment in zip(chunk, decoded, at, strict=True)
         ]  # fmt: skip
         with engine.begin() as conn:
             record_spontaneous(conn, records)
             apply_events(conn, [d.observation for d in decoded if d.observation is not None])
     elapsed = time.perf_counter() - start
     cpu_used = time.process_time() - cpu
+    server_used = server.seconds() - server_start
     stored = count(engine, t.events)
     outboxed = count(engine, t.outbox, t.outbox.c.kind == "event")
     if stored != events or outboxed != events:
         raise SystemExit(f"lost events: {stored} stored, {outboxed} outboxed of {events}")
-    return events / elapsed, events / cpu_used
+    return {
+        "wall": events / elapsed,
+        "cpu": events / cpu_used,
+        "cpu_with_server": events / (cpu_used + server_used),
+        "server_cpu_s": server_used,
+    }
 
 
 async def _send(port: int, frames: list[bytes]) -> None:
@@ -173,9 +212,14 @@ async def storm(engine: Engine, total: int) -> dict[str, float]:
         if applied.incidents_opened and not first_incident:
             first_incident.append(time.perf_counter())
 
+    server = BackendCpu(engine)
+    with engine.connect() as conn:
+        conn.exec_driver_sql("SELECT 1")
     async with SpontaneousListener(
         engine, host="127.0.0.1", port=0, batch_size=BATCH, on_applied=note_incident
     ) as listener:
+        server_start = server.seconds()
+        cpu = time.process_time()
         start = time.perf_counter()
         await asyncio.gather(*(_send(listener.bound_port, frames[i::10]) for i in range(10)))
         sent = time.perf_counter()
@@ -183,6 +227,8 @@ async def storm(engine: Engine, total: int) -> dict[str, float]:
             await asyncio.sleep(0.01)
         await listener.drain()
         done = time.perf_counter()
+        cpu_used = time.process_time() - cpu
+        server_used = server.seconds() - server_start
     counts = {
         "messages": count(engine, t.spontaneous_messages),
         "pup_events": count(engine, t.events, t.events.c.code == "3.26.0.85"),
@@ -198,6 +244,8 @@ async def storm(engine: Engine, total: int) -> dict[str, float]:
         "sent_s": sent - start,
         "first_incident_s": (first_incident[0] - start) if first_incident else float("nan"),
         "all_stored_s": done - start,
+        "cpu_s": cpu_used,
+        "server_cpu_s": server_used,
         **{k: float(v) for k, v in counts.items()},
     }
 
@@ -219,10 +267,16 @@ def main() -> None:
         with database(kind, args.postgres) as engine:
             if engine is None:
                 continue
-            wall, cpu = throughput(engine, args.events)
+            rates = throughput(engine, args.events)
+            server = (
+                f", {rates['cpu_with_server']:,.0f}/s of client + server CPU"
+                if kind == "postgresql"
+                else ""
+            )
             print(
-                f"{kind}: {args.events} events decoded + stored + outboxed: {wall:,.0f}/s wall, "
-                f"{cpu:,.0f}/s of client CPU (load average {os.getloadavg()[0]:.1f})"
+                f"{kind}: {args.events} events decoded + stored + outboxed: "
+                f"{rates['wall']:,.0f}/s wall, {rates['cpu']:,.0f}/s of client CPU{server} "
+                f"(load average {os.getloadavg()[0]:.1f})"
             )
         with database(kind, args.postgres) as engine:
             if engine is None:
@@ -231,7 +285,9 @@ def main() -> None:
             print(
                 f"{kind}: storm of {args.storm} last gasps over TCP: sent in "
                 f"{result['sent_s']:.1f} s, first incident at {result['first_incident_s']:.2f} s, "
-                f"all stored at {result['all_stored_s']:.1f} s; messages {result['messages']:.0f}, "
+                f"all stored at {result['all_stored_s']:.1f} s (process CPU "
+                f"{result['cpu_s']:.1f} s, server CPU {result['server_cpu_s']:.1f} s); "
+                f"messages {result['messages']:.0f}, "
                 f"PUP events {result['pup_events']:.0f}, outbox {result['event_outbox']:.0f}, "
                 f"incidents {result['incidents']:.0f}, members {result['members']:.0f}"
             )
