@@ -244,7 +244,9 @@ class Renderer:
                 (str(reading_type), Reading(str(value), _stamp(stamp, "register timestamp")))
                 for reading_type, stamp, value in entry.get("registers", ())
             )
-            items.append(MeterReading(_meter(str(entry["meter"])), blocks, registers))
+            # mRID only, as GetMeterReadings answers: the pure-IEC profile's NameType would
+            # also need a NameTypeAuthority
+            items.append(MeterReading(DeviceRef(str(entry["meter"])), blocks, registers))
         if not items:
             raise RenderError("readings message without meters")
         return METER_READINGS, MeterReadings(tuple(items)), None, None, None

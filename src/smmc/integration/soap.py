@@ -483,7 +483,7 @@ class CimService:
             )
         known, errors = self._known_meters(query.end_devices, query.usage_points)
         try:
-            readings = self._stored_readings(known, types, periods)
+            readings = self.stored_readings(known, types, periods)
         except MessageError as exc:
             return self._failed(spec, header, _error(exc.code, exc.reason, exc.details))
         result = Result.OK if not errors else (Result.PARTIAL if known else Result.FAILED)
@@ -494,7 +494,7 @@ class CimService:
             get_pattern=True,
         )
 
-    def _stored_readings(
+    def stored_readings(
         self,
         serials: Sequence[str],
         types: Sequence[ReadingType],

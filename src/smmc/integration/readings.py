@@ -1,0 +1,142 @@
+"""Collected readings out to Legacy: daily closures and load profiles as ``created
+MeterReadings`` on the normal-priority queue, for the meters whose energy profile says so.
+
+``queue_meter_readings`` is what the collection calls once a day's (or a window's) data is
+stored: it reads the stored values of the eligible meters over the period exactly as
+``GetMeterReadings`` answers them (``CimService.stored_readings``: kWh/kvarh by the code's
+multiplier, interval values by interval end, register values by capture time), splits them
+into messages of at most ``max_values`` values (a meter is never split), and writes one
+outbox row per message in one transaction. Each message carries ``ReadingTypeGroup``
+(``DAILY_CLOSURE`` or ``LOAD_PROFILE``) and ``MessageIndex`` (``i/n``) header properties.
+
+Eligible: a meter with an energy-profile row whose ``is_upload`` is true and, for daily
+closures, whose ``is_daily_closure`` is true too.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from smmc.domain.readings import READING_TYPES, ReadingKind
+from smmc.integration.payloads import MeterReading
+from smmc.integration.soap import CimService
+from smmc.store import tables as t
+from smmc.store.outbox import READINGS
+from smmc.store.work_orders import WorkOrderQueue
+
+__all__ = ["ReadingGroup", "eligible_meters", "queue_meter_readings"]
+
+NORMAL = "normal"
+_METERS_PER_READ = 200
+
+
+class ReadingGroup(StrEnum):
+    DAILY_CLOSURE = "DAILY_CLOSURE"
+    LOAD_PROFILE = "LOAD_PROFILE"
+
+
+def eligible_meters(
+    engine: Engine, group: ReadingGroup, meters: Sequence[str] | None = None
+) -> list[str]:
+    """Serials of the meters whose energy profile asks for this group, sorted."""
+    p, m = t.meter_energy_profiles.c, t.meters.c
+    query = (
+        sa.select(m.serial_number)
+        .select_from(t.meters.join(t.meter_energy_profiles))
+        .where(p.is_upload)
+        .order_by(m.serial_number)
+    )
+    if group is ReadingGroup.DAILY_CLOSURE:
+        query = query.where(p.is_daily_closure)
+    if meters is not None:
+        query = query.where(m.serial_number.in_(list(meters)))
+    with engine.connect() as conn:
+        return list(conn.execute(query).scalars())
+
+
+def _as_json(item: MeterReading) -> tuple[dict[str, Any], int]:
+    """A MeterReading as the outbox row stores it, and how many values it holds."""
+    blocks = [
+        {
+            "reading_type": block.reading_type,
+            "values": [[r.timestamp.isoformat(), r.value] for r in block.readings],
+        }
+        for block in item.interval_blocks
+    ]
+    registers = [[code, r.timestamp.isoformat(), r.value] for code, r in item.readings]
+    size = sum(len(b["values"]) for b in blocks) + len(registers)
+    return {"meter": item.meter.label, "blocks": blocks, "registers": registers}, size
+
+
+def queue_meter_readings(
+    engine: Engine,
+    group: ReadingGroup,
+    start: datetime,
+    end: datetime,
+    *,
+    meters: Sequence[str] | None = None,
+    max_values: int = 10_000,
+    now: datetime | None = None,
+) -> int:
+    """Write the period's readings of the eligible meters (all, or those of ``meters``) to
+    the outbox as bounded ``MeterReadings`` messages; returns how many messages."""
+    if max_values < 1:
+        raise ValueError(f"max_values must be at least 1, got {max_values}")
+    if start.tzinfo is None or end.tzinfo is None or end <= start:
+        raise ValueError("start and end: aware datetimes with start before end")
+    register = group is ReadingGroup.DAILY_CLOSURE
+    types = [rt for rt in READING_TYPES if (rt.kind is ReadingKind.REGISTER) == register]
+    service = CimService(engine, WorkOrderQueue(engine))
+    serials = eligible_meters(engine, group, meters)
+    messages: list[list[dict[str, Any]]] = []
+    current: list[dict[str, Any]] = []
+    size = 0
+    for first in range(0, len(serials), _METERS_PER_READ):
+        chunk = serials[first : first + _METERS_PER_READ]
+        for item in service.stored_readings(chunk, types, [(start, end)]):
+            entry, values = _as_json(item)
+            if values == 0:
+                continue
+            if current and size + values > max_values:
+                messages.append(current)
+                current, size = [], 0
+            current.append(entry)
+            size += values
+    if current:
+        messages.append(current)
+    stamp = now or datetime.now(UTC)
+    rows = []
+    for index, entries in enumerate(messages, start=1):
+        message_id = str(uuid.uuid4())
+        body = {
+            "message_id": message_id,
+            "kind": READINGS,
+            "group": group.value,
+            "index": index,
+            "count": len(messages),
+            "period_start": start.isoformat(),
+            "period_end": end.isoformat(),
+            "meters": entries,
+        }
+        rows.append(
+            {
+                "message_id": message_id,
+                "kind": READINGS,
+                "priority": NORMAL,
+                "payload": json.dumps(body),
+                "created_at": stamp,
+                "delivered_at": None,
+            }
+        )
+    if rows:
+        with engine.begin() as conn:
+            conn.execute(t.outbox.insert(), rows)
+    return len(rows)
