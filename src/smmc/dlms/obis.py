@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final
 
 from smmc.dlms.errors import DecodeError, EncodeError
@@ -29,12 +29,18 @@ class Obis:
     d: int
     e: int
     f: int = 255
+    # OBIS codes key every object table: the hash is computed once, not per lookup.
+    _hash: int = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        for name in ("a", "b", "c", "d", "e", "f"):
-            value = getattr(self, name)
+        groups = (self.a, self.b, self.c, self.d, self.e, self.f)
+        for name, value in zip("ABCDEF", groups, strict=True):
             if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 255:
-                raise EncodeError(f"OBIS group {name.upper()} must be 0..255, got {value!r}")
+                raise EncodeError(f"OBIS group {name} must be 0..255, got {value!r}")
+        object.__setattr__(self, "_hash", hash(groups))
+
+    def __hash__(self) -> int:
+        return self._hash
 
     @classmethod
     def parse(cls, text: str) -> Obis:

@@ -44,7 +44,7 @@ from smmc.dlms.apdu import AuthenticationMechanism
 from smmc.dlms.apdu.selective_access import RangeDescriptor
 from smmc.dlms.axdr import Data, DataTag
 from smmc.dlms.connection import InvocationCounter, SecurityPolicy, ServerAssociation
-from smmc.dlms.cosem.association_ln import AssociationLN
+from smmc.dlms.cosem.association_ln import CURRENT_ASSOCIATION_OBIS, AssociationLN
 from smmc.dlms.cosem.base import (
     AccessResult,
     AccessRights,
@@ -605,8 +605,14 @@ class _Binding:
         return (_stamp(row.clock), Data.unsigned(0), *values)
 
 
-def _rights(profile: DeviceProfile, spec: ObjectSpec) -> dict[int, AccessRights]:
-    return {profile.association(name).client_sap: r for name, r in spec.access.items()}
+@functools.cache
+def _object_rights() -> tuple[dict[int, AccessRights], ...]:
+    """Each profile object's rights by client SAP, in the profile's order (built once)."""
+    profile = _profile()
+    return tuple(
+        {profile.association(name).client_sap: r for name, r in spec.access.items()}
+        for spec in profile.objects
+    )
 
 
 def _live_objects(binding: _Binding) -> dict[tuple[int, Obis], Callable[[ObjectSpec], CosemObject]]:
@@ -715,14 +721,14 @@ def build_meter_device(
         },
         secrets={"management": meter_lls_password(plan, index)},
     )
-    for object_spec in profile.objects:
+    for object_spec, rights in zip(profile.objects, _object_rights(), strict=True):
         make = factories.get((object_spec.class_id, object_spec.obis))
         if make is None:
             continue
         obj = make(object_spec)
         skip = frozenset({2}) if object_spec.class_id in (1, 3) else frozenset()
         _apply_values(obj, object_spec, skip)
-        device.add(obj, _rights(profile, object_spec))
+        device.add(obj, rights)
     associations = _associations(device, spec)
     served = ServedDevice(
         device,
@@ -745,10 +751,14 @@ def build_meter_device(
 
 
 def _association_object(device: LogicalDevice, sap: int) -> AssociationLN:
-    for obj, _ in device.visible(sap):
-        if isinstance(obj, AssociationLN):
-            return obj
-    raise TypeError(f"the NEXY-M profile has no association object for client {sap}")
+    """The current association object (0.0.40.0.0.255) as client ``sap`` sees it."""
+    try:
+        obj = device.visible_object(sap, AssociationLN.CLASS_ID, CURRENT_ASSOCIATION_OBIS)
+    except CosemAccessError:
+        obj = None
+    if not isinstance(obj, AssociationLN):
+        raise TypeError(f"the NEXY-M profile has no association object for client {sap}")
+    return obj
 
 
 def _associations(device: LogicalDevice, spec: MeterSpec) -> dict[int, ServerAssociation]:

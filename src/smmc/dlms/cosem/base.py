@@ -365,6 +365,11 @@ class LogicalDevice:
         """All objects of one Python class, in insertion order."""
         return [o for o in self._objects.values() if isinstance(o, cls)]
 
+    def visible_object(self, client_sap: int, class_id: int, obis: Obis) -> CosemObject:
+        """The object an association sees at (class id, OBIS): its private one, else the
+        shared one it has rights on; object-undefined otherwise."""
+        return self._target(class_id, obis, client_sap)[0]
+
     def rights(self, client_sap: int, class_id: int, obis: Obis) -> AccessRights | None:
         """The rights of an association on an object, ``None`` if it cannot see it."""
         private = self._private.get(client_sap, {}).get((class_id, obis))
