@@ -134,3 +134,14 @@ def test_private_objects_need_unique_keys() -> None:
 
 def test_without_device_object_list_is_empty() -> None:
     assert AssociationLN().get(2) == Data.array(())
+
+
+def test_each_client_sees_its_own_current_association_object() -> None:
+    device, public, hes = _device()
+    assert device.visible_object(16, 15, CURRENT_ASSOCIATION_OBIS) is public
+    assert device.visible_object(48, 15, CURRENT_ASSOCIATION_OBIS) is hes
+    assert device.visible_object(48, 7, LP) is device.find(7, LP)  # shared, with rights
+    with pytest.raises(CosemAccessError, match="not visible to client 16"):
+        device.visible_object(16, 7, LP)
+    with pytest.raises(CosemAccessError, match="no object class 15"):
+        device.visible_object(1, 15, CURRENT_ASSOCIATION_OBIS)
