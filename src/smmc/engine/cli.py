@@ -11,6 +11,7 @@ import signal
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Annotated
 
@@ -419,9 +420,13 @@ def build_registry(engine: Engine) -> ExecutorRegistry:
 
 
 def field_registry(engine: Engine, box: SecretBox) -> ExecutorRegistry:
-    """Every field activity, with device keys opened by ``box``."""
+    """Every field activity, with device keys opened by ``box``; the concentrator permits
+    are re-read from the store every half minute while the worker runs."""
     registry = ExecutorRegistry()
-    drivers = FieldDrivers(engine, box, SessionManager(SessionLimits(), load_permits(engine)))
+    sessions = SessionManager(
+        SessionLimits(), load_permits(engine), reload=partial(load_permits, engine)
+    )
+    drivers = FieldDrivers(engine, box, sessions)
     register_field_executors(registry, FieldContext(drivers))
     return registry
 

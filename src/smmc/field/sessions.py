@@ -13,6 +13,9 @@ in this order (always the same order, so two sessions never wait on each other c
 4. a token of the **new-connection rate limit** (token bucket, connections per second).
 
 Waiters on a permit or on the pool are served highest priority first, then in arrival order.
+The permits are re-read from their source (``reload``, e.g. `load_permits` on the store)
+every ``reload_every`` seconds, at the next session asked for, so a permit changed while a
+worker runs applies without a restart.
 The queue leases by the same permits; this manager enforces them inside one worker, where
 several leased orders may still race for a concentrator.
 """
@@ -22,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
+import logging
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
@@ -29,12 +33,15 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from smmc.store import tables as t
 
 __all__ = ["DEFAULT_PERMITS", "SessionLimits", "SessionManager", "load_permits"]
 
 DEFAULT_PERMITS = 1
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,9 +162,17 @@ class SessionManager:
         permits: Mapping[int, int] | None = None,
         *,
         clock: Callable[[], float] = time.monotonic,
+        reload: Callable[[], Mapping[int, int]] | None = None,
+        reload_every: float = 30.0,
     ) -> None:
+        if reload_every <= 0:
+            raise ValueError(f"reload_every must be positive, got {reload_every}")
         self.limits = limits or SessionLimits()
         self._permits: dict[int, int] = dict(permits or {})
+        self._clock = clock
+        self._reload = reload
+        self._reload_every = reload_every
+        self._reload_at = clock() + reload_every
         self._concentrators: dict[int, _Slots] = {}
         self._devices: dict[tuple[str, int], asyncio.Lock] = {}
         self._device_users: dict[tuple[str, int], int] = {}
@@ -180,6 +195,19 @@ class SessionManager:
         for concentrator_id, slots in self._concentrators.items():
             slots.capacity = self.permits_of(concentrator_id)
             slots.wake()
+
+    async def _refresh_permits(self) -> None:
+        """Re-read the permits once ``reload_every`` has passed (one reader at a time); when
+        the store does not answer, the permits in force stay."""
+        if self._reload is None or self._clock() < self._reload_at:
+            return
+        self._reload_at = self._clock() + self._reload_every
+        try:
+            permits = await asyncio.to_thread(self._reload)
+        except SQLAlchemyError:
+            logger.exception("concentrator permits not re-read; the last ones stay in force")
+            return
+        self.set_permits(permits)
 
     def permits_of(self, concentrator_id: int) -> int:
         return self._permits.get(concentrator_id, self.limits.default_permits)
@@ -223,6 +251,7 @@ class SessionManager:
         if meter_id is None and concentrator_id is None:
             raise ValueError("a session needs a meter or a concentrator")
         key = ("meter", meter_id) if meter_id is not None else ("dc", concentrator_id or 0)
+        await self._refresh_permits()
         async with self._device(key):
             dc = self._concentrator(concentrator_id) if concentrator_id is not None else None
             if dc is not None:
