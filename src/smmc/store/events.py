@@ -14,7 +14,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
-from typing import Any
+from operator import itemgetter
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSON
@@ -308,6 +309,8 @@ _OUTBOX_COLUMNS = ("message_id", "kind", "priority", "payload", "created_at", "d
 _WORD_COLUMNS = ("device_kind", "device", "word", "value", "observed_at", "source")
 _METER_WORD_COLUMNS = ("meter", *METER_WORDS, "observed_at", "source")
 _WORD_SLOT = {word: index for index, word in enumerate(METER_WORDS, start=1)}
+_METER_WORD_NAMES = frozenset(METER_WORDS)
+_CONCENTRATOR_WORD_NAMES = frozenset({CONCENTRATOR_WORD})
 _MEMBER_COLUMNS = ("incident_id", "device_kind", "device", "off_at", "on_at")
 _SPONTANEOUS_COLUMNS = (
     "received_at", "transport", "peer_host", "peer_port", "local_port", "message_type",
@@ -524,24 +527,26 @@ class _Batch:
         self.event_message(closed)
 
 
-@dataclass(frozen=True, slots=True)
-class _Power:
+class _Power(NamedTuple):
+    """A device losing (``off``) or regaining supply, and the outage scope it belongs to."""
+
+    at: datetime
     kind: str
     device: str
-    at: datetime
     off: bool
     where: _Device | None
+    scope: tuple[str, str]
 
-    @property
-    def scope(self) -> tuple[str, str]:
-        """Where the outage is: the device's transformer, else its concentrator, else the
-        device alone."""
-        where = self.where
-        if where is not None and where.transformer_id is not None:
-            return TRANSFORMER, str(where.transformer_id)
-        if where is not None and where.concentrator is not None:
-            return CONCENTRATOR, where.concentrator
-        return self.kind, self.device
+
+def _power(kind: str, device: str, at: datetime, off: bool, where: _Device | None) -> _Power:
+    """Scope: the device's transformer, else its concentrator, else the device alone."""
+    if where is not None and where.transformer_id is not None:
+        scope = (TRANSFORMER, str(where.transformer_id))
+    elif where is not None and where.concentrator is not None:
+        scope = (CONCENTRATOR, where.concentrator)
+    else:
+        scope = (kind, device)
+    return _Power(at, kind, device, off, where, scope)
 
 
 def apply_events(
@@ -589,9 +594,9 @@ def _observe(
 ) -> None:
     kind, device, at = seen.device_kind, seen.device, seen.observed_at
     current = seen.words
-    unknown = set(current).difference(METER_WORDS if kind == METER else (CONCENTRATOR_WORD,))
-    if unknown:
-        raise ValueError(f"{kind} {device}: unknown word(s) {unknown}")
+    allowed = _METER_WORD_NAMES if kind == METER else _CONCENTRATOR_WORD_NAMES
+    if not allowed.issuperset(current):
+        raise ValueError(f"{kind} {device}: unknown word(s) {set(current) - allowed}")
     previous = words.get((kind, device))
     for change in detect_changes(book, previous, current):
         entry = change.entry
@@ -606,7 +611,7 @@ def _observe(
                 batch.close(closing, at)
         if entry.key in POWER_OFF_KEYS:
             where = batch.devices.get((kind, device))
-            batch.power.append(_Power(kind, device, at, change.opened, where))
+            batch.power.append(_power(kind, device, at, change.opened, where))
     words[(kind, device)] = {**previous, **current} if previous else dict(current)
     stamp = batch.stamp(at)
     if kind == METER:
@@ -650,7 +655,7 @@ def _occur(
         active[(kind, device, entry.key)] = row
     if entry.key in POWER_KEYS:
         where = batch.devices.get((kind, device))
-        batch.power.append(_Power(kind, device, event.at, entry.key == "LVC_POWER_OFF", where))
+        batch.power.append(_power(kind, device, event.at, entry.key == "LVC_POWER_OFF", where))
 
 
 def _write(conn: Connection, batch: _Batch) -> None:
@@ -752,7 +757,7 @@ def _members(
 def _correlate(conn: Connection, batch: _Batch, applied: Applied) -> None:
     """Group power-offs into one incident per scope (transformer, else concentrator);
     restoration of the concentrator, or of every member, closes it with its duration."""
-    power = sorted(batch.power, key=lambda p: p.at)
+    power = sorted(batch.power, key=itemgetter(0))
     incidents = _incidents(conn, {p.scope for p in power}, power[0].at - OUTAGE_WINDOW)
     members, still_off = _members(
         conn, sorted(r["id"] for r in incidents.values()), {(p.kind, p.device) for p in power}
