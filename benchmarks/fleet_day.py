@@ -321,6 +321,12 @@ async def _collect(args: argparse.Namespace, url: str, master_key: bytes) -> dic
         if len(queue) >= args.dcs_per_transaction:
             batches = queue[:]
             queue.clear()
+            # Back-pressure: at most two transactions waiting, so memory stays bounded
+            # when storing is slower than reading.
+            while sum(not w.done() for w in writes) >= 2:
+                await asyncio.wait(
+                    [w for w in writes if not w.done()], return_when=asyncio.FIRST_COMPLETED
+                )
             writes.append(asyncio.ensure_future(asyncio.to_thread(write, batches)))
 
     wall, cpu = time.perf_counter(), _cpu()
