@@ -222,9 +222,8 @@ class DlmsClient:
         ``on_invocation_counter`` receives our next counter each time one is used.
         """
         try:
-            reader, writer = await asyncio.wait_for(
-                asyncio.open_connection(host, port), settings.connect_timeout
-            )
+            async with asyncio.timeout(settings.connect_timeout):
+                reader, writer = await asyncio.open_connection(host, port)
         except TimeoutError:
             raise DlmsTimeout(f"no TCP connection to {host}:{port}") from None
         stream = _Stream(reader, writer)
@@ -358,7 +357,8 @@ class DlmsClient:
 
     async def _with_timeout(self, awaitable: Awaitable[T]) -> T:
         try:
-            return await asyncio.wait_for(awaitable, self.settings.timeout)
+            async with asyncio.timeout(self.settings.timeout):  # no extra task, unlike wait_for
+                return await awaitable
         except TimeoutError:
             self._connection.abort()
             raise DlmsTimeout(f"no answer within {self.settings.timeout} s") from None

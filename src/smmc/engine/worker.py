@@ -171,13 +171,14 @@ class Worker:
     async def _execute(self, order: LeasedOrder) -> Outcome:
         executor = self.registry.get(order.activity)
         remaining = (order.deadline - self.queue.clock()).total_seconds()
+        timed_out = Outcome.failure("deadline passed while the activity ran", retryable=True)
+        if remaining <= 0:
+            return timed_out  # retryable with no time left: the queue turns it into EXPIRED
         try:
-            return await asyncio.wait_for(
-                executor.execute(order, self.queue.engine), timeout=max(remaining, 0.0)
-            )
+            async with asyncio.timeout(remaining):
+                return await executor.execute(order, self.queue.engine)
         except TimeoutError:
-            # Retryable with no time left: the queue turns it into EXPIRED.
-            return Outcome.failure("deadline passed while the activity ran", retryable=True)
+            return timed_out
         except asyncio.CancelledError:
             raise
         except Exception as exc:
