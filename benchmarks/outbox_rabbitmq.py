@@ -27,25 +27,21 @@ import os
 import platform
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import aio_pika
-import psycopg
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from events import count as count_rows  # benchmarks/events.py: same database setup
+from events import database
 from smmc.config import OutboxSettings
 from smmc.integration.outbound import Renderer
 from smmc.integration.outbox import OutboxPublisher, RabbitBackend
 from smmc.store import tables as t
-from smmc.store.db import create_engine
 from smmc.store.events import METER, Occurrence, apply_events
-from smmc.store.migrate import upgrade
 
 NOW = datetime(2026, 12, 2, 15, 0, tzinfo=UTC)
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -74,34 +70,6 @@ def cpu_of(pid: int | None) -> float | None:
     return (int(fields[11]) + int(fields[12])) / TICKS
 
 
-@contextmanager
-def database(kind: str, postgres: str) -> Iterator[Engine | None]:
-    if kind == "sqlite":
-        with tempfile.TemporaryDirectory(prefix="h8a-bench-") as directory:
-            engine = create_engine(f"sqlite:///{directory}/bench.db")
-            upgrade(engine)
-            yield engine
-            engine.dispose()
-        return
-    name = f"smmc_bench_outbox_{uuid.uuid4().hex[:8]}"
-    try:
-        with psycopg.connect(postgres, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
-    except psycopg.Error as exc:
-        print(f"PostgreSQL not reachable ({exc}); skipped")
-        yield None
-        return
-    base = postgres.rsplit("/", 1)[0]
-    engine = create_engine(f"{base}/{name}")
-    upgrade(engine)
-    try:
-        yield engine
-    finally:
-        engine.dispose()
-        with psycopg.connect(postgres, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
 def fill(engine: Engine, count: int) -> None:
     """Alarm events of distinct meters, one in five on the normal queue."""
     for start in range(0, count, 5000):
@@ -120,15 +88,6 @@ def fill(engine: Engine, count: int) -> None:
                 ],
                 now=NOW,
             )
-
-
-def pending(engine: Engine) -> int:
-    with engine.connect() as conn:
-        return int(
-            conn.execute(
-                sa.select(sa.func.count()).where(t.outbox.c.delivered_at.is_(None))
-            ).scalar_one()
-        )
 
 
 async def delete_queues(settings: OutboxSettings) -> None:
@@ -199,7 +158,7 @@ async def run(engine: Engine, settings: OutboxSettings, count: int) -> None:
     cpu = time.process_time() - cpu0
     broker1 = cpu_of(pid)
     await publisher.backend.close()
-    left = pending(engine)
+    left = count_rows(engine, t.outbox, t.outbox.c.delivered_at.is_(None))
     assert left == 0, f"{left} rows still pending"
     assert publisher.delivered == count, publisher.delivered
     line(
@@ -222,7 +181,7 @@ def main() -> None:
         f"outbox → RabbitMQ, {args.messages:,} messages, batch {args.batch}; "
         f"{platform.node()} {platform.machine()} {os.cpu_count()} CPUs, "
         f"Python {sys.version.split()[0]}, aio-pika {aio_pika.__version__}, "
-        f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
+        f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, load average {os.getloadavg()[0]:.1f}"
     )
     for kind in ("sqlite", "postgresql"):
         if args.only and kind != args.only:
@@ -239,7 +198,7 @@ def main() -> None:
                 batch_size=args.batch,
             )
             fill(engine, args.messages)
-            print(f"{kind}:")
+            print(f"{kind} (load average {os.getloadavg()[0]:.1f}):")
             try:
                 asyncio.run(run(engine, settings, args.messages))
             finally:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from lxml import etree
 from sqlalchemy.engine import Engine
+from test_soap_endpoints import add_meter
 from typer.testing import CliRunner
 
 from smmc.config import OutboxSettings, SettingError
@@ -42,6 +43,7 @@ from smmc.store.outbox import dead_letters, due_rows, record_failures, requeue
 from smmc.web.app import create_app
 
 NOW = datetime(2026, 12, 2, 15, 0, tzinfo=UTC)
+EVENTS_XSD = "r0ckflite-cim4/wsdl/xsd/EndDeviceEvents.xsd"
 FAST = PublisherTiming(
     poll=0.01,
     reconnect=0.01,
@@ -52,38 +54,29 @@ FAST = PublisherTiming(
 CONCENTRATOR = "concentrator"
 
 
-@pytest.fixture(scope="module")
-def connexo(shared_dir: Path) -> SchemaSet:
-    return SchemaSet(shared_dir / "cim" / "xsd" / "connexo")
+def schema_check(shared_dir: Path, payload_xsd: str) -> Callable[[bytes], Message]:
+    """A validator of emitted messages: the Connexo 2011 message schema of the wrapper and
+    the pure-IEC payload schema ``payload_xsd`` (a path under ``cim/xsd``). Returns the
+    parsed message."""
+    connexo = SchemaSet(shared_dir / "cim" / "xsd" / "connexo")
+    payload_schema = etree.XMLSchema(etree.parse(str(shared_dir / "cim" / "xsd" / payload_xsd)))
+
+    def check(xml: bytes) -> Message:
+        root = parse_xml(xml)
+        assert etree.QName(root).namespace in connexo.namespaces
+        assert connexo.errors(root) == []
+        message = Message.from_xml(root)
+        assert message.payload is not None
+        body = message.payload.to_xml()
+        assert payload_schema.validate(etree.ElementTree(body)), payload_schema.error_log
+        return message
+
+    return check
 
 
 @pytest.fixture(scope="module")
-def pure_iec_events(shared_dir: Path) -> etree.XMLSchema:
-    path = shared_dir / "cim" / "xsd" / "r0ckflite-cim4" / "wsdl" / "xsd" / "EndDeviceEvents.xsd"
-    return etree.XMLSchema(etree.parse(str(path)))
-
-
-def assert_valid(xml: bytes, connexo: SchemaSet, payload_schema: etree.XMLSchema) -> Message:
-    root = parse_xml(xml)
-    assert etree.QName(root).namespace in connexo.namespaces
-    assert connexo.errors(root) == []
-    message = Message.from_xml(root)
-    assert message.payload is not None
-    body = message.payload.to_xml()
-    assert payload_schema.validate(etree.ElementTree(body)), payload_schema.error_log
-    return message
-
-
-def add_meter(engine: Engine, serial: str) -> None:
-    with engine.begin() as conn:
-        dc = conn.execute(
-            sa.select(t.concentrators.c.id).where(t.concentrators.c.name == "DC-1")
-        ).scalar_one_or_none()
-        if dc is None:
-            dc = conn.execute(
-                t.concentrators.insert().values(name="DC-1").returning(t.concentrators.c.id)
-            ).scalar_one()
-        conn.execute(t.meters.insert().values(serial_number=serial, concentrator_id=dc))
+def validate(shared_dir: Path) -> Callable[[bytes], Message]:
+    return schema_check(shared_dir, EVENTS_XSD)
 
 
 def raise_alarms(engine: Engine, serials: Sequence[str], at: datetime = NOW) -> None:
@@ -100,11 +93,13 @@ def raise_alarms(engine: Engine, serials: Sequence[str], at: datetime = NOW) -> 
         )
 
 
-def outbox_rows(engine: Engine) -> list[dict[str, object]]:
+def outbox_rows(engine: Engine, kind: str | None = None) -> list[dict[str, object]]:
+    """The outbox rows (of one kind), in id order."""
+    query = sa.select(t.outbox).order_by(t.outbox.c.id)
+    if kind is not None:
+        query = query.where(t.outbox.c.kind == kind)
     with engine.connect() as conn:
-        return [
-            dict(r) for r in conn.execute(sa.select(t.outbox).order_by(t.outbox.c.id)).mappings()
-        ]
+        return [dict(r) for r in conn.execute(query).mappings()]
 
 
 def inbox(engine: Engine) -> list[dict[str, object]]:
@@ -127,7 +122,7 @@ async def drain(publisher: OutboxPublisher, rounds: int = 5) -> None:
 
 
 def test_alarms_and_outages_render_valid_without_correlation(
-    db: Engine, connexo: SchemaSet, pure_iec_events: etree.XMLSchema
+    db: Engine, validate: Callable[[bytes], Message]
 ) -> None:
     add_meter(db, "M1")
     raise_alarms(db, ["M1"])
@@ -148,7 +143,7 @@ def test_alarms_and_outages_render_valid_without_correlation(
     codes: list[str] = []
     for row in rows:
         item = renderer.render(row)
-        message = assert_valid(item.xml, connexo, pure_iec_events)
+        message = validate(item.xml)
         assert message.header.message_id == row["message_id"] == item.message_id
         assert message.header.correlation_id is None
         assert item.correlation_id is None
@@ -392,7 +387,15 @@ def callback_url() -> Iterator[str]:
     server.server_close()
 
 
-def _outcome_row(engine: Engine, message_id: str, meter: str, reply_address: str) -> None:
+def insert_outcome(
+    engine: Engine,
+    message_id: str,
+    meter: str,
+    reply_address: str | None,
+    correlation_id: str = "corr-1",
+) -> None:
+    """An outcome row as ``store.outbox.queue_outcomes`` writes it (a completed Disconnect
+    of work order 1), without going through a work order."""
     body = {
         "message_id": message_id,
         "kind": "outcome",
@@ -403,14 +406,14 @@ def _outcome_row(engine: Engine, message_id: str, meter: str, reply_address: str
         "event": "disconnected",
         "ok": True,
         "field_work": False,
-        "correlation_id": "corr-1",
+        "correlation_id": correlation_id,
         "meter": meter,
         "pod": None,
         "occurred_at": NOW.isoformat(),
         "description": "Disconnect completed",
         "breaker_state": 0,
         "attempt": 1,
-        "request": {"reply_address": reply_address},
+        "request": {} if reply_address is None else {"reply_address": reply_address},
     }
     with engine.begin() as conn:
         conn.execute(
@@ -425,8 +428,8 @@ def _outcome_row(engine: Engine, message_id: str, meter: str, reply_address: str
 
 
 def test_soap_callback_to_the_reply_address_with_backoff(db: Engine, callback_url: str) -> None:
-    _outcome_row(db, "out-1", "M1", callback_url)
-    _outcome_row(db, "out-2", "M1", callback_url)
+    insert_outcome(db, "out-1", "M1", callback_url)
+    insert_outcome(db, "out-2", "M1", callback_url)
     _Callbacks.refuse = 1
     clock = [NOW]
     publisher = OutboxPublisher(

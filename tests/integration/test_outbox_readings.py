@@ -12,9 +12,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
-from lxml import etree
 from sqlalchemy.engine import Engine
+from test_outbox import outbox_rows, schema_check
 
 from smmc.domain.readings import (
     DEFAULT_DAILY_CLOSURE_PROFILE,
@@ -26,7 +25,6 @@ from smmc.integration.messages import Message
 from smmc.integration.outbound import Renderer
 from smmc.integration.payloads import MeterReadings
 from smmc.integration.readings import ReadingGroup, eligible_meters, queue_meter_readings
-from smmc.integration.xml import SchemaSet, parse_xml
 from smmc.store import tables as t
 from smmc.store.readings import (
     IntervalValue,
@@ -42,23 +40,7 @@ FORWARD = "0.0.2.4.1.1.12.0.0.0.0.0.0.0.0.3.72.0"
 
 @pytest.fixture(scope="module")
 def validate(shared_dir: Path) -> Callable[[bytes], Message]:
-    connexo = SchemaSet(shared_dir / "cim" / "xsd" / "connexo")
-    pure = etree.XMLSchema(
-        etree.parse(
-            str(shared_dir / "cim" / "xsd" / "openwms-epri-2011" / "xsd" / "MeterReadings.xsd")
-        )
-    )
-
-    def check(xml: bytes) -> Message:
-        root = parse_xml(xml)
-        assert etree.QName(root).namespace in connexo.namespaces
-        assert connexo.errors(root) == []
-        message = Message.from_xml(root)
-        assert message.payload is not None
-        assert pure.validate(etree.ElementTree(message.payload.to_xml())), pure.error_log
-        return message
-
-    return check
+    return schema_check(shared_dir, "openwms-epri-2011/xsd/MeterReadings.xsd")
 
 
 @pytest.fixture
@@ -113,14 +95,6 @@ def fleet(db: Engine) -> Engine:
     return db
 
 
-def readings_rows(engine: Engine) -> list[dict[str, object]]:
-    with engine.connect() as conn:
-        rows = conn.execute(
-            sa.select(t.outbox).where(t.outbox.c.kind == "readings").order_by(t.outbox.c.id)
-        ).mappings()
-        return [dict(row) for row in rows]
-
-
 def test_eligible_meters_follow_the_energy_profile(fleet: Engine) -> None:
     assert eligible_meters(fleet, ReadingGroup.DAILY_CLOSURE) == ["M1"]
     assert eligible_meters(fleet, ReadingGroup.LOAD_PROFILE) == ["M1", "M2"]
@@ -132,7 +106,7 @@ def test_daily_closure_message(fleet: Engine, validate: Callable[[bytes], Messag
         fleet, ReadingGroup.DAILY_CLOSURE, DAY, DAY + timedelta(days=1, minutes=1)
     )
     assert count == 1
-    (row,) = readings_rows(fleet)
+    (row,) = outbox_rows(fleet, "readings")
     assert row["priority"] == "normal"
     item = Renderer().render(row)
     assert item.noun == "MeterReadings"
@@ -157,7 +131,7 @@ def test_load_profile_is_split_into_bounded_messages(
     # one meter's 96 values never split; two meters in messages of at most 100 values
     count = queue_meter_readings(fleet, ReadingGroup.LOAD_PROFILE, DAY, end, max_values=100)
     assert count == 2
-    rows = readings_rows(fleet)
+    rows = outbox_rows(fleet, "readings")
     seen: dict[str, list[tuple[datetime, str]]] = {}
     for index, row in enumerate(rows, start=1):
         message = validate(Renderer().render(row).xml)
@@ -184,6 +158,6 @@ def test_load_profile_is_split_into_bounded_messages(
 def test_nothing_to_send_writes_nothing(fleet: Engine) -> None:
     later = DAY + timedelta(days=10)
     assert queue_meter_readings(fleet, ReadingGroup.LOAD_PROFILE, later, later + timedelta(1)) == 0
-    assert readings_rows(fleet) == []
+    assert outbox_rows(fleet, "readings") == []
     with pytest.raises(ValueError, match="start before end"):
         queue_meter_readings(fleet, ReadingGroup.LOAD_PROFILE, later, later)

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from lxml import etree
 from sqlalchemy.engine import Engine
+from test_outbox import EVENTS_XSD, outbox_rows, schema_check
 
 from smmc.domain.calendar import WorkingDayCalendar
 from smmc.domain.work_orders import ActivityType, Origin, Outcome
@@ -26,7 +26,6 @@ from smmc.integration.messages import Message
 from smmc.integration.outbound import Renderer
 from smmc.integration.outbox import EmbeddedBackend, OutboxPublisher, PublisherTiming
 from smmc.integration.payloads import EndDeviceEvent, EndDeviceEvents
-from smmc.integration.xml import SchemaSet, parse_xml
 from smmc.store import tables as t
 from smmc.store.outbox import outcome_message_id, sweep_outcomes
 from smmc.store.work_orders import LeasedOrder, TargetRef, WorkOrderQueue
@@ -78,31 +77,7 @@ def queue(db: Engine, clock: Clock) -> WorkOrderQueue:
 
 @pytest.fixture(scope="module")
 def validate(shared_dir: Path) -> Callable[[bytes], Message]:
-    connexo = SchemaSet(shared_dir / "cim" / "xsd" / "connexo")
-    pure = etree.XMLSchema(
-        etree.parse(
-            str(
-                shared_dir
-                / "cim"
-                / "xsd"
-                / "r0ckflite-cim4"
-                / "wsdl"
-                / "xsd"
-                / "EndDeviceEvents.xsd"
-            )
-        )
-    )
-
-    def check(xml: bytes) -> Message:
-        root = parse_xml(xml)
-        assert connexo.errors(root) == []
-        message = Message.from_xml(root)
-        assert message.payload is not None
-        body = message.payload.to_xml()
-        assert pure.validate(etree.ElementTree(body)), pure.error_log
-        return message
-
-    return check
+    return schema_check(shared_dir, EVENTS_XSD)
 
 
 def lease_one(
@@ -126,14 +101,6 @@ def lease_one(
     return order
 
 
-def outcome_rows(engine: Engine) -> list[dict[str, object]]:
-    with engine.connect() as conn:
-        rows = conn.execute(
-            sa.select(t.outbox).where(t.outbox.c.kind == "outcome").order_by(t.outbox.c.id)
-        ).mappings()
-        return [dict(row) for row in rows]
-
-
 def only_event(message: Message) -> EndDeviceEvent:
     assert isinstance(message.payload, EndDeviceEvents)
     (event,) = message.payload.events
@@ -146,7 +113,7 @@ def test_disconnect_outcome_carries_the_correlation_id_and_the_seed_code(
     order = lease_one(queue, ActivityType.DISCONNECT, reason="non_payment")
     record_events(db, [event_row(order, Outcome.success({"breaker": 0}), 0, clock())])
     queue.record(order, Outcome.success({"breaker": 0}))
-    (row,) = outcome_rows(db)
+    (row,) = outbox_rows(db, "outcome")
     assert row["priority"] == "high"
     assert row["message_id"] == outcome_message_id(order.id)
     with db.connect() as conn:
@@ -180,7 +147,7 @@ def test_failed_connect_says_so_and_asks_for_field_work(
     failure = Outcome.failure("meter did not answer (relay stuck)", retryable=False)
     record_events(db, [event_row(order, failure, None, clock())])
     queue.record(order, failure)
-    (row,) = outcome_rows(db)
+    (row,) = outbox_rows(db, "outcome")
     event = only_event(validate(Renderer().render(row).xml))
     assert event.event_type == "3.31.0.67"
     assert event.reason == "meter did not answer (relay stuck)"
@@ -198,7 +165,7 @@ def test_orders_of_other_origins_send_no_outcome(
 ) -> None:
     order = lease_one(queue, ActivityType.METER_SYNC, origin=Origin.OPERATOR)
     record_events(db, [event_row(order, Outcome.success(), None, clock())])
-    assert outcome_rows(db) == []
+    assert outbox_rows(db, "outcome") == []
     with db.connect() as conn:
         assert conn.execute(sa.select(t.work_order_events.c.routed_at)).scalar_one() is None
 
@@ -210,7 +177,7 @@ def test_code_table_override_changes_the_outcome_code(
     record_events(db, [event_row(order, Outcome.success(), 0, clock())])
     path = tmp_path / "codes.yaml"
     path.write_text('event_codes:\n  disconnected: "3.31.0.68"\n', encoding="utf-8")
-    (row,) = outcome_rows(db)
+    (row,) = outbox_rows(db, "outcome")
     rendered = Renderer(CodeBook.load(path)).render(row)
     assert b'EndDeviceEventType ref="3.31.0.68"' in rendered.xml
 
@@ -243,7 +210,7 @@ def test_expired_order_is_swept_once_and_published(
         await publisher.backend.close()
 
     asyncio.run(drain())
-    (row,) = outcome_rows(db)
+    (row,) = outbox_rows(db, "outcome")
     assert row["delivered_at"] is not None
     with db.begin() as conn:
         assert (

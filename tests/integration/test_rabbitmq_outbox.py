@@ -8,7 +8,6 @@ MessageID with the same bytes. Each test uses its own queues and deletes them.""
 from __future__ import annotations
 
 import asyncio
-import json
 import shutil
 import subprocess
 import uuid
@@ -21,6 +20,7 @@ import aio_pika
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
+from test_outbox import insert_outcome
 
 from conftest import service_missing
 from smmc.config import OutboxSettings
@@ -29,6 +29,7 @@ from smmc.integration.outbox import OutboxPublisher, PublisherTiming
 from smmc.integration.xml import parse_xml
 from smmc.store import tables as t
 from smmc.store.events import METER, Occurrence, apply_events
+from smmc.store.outbox import outbox_counts
 
 AMQP_URL = OutboxSettings().amqp_url
 NOW = datetime(2026, 12, 2, 15, 0, tzinfo=UTC)
@@ -86,11 +87,7 @@ def expected_ids(engine: Engine) -> dict[str, str]:
 
 def pending(engine: Engine) -> int:
     with engine.connect() as conn:
-        return int(
-            conn.execute(
-                sa.select(sa.func.count()).where(t.outbox.c.delivered_at.is_(None))
-            ).scalar_one()
-        )
+        return sum(outbox_counts(conn).pending.values())
 
 
 async def consume_all(
@@ -172,35 +169,7 @@ def test_publish_with_confirms_and_amqp_properties(db: Engine, settings: OutboxS
 
 
 def test_outcome_correlation_id_is_an_amqp_property(db: Engine, settings: OutboxSettings) -> None:
-    body = {
-        "message_id": "out-amqp-1",
-        "kind": "outcome",
-        "work_order_id": 7,
-        "batch_id": 3,
-        "activity": "Disconnect",
-        "status": "disconnected",
-        "event": "disconnected",
-        "ok": True,
-        "field_work": False,
-        "correlation_id": "corr-amqp",
-        "meter": "M1",
-        "pod": None,
-        "occurred_at": NOW.isoformat(),
-        "description": "Disconnect completed",
-        "breaker_state": 0,
-        "attempt": 1,
-        "request": {},
-    }
-    with db.begin() as conn:
-        conn.execute(
-            t.outbox.insert().values(
-                message_id="out-amqp-1",
-                kind="outcome",
-                priority="high",
-                payload=json.dumps(body),
-                created_at=NOW,
-            )
-        )
+    insert_outcome(db, "out-amqp-1", "M1", None, correlation_id="corr-amqp")
     publisher = OutboxPublisher(db, settings, timing=TIMING)
 
     async def scenario() -> list[aio_pika.abc.AbstractIncomingMessage]:
