@@ -9,9 +9,9 @@ listener stores it raw and keeps serving.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
+from typing import NamedTuple
 
 from smmc.dlms.apdu import DataNotification
 from smmc.dlms.axdr import Data, DataTag
@@ -39,8 +39,7 @@ _POWER_HEADER = b"\x01\x13"
 _WRAPPER_HEADER = WRAPPER_VERSION.to_bytes(2, "big")
 
 
-@dataclass(frozen=True, slots=True)
-class Decoded:
+class Decoded(NamedTuple):
     message_type: str
     decoded: bool
     device: str | None = None

@@ -14,8 +14,8 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import NamedTuple
 
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, SQLAlchemyError
@@ -31,8 +31,7 @@ _LOG = logging.getLogger(__name__)
 _CONTENT_ERRORS = (ValueError, IntegrityError, DataError)
 
 
-@dataclass(frozen=True, slots=True)
-class Received:
+class Received(NamedTuple):
     data: bytes
     received_at: datetime
     transport: str

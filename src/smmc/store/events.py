@@ -68,8 +68,7 @@ def default_catalog() -> Catalog:
     return load_catalog()
 
 
-@dataclass(frozen=True, slots=True)
-class Observation:
+class Observation(NamedTuple):
     """Status words seen on one device (``words`` may hold only some of its words)."""
 
     device_kind: str
@@ -80,8 +79,7 @@ class Observation:
     raw: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Occurrence:
+class Occurrence(NamedTuple):
     """An event that is not a status bit (spontaneous frame, monitoring, work-order result).
 
     ``active`` opens an alarm that stays active (de-duplicated like a bit); ``closes`` names
@@ -113,8 +111,7 @@ class Applied:
     outbox: int = 0
 
 
-@dataclass(frozen=True, slots=True)
-class SpontaneousRecord:
+class SpontaneousRecord(NamedTuple):
     """One received message, decoded or not (``reason`` says why not)."""
 
     received_at: datetime
@@ -130,8 +127,7 @@ class SpontaneousRecord:
     reason: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class _Device:
+class _Device(NamedTuple):
     meter_id: int | None
     concentrator_id: int | None
     concentrator: str | None
