@@ -15,6 +15,7 @@ from the lease holder of the current attempt, so no order is completed twice.
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import random
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -567,54 +568,11 @@ class WorkOrderQueue:
     ) -> list[int]:
         """Due orders that could start now: on no busy meter, and per concentrator at most as
         many as it has free permits (per point-to-point meter: one), best first."""
-        running_state = State.RUNNING.value
-        other = wo.alias("running_orders")
-        running = (
-            sa.select(other.c.concentrator_id, sa.func.count().label("n"))
-            .where(other.c.state == running_state, other.c.concentrator_id.is_not(None))
-            .group_by(other.c.concentrator_id)
-            .subquery("running")
-        )
-        busy_rows = wo.alias("busy_orders")
-        busy = (
-            sa.select(busy_rows.c.meter_id)
-            .where(busy_rows.c.state == running_state, busy_rows.c.meter_id.is_not(None))
-            .subquery("busy")
-        )
-        cp = t.concentrator_permits.c
-        room = sa.case(
-            (wo.c.concentrator_id.is_(None), 1),
-            else_=sa.func.coalesce(cp.max_sessions, self.default_permits)
-            - sa.func.coalesce(running.c.n, 0),
-        ).label("room")
-        group = sa.func.coalesce(wo.c.concentrator_id, -wo.c.meter_id)
-        rank = (
-            sa.func.row_number()
-            .over(partition_by=group, order_by=(wo.c.priority.desc(), wo.c.scheduled_at, wo.c.id))
-            .label("rank")
-        )
-        due = (
-            sa.select(wo.c.id, wo.c.priority, wo.c.scheduled_at, rank, room)
-            .select_from(wo)
-            .outerjoin(running, running.c.concentrator_id == wo.c.concentrator_id)
-            .outerjoin(t.concentrator_permits, cp.concentrator_id == wo.c.concentrator_id)
-            .outerjoin(busy, busy.c.meter_id == wo.c.meter_id)
-            .where(
-                wo.c.state.in_([s.value for s in LEASABLE_STATES]),
-                wo.c.scheduled_at <= now,
-                busy.c.meter_id.is_(None),
-            )
-        )
+        params: dict[str, Any] = {"now": now, "limit": limit}
         if wanted is not None:
-            due = due.where(wo.c.activity.in_(wanted))
-        ranked = due.subquery()
-        query = (
-            sa.select(ranked.c.id)
-            .where(ranked.c.rank <= ranked.c.room)
-            .order_by(ranked.c.priority.desc(), ranked.c.scheduled_at, ranked.c.id)
-            .limit(limit)
-        )
-        return list(conn.execute(query).scalars())
+            params["wanted"] = wanted
+        query = _candidates_query(self.default_permits, wanted is not None)
+        return list(conn.execute(query, params).scalars())
 
     def _lock_rows(self, conn: Connection, ids: list[int], limit: int) -> list[RowMapping]:
         """Lock at most ``limit`` candidates: rows locked but not leased would hide them from
@@ -1155,3 +1113,56 @@ def write_csv(rows: Iterable[RowMapping], stream: TextIO) -> int:
         writer.writerow(csv_record(row))
         count += 1
     return count
+
+
+@functools.cache
+def _candidates_query(default_permits: int, by_activity: bool) -> sa.Select[Any]:
+    """The statement of `WorkOrderQueue._candidates`, built once per shape (building its
+    aliases and subqueries costs more CPU than SQLite takes to run it); parameters ``now``,
+    ``limit`` and, ``by_activity``, the expanding ``wanted``."""
+    running_state = State.RUNNING.value
+    other = wo.alias("running_orders")
+    running = (
+        sa.select(other.c.concentrator_id, sa.func.count().label("n"))
+        .where(other.c.state == running_state, other.c.concentrator_id.is_not(None))
+        .group_by(other.c.concentrator_id)
+        .subquery("running")
+    )
+    busy_rows = wo.alias("busy_orders")
+    busy = (
+        sa.select(busy_rows.c.meter_id)
+        .where(busy_rows.c.state == running_state, busy_rows.c.meter_id.is_not(None))
+        .subquery("busy")
+    )
+    cp = t.concentrator_permits.c
+    room = sa.case(
+        (wo.c.concentrator_id.is_(None), 1),
+        else_=sa.func.coalesce(cp.max_sessions, default_permits) - sa.func.coalesce(running.c.n, 0),
+    ).label("room")
+    group = sa.func.coalesce(wo.c.concentrator_id, -wo.c.meter_id)
+    rank = (
+        sa.func.row_number()
+        .over(partition_by=group, order_by=(wo.c.priority.desc(), wo.c.scheduled_at, wo.c.id))
+        .label("rank")
+    )
+    due = (
+        sa.select(wo.c.id, wo.c.priority, wo.c.scheduled_at, rank, room)
+        .select_from(wo)
+        .outerjoin(running, running.c.concentrator_id == wo.c.concentrator_id)
+        .outerjoin(t.concentrator_permits, cp.concentrator_id == wo.c.concentrator_id)
+        .outerjoin(busy, busy.c.meter_id == wo.c.meter_id)
+        .where(
+            wo.c.state.in_([s.value for s in LEASABLE_STATES]),
+            wo.c.scheduled_at <= sa.bindparam("now"),
+            busy.c.meter_id.is_(None),
+        )
+    )
+    if by_activity:
+        due = due.where(wo.c.activity.in_(sa.bindparam("wanted", expanding=True)))
+    ranked = due.subquery()
+    return (
+        sa.select(ranked.c.id)
+        .where(ranked.c.rank <= ranked.c.room)
+        .order_by(ranked.c.priority.desc(), ranked.c.scheduled_at, ranked.c.id)
+        .limit(sa.bindparam("limit", type_=sa.Integer()))
+    )
