@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psycopg
@@ -32,6 +32,13 @@ def service_missing(message: str) -> None:
     if IN_CI:
         pytest.fail(f"{message} (CI=true: a missing service is a failure)")
     pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def missing_service() -> Callable[[str], None]:
+    """`service_missing` as a fixture: `from conftest import …` in a test module finds
+    whichever folder's conftest was imported last, not necessarily this one."""
+    return service_missing
 
 
 @pytest.fixture(scope="session")

@@ -22,7 +22,6 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from test_outbox import insert_outcome
 
-from conftest import service_missing
 from smmc.config import OutboxSettings
 from smmc.integration.messages import Message
 from smmc.integration.outbox import OutboxPublisher, PublisherTiming
@@ -37,7 +36,7 @@ TIMING = PublisherTiming(poll=0.02, reconnect=0.2, reconnect_max=1.0, sweep_ever
 
 
 @pytest.fixture
-def settings() -> Iterator[OutboxSettings]:
+def settings(missing_service: Callable[[str], None]) -> Iterator[OutboxSettings]:
     tag = uuid.uuid4().hex[:8]
     chosen = OutboxSettings(
         backend="rabbitmq",
@@ -53,7 +52,7 @@ def settings() -> Iterator[OutboxSettings]:
     try:
         asyncio.run(reachable())
     except (OSError, aio_pika.exceptions.AMQPError) as exc:
-        service_missing(f"RabbitMQ not reachable at {chosen.amqp_url}: {exc}")
+        missing_service(f"RabbitMQ not reachable at {chosen.amqp_url}: {exc}")
     yield chosen
 
     async def delete() -> None:
@@ -188,10 +187,10 @@ def rabbitmqctl(*args: str) -> None:
 
 
 def test_broker_restart_in_a_stream_of_10000_events_loses_nothing(
-    db: Engine, settings: OutboxSettings
+    db: Engine, settings: OutboxSettings, missing_service: Callable[[str], None]
 ) -> None:
     if shutil.which("rabbitmqctl") is None:
-        service_missing("rabbitmqctl not found: the broker cannot be stopped and started")
+        missing_service("rabbitmqctl not found: the broker cannot be stopped and started")
     publisher = OutboxPublisher(db, settings, timing=TIMING)
     total = 10_000
     chunk = 50

@@ -40,6 +40,7 @@ from lxml import etree
 from pamqp.commands import Basic
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
+from yarl import URL
 
 from smmc.config import OutboxSettings
 from smmc.integration.codes import CodeBook
@@ -139,7 +140,9 @@ class RabbitBackend:
             self._raw = raw
         except (TimeoutError, OSError, aio_pika.exceptions.AMQPError) as exc:
             await self.close()
-            raise BackendUnavailable(f"RabbitMQ at {_redact(self.url)}: {exc!r}") from exc
+            where = URL(self.url)
+            shown = where.with_password("***") if where.password else where
+            raise BackendUnavailable(f"RabbitMQ at {shown}: {exc!r}") from exc
 
     async def close(self) -> None:
         connection, self._connection, self._channel, self._raw = (
@@ -199,16 +202,6 @@ class RabbitBackend:
             else:
                 result.failed[item.row_id] = f"broker answered {outcome!r}"
         return result
-
-
-def _redact(url: str) -> str:
-    """The URL without its password, for logs and errors."""
-    scheme, sep, rest = url.partition("://")
-    if "@" not in rest:
-        return url
-    credentials, _, host = rest.rpartition("@")
-    user = credentials.split(":", 1)[0]
-    return f"{scheme}{sep}{user}:***@{host}"
 
 
 class EmbeddedBackend:
@@ -277,7 +270,7 @@ class EmbeddedBackend:
                 continue
             if item.meter in held:
                 continue
-            error = await self._post(self._client, item)
+            error = await self._post(self._client, item.reply_address, item)
             if error is None:
                 result.delivered.append(item.row_id)
             else:
@@ -285,9 +278,8 @@ class EmbeddedBackend:
                 held.add(item.meter)
         return result
 
-    async def _post(self, client: httpx.AsyncClient, item: Outgoing) -> str | None:
-        """POST one message to its ReplyAddress; ``None`` when the peer took it."""
-        assert item.reply_address is not None
+    async def _post(self, client: httpx.AsyncClient, url: str, item: Outgoing) -> str | None:
+        """POST one message to its ReplyAddress ``url``; ``None`` when the peer took it."""
         body = soap_envelope(etree.fromstring(item.xml))
         root = etree.QName(etree.fromstring(item.xml)).localname
         headers = {
@@ -295,11 +287,11 @@ class EmbeddedBackend:
             "SOAPAction": f'"http://iec.ch/TC57/2011/{item.noun}/{root}"',
         }
         try:
-            response = await client.post(item.reply_address, content=body, headers=headers)
+            response = await client.post(url, content=body, headers=headers)
         except httpx.HTTPError as exc:
-            return f"callback to {item.reply_address}: {exc!r}"
+            return f"callback to {url}: {exc!r}"
         if response.status_code >= 300:
-            return f"callback to {item.reply_address}: HTTP {response.status_code}"
+            return f"callback to {url}: HTTP {response.status_code}"
         return None
 
 
