@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import datetime as dt
 
 from sqlalchemy.engine import Engine
 
+from smmc.events.listener import SpontaneousListener
 from smmc.sim.anomalies import AnomalyRates
 from smmc.sim.clock import SimClock
 from smmc.sim.concentrator import ConcentratorServer, HeadEndAddress
@@ -82,3 +84,14 @@ def provision(db: Engine, dc: ConcentratorServer) -> None:
                 for node in dc.nodes.values()
             ],
         )
+
+
+async def settle(listener: SpontaneousListener, expected: int) -> None:
+    """Wait (at most a minute) until ``expected`` messages were received and stored."""
+
+    async def wait() -> None:
+        while listener.received < expected:
+            await asyncio.sleep(0.01)
+        await listener.drain()
+
+    await asyncio.wait_for(wait(), 60)

@@ -3,7 +3,6 @@ address, push power frames and meter alarms over real sockets into the store."""
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import datetime as dt
 import functools
@@ -12,7 +11,6 @@ import socket
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from smmc.events.listener import SpontaneousListener
 from smmc.events.service import events_service
 from smmc.sim.clock import SimClock
 from smmc.sim.concentrator import HeadEndAddress
@@ -20,7 +18,7 @@ from smmc.sim.meter_device import MeterDevices
 from smmc.sim.runner import serve_concentrators
 from smmc.store import tables as t
 
-from .sim_helpers import HOST, NOW, Wall, make_plan, provision
+from .sim_helpers import HOST, NOW, Wall, make_plan, provision, settle
 
 
 def _free_port() -> int:
@@ -28,15 +26,6 @@ def _free_port() -> int:
         probe.bind((HOST, 0))
         port: int = probe.getsockname()[1]
         return port
-
-
-async def _settle(listener: SpontaneousListener, expected: int) -> None:
-    async def wait() -> None:
-        while listener.received < expected:
-            await asyncio.sleep(0.01)
-        await listener.drain()
-
-    await asyncio.wait_for(wait(), 60)
 
 
 async def test_demo_concentrators_push_to_the_events_service(db: Engine) -> None:
@@ -62,11 +51,11 @@ async def test_demo_concentrators_push_to_the_events_service(db: Engine) -> None
                 )
             pushed = await dc.scan_alarms()
             await dc.power_off()
-            await _settle(listener, len(pushed) + 1)
+            await settle(listener, len(pushed) + 1)
             with db.connect() as conn:
                 during = conn.execute(sa.select(t.outage_incidents)).mappings().one()
             await dc.power_on()
-            await _settle(listener, len(pushed) + 2)
+            await settle(listener, len(pushed) + 2)
     assert len(pushed) == 4
     assert during["is_open"] is True
     assert during["power_off_events"] == 5

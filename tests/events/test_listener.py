@@ -23,7 +23,7 @@ from smmc.events.listener import Received, SpontaneousListener
 from smmc.store import tables as t
 from smmc.store.events import Applied
 
-from .sim_helpers import HOST, NOW, make_dc, make_plan
+from .sim_helpers import HOST, NOW, make_dc, make_plan, settle
 
 SEED_ON = bytes.fromhex("011300184E6B001214030902071532314C564D3530414530303038313602")
 SEED_OFF = bytes.fromhex("011300184E6F0012090D2503071532314C564D3530414530303038313601")
@@ -43,15 +43,6 @@ def _send_udp(port: int, payload: bytes) -> None:
         sock.sendto(payload, (HOST, port))
 
 
-async def _settle(listener: SpontaneousListener, expected: int) -> None:
-    async def wait() -> None:
-        while listener.received < expected:
-            await asyncio.sleep(0.01)
-        await listener.drain()
-
-    await asyncio.wait_for(wait(), 60)
-
-
 def _messages(db: Engine) -> list[sa.RowMapping]:
     with db.connect() as conn:
         return list(
@@ -65,7 +56,7 @@ async def test_seed_frames_decode_to_the_seed_report_row(db: Engine) -> None:
     async with SpontaneousListener(db, host=HOST, port=0) as listener:
         await _send_tcp(listener.bound_port, SEED_ON)
         _send_udp(listener.bound_port, SEED_OFF)
-        await _settle(listener, 2)
+        await settle(listener, 2)
     rows = _messages(db)
     by_type = {row["message_type"]: row for row in rows}
     assert set(by_type) == {"LVC_POWER_ON", "LVC_POWER_OFF"}
@@ -93,7 +84,7 @@ async def test_a_simulated_meter_push_becomes_its_status_events(db: Engine) -> N
             )
             pushed = await dc.scan_alarms()
             assert len(pushed) == 1
-            await _settle(listener, 1)
+            await settle(listener, 1)
     [message] = _messages(db)
     assert message["message_type"] == "DLMS_PUSH"
     assert message["device"] == node.serial
@@ -112,9 +103,9 @@ async def test_power_off_and_on_from_the_simulator_over_udp(db: Engine) -> None:
         dc = make_dc(plan, listener.bound_port, "udp")
         async with dc:
             await dc.power_off()
-            await _settle(listener, 1)
+            await settle(listener, 1)
             await dc.power_on()
-            await _settle(listener, 2)
+            await settle(listener, 2)
     rows = _messages(db)
     assert [r["message_type"] for r in rows] == ["LVC_POWER_OFF", "LVC_POWER_ON"]
     assert {r["device"] for r in rows} == {dc.spec.serial}
@@ -131,9 +122,9 @@ async def test_corrupt_frames_are_kept_with_the_reason_and_serving_goes_on(db: E
         _send_udp(listener.bound_port, bad_event)
         await _send_tcp(listener.bound_port, bad_push, SEED_OFF)
         await _send_tcp(listener.bound_port, SEED_ON[:10])  # cut short by the peer
-        await _settle(listener, 6)
+        await settle(listener, 6)
         await _send_tcp(listener.bound_port, SEED_ON)
-        await _settle(listener, 7)
+        await settle(listener, 7)
     rows = _messages(db)
     assert len(rows) == 7
     failed = [r for r in rows if not r["decoded"]]
@@ -163,7 +154,7 @@ async def test_a_storm_of_ten_thousand_frames_is_stored_whole(db: Engine) -> Non
         await asyncio.gather(
             *(_send_tcp(listener.bound_port, *frames[i : i + 2500]) for i in range(0, 10_000, 2500))
         )
-        await _settle(listener, 10_000)
+        await settle(listener, 10_000)
     with db.connect() as conn:
         stored = conn.execute(sa.select(sa.func.count()).select_from(t.spontaneous_messages))
         assert stored.scalar_one() == 10_000
@@ -206,7 +197,7 @@ async def test_a_message_whose_event_is_refused_is_kept_and_its_batch_mates_stor
             ).to_bytes(),
         ).to_bytes()
         await _send_tcp(listener.bound_port, SEED_OFF + push)
-        await _settle(listener, 2)
+        await settle(listener, 2)
     rows = _messages(db)
     assert len(rows) == 2
     refused = next(r for r in rows if bytes(r["raw"]) == SEED_OFF)
@@ -233,7 +224,7 @@ async def test_a_database_outage_delays_but_neither_loses_nor_duplicates(
     monkeypatch.setattr(listener, "_write", flaky)
     async with listener:
         _send_udp(listener.bound_port, SEED_ON)
-        await _settle(listener, 1)
+        await settle(listener, 1)
         await _send_tcp(listener.bound_port, SEED_OFF)
-        await _settle(listener, 2)
+        await settle(listener, 2)
     assert [bytes(r["raw"]) for r in _messages(db)] == [SEED_ON, SEED_OFF]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 
 import sqlalchemy as sa
@@ -11,16 +10,7 @@ from sqlalchemy.engine import Engine
 from smmc.events.listener import SpontaneousListener
 from smmc.store import tables as t
 
-from .sim_helpers import HOST, NOW, make_dc, make_plan, provision
-
-
-async def _settle(listener: SpontaneousListener, expected: int) -> None:
-    async def wait() -> None:
-        while listener.received < expected:
-            await asyncio.sleep(0.01)
-        await listener.drain()
-
-    await asyncio.wait_for(wait(), 60)
+from .sim_helpers import HOST, NOW, make_dc, make_plan, provision, settle
 
 
 async def test_whole_concentrator_outage_is_one_incident_closed_on_power_on(db: Engine) -> None:
@@ -36,11 +26,11 @@ async def test_whole_concentrator_outage_is_one_incident_closed_on_power_on(db: 
             pushed = await dc.scan_alarms()
             await dc.power_off()
             expected = len(pushed) + 1
-            await _settle(listener, expected)
+            await settle(listener, expected)
             with db.connect() as conn:
                 during = conn.execute(sa.select(t.outage_incidents)).mappings().all()
             await dc.power_on()
-            await _settle(listener, expected + 1)
+            await settle(listener, expected + 1)
     assert len(pushed) == len(dc.nodes) == 5
     assert len(during) == 1
     assert during[0]["is_open"] is True
