@@ -23,8 +23,6 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from conftest import service_missing
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "field"))  # the shared harness
 
 from field_sim import SimFleet, sim_fleet
@@ -122,13 +120,13 @@ class UseCase:
             )
 
 
-async def _broker(url: str) -> None:
+async def _broker(url: str, missing_service: Callable[[str], None]) -> None:
     import aio_pika
 
     try:
         connection = await aio_pika.connect(url, timeout=5)
     except (OSError, aio_pika.exceptions.AMQPError) as exc:
-        service_missing(f"RabbitMQ not reachable at {url}: {exc}")
+        missing_service(f"RabbitMQ not reachable at {url}: {exc}")
     await connection.close()
 
 
@@ -149,7 +147,11 @@ async def _stop(stoppers: list[Callable[[], None]], tasks: list[asyncio.Task[Non
 
 @asynccontextmanager
 async def use_case(
-    db: Engine, box: SecretBox, directory: Path, backend: str
+    db: Engine,
+    box: SecretBox,
+    directory: Path,
+    backend: str,
+    missing_service: Callable[[str], None],
 ) -> AsyncIterator[UseCase]:
     async with sim_fleet(db, box, directory, per_concentrator=3, point_to_point=1) as fleet:
         policies = fast_policies(directory)
@@ -173,7 +175,7 @@ async def use_case(
                 queue_high=f"h8b-uc6-high-{uuid.uuid4().hex[:8]}",
                 queue_normal=f"h8b-uc6-normal-{uuid.uuid4().hex[:8]}",
             )
-            await _broker(settings.amqp_url)
+            await _broker(settings.amqp_url, missing_service)
             queues = {"high": settings.queue_high, "normal": settings.queue_normal}
             consumer = QueueConsumer(store, settings.amqp_url, queues)
             await consumer.start()
@@ -201,9 +203,13 @@ async def use_case(
 
 @pytest.mark.parametrize("backend", ["rabbitmq", "embedded"])
 async def test_use_case_6_disconnect_connect_and_a_failure(
-    db: Engine, secret_box: SecretBox, tmp_path: Path, backend: str
+    db: Engine,
+    secret_box: SecretBox,
+    tmp_path: Path,
+    backend: str,
+    missing_service: Callable[[str], None],
 ) -> None:
-    async with use_case(db, secret_box, tmp_path, backend) as case:
+    async with use_case(db, secret_box, tmp_path, backend, missing_service) as case:
         p2p = case.fleet.p2p_serials()[0]
         behind_dc, unreachable = case.fleet.gateway_serials(case.fleet.dc())[:2]
         served = [p2p, behind_dc]

@@ -6,7 +6,7 @@ endpoint, the RabbitMQ consumer (real broker) and the reading of the embedded ba
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -15,7 +15,6 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from conftest import service_missing
 from smmc.config import OutboxSettings
 from smmc.domain.access import Role
 from smmc.sim.legacy import (
@@ -203,14 +202,16 @@ def test_callback_endpoint_stores_and_answers(store: LegacyStore) -> None:
     assert event.event_type == "3.31.0.68"
 
 
-async def test_consumer_stores_then_acks_from_a_real_broker(store: LegacyStore) -> None:
+async def test_consumer_stores_then_acks_from_a_real_broker(
+    store: LegacyStore, missing_service: Callable[[str], None]
+) -> None:
     import aio_pika
 
     url = OutboxSettings().amqp_url
     try:
         connection = await aio_pika.connect(url, timeout=5)
     except (OSError, aio_pika.exceptions.AMQPError) as exc:
-        service_missing(f"RabbitMQ not reachable at {url}: {exc}")
+        missing_service(f"RabbitMQ not reachable at {url}: {exc}")
     names = {
         "high": f"h8b-test-high-{uuid.uuid4().hex[:8]}",
         "normal": f"h8b-test-normal-{uuid.uuid4().hex[:8]}",
