@@ -210,6 +210,27 @@ def test_a_row_waiting_for_its_retry_holds_back_its_meter_only(db: Engine) -> No
     assert [r["meter"] for r in inbox(db)] == ["M2", "M2", "M1", "M1"]
 
 
+def test_waiting_rows_do_not_fill_the_batch(db: Engine) -> None:
+    for serial in ("M1", "M2"):
+        add_meter(db, serial)
+    raise_alarms(db, ["M1", "M1", "M1", "M2", "M2"])
+    with db.begin() as conn:
+        record_failures(
+            conn,
+            {int(str(r["id"])): "callback refused" for r in outbox_rows(db)[:3]},
+            now=NOW,
+            max_attempts=5,
+            backoff=timedelta(hours=1),
+            max_backoff=timedelta(hours=2),
+        )
+    settings = OutboxSettings(batch_size=2)
+    publisher = OutboxPublisher(
+        db, settings, backend=EmbeddedBackend(db), timing=FAST, clock=lambda: NOW
+    )
+    asyncio.run(drain(publisher, rounds=1))
+    assert [r["meter"] for r in inbox(db)] == ["M2", "M2"]
+
+
 def test_backoff_doubles_and_the_last_attempt_makes_a_dead_letter(db: Engine) -> None:
     add_meter(db, "M1")
     raise_alarms(db, ["M1"])
@@ -240,11 +261,11 @@ def test_backoff_doubles_and_the_last_attempt_makes_a_dead_letter(db: Engine) ->
         (letter,) = dead_letters(conn)
         assert letter["last_error"] == "failure 3"
         assert letter["attempts"] == 3
-        assert due_rows(conn, "high", 10) == []
+        assert due_rows(conn, "high", NOW, 10) == []
     with db.begin() as conn:
         assert requeue(conn, [str(row["message_id"])]) == 1
     with db.connect() as conn:
-        assert [r["message_id"] for r in due_rows(conn, "high", 10)] == [row["message_id"]]
+        assert [r["message_id"] for r in due_rows(conn, "high", NOW, 10)] == [row["message_id"]]
         assert dead_letters(conn) == []
 
 

@@ -44,7 +44,7 @@ from smmc.integration.payloads import (
 )
 from smmc.integration.xml import parse_datetime, serialize
 
-__all__ = ["Outgoing", "RenderError", "Renderer"]
+__all__ = ["Outgoing", "RenderError", "Renderer", "ordering_key"]
 
 END_DEVICE_EVENTS = "EndDeviceEvents"
 METER_READINGS = "MeterReadings"
@@ -83,6 +83,27 @@ def _meter(serial: str) -> DeviceRef:
     return DeviceRef(serial, (Name(serial, SERIAL),))
 
 
+def _ordering_key(kind: str, body: Mapping[str, Any]) -> str | None:
+    if kind == "outcome":
+        meter = body.get("meter")
+        return str(meter) if meter else None
+    if kind == "event":
+        return str(body["device"])
+    if kind == "outage":
+        return f"{body['scope']}:{body['scope_key']}"
+    return None
+
+
+def ordering_key(row: Mapping[str, Any]) -> str | None:
+    """The key whose rows must leave in order (a meter, or an outage scope), read from the
+    row's payload without rendering it; ``None`` when it has none or cannot be read."""
+    try:
+        body = json.loads(row["payload"])
+        return _ordering_key(str(row["kind"]), body) if isinstance(body, dict) else None
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
 @dataclass(frozen=True, slots=True)
 class Renderer:
     """Renders outbox rows with the code table in force; ``source`` is ``Header/Source``
@@ -104,15 +125,16 @@ class Renderer:
         kind = row["kind"]
         try:
             if kind == "outcome":
-                noun, payload, meter, correlation, reply = self._outcome(body)
+                noun, payload, correlation, reply = self._outcome(body)
             elif kind == "event":
-                noun, payload, meter, correlation, reply = self._event(body)
+                noun, payload, correlation, reply = self._event(body)
             elif kind == "outage":
-                noun, payload, meter, correlation, reply = self._outage(body)
+                noun, payload, correlation, reply = self._outage(body)
             elif kind == "readings":
-                noun, payload, meter, correlation, reply = self._readings(body)
+                noun, payload, correlation, reply = self._readings(body)
             else:
                 raise RenderError(f"kind {kind!r} has no CIM rendering")
+            meter = _ordering_key(kind, body)
         except (KeyError, TypeError) as exc:
             raise RenderError(f"{label}: payload field missing or malformed: {exc}") from None
         except (CodeError, RenderError, ValueError) as exc:
@@ -139,9 +161,7 @@ class Renderer:
             int(row["id"]), str(row["message_id"]), correlation, priority, meter, noun, xml, reply
         )
 
-    def _outcome(
-        self, body: Mapping[str, Any]
-    ) -> tuple[str, Body, str | None, str | None, str | None]:
+    def _outcome(self, body: Mapping[str, Any]) -> tuple[str, Body, str | None, str | None]:
         request = body.get("request") or {}
         meter = body.get("meter")
         status = str(body["status"])
@@ -176,12 +196,11 @@ class Renderer:
         return (
             END_DEVICE_EVENTS,
             EndDeviceEvents((event,)),
-            meter,
             str(correlation) if correlation else None,
             request.get("reply_address"),
         )
 
-    def _event(self, body: Mapping[str, Any]) -> tuple[str, Body, str | None, None, None]:
+    def _event(self, body: Mapping[str, Any]) -> tuple[str, Body, None, None]:
         device = str(body["device"])
         is_meter = body.get("device_kind") == "meter"
         asset = _meter(device) if is_meter else DeviceRef(device, (Name(device, "Concentrator"),))
@@ -202,9 +221,9 @@ class Renderer:
             asset=asset,
             details=tuple(details),
         )
-        return END_DEVICE_EVENTS, EndDeviceEvents((event,)), device, None, None
+        return END_DEVICE_EVENTS, EndDeviceEvents((event,)), None, None
 
-    def _outage(self, body: Mapping[str, Any]) -> tuple[str, Body, str | None, None, None]:
+    def _outage(self, body: Mapping[str, Any]) -> tuple[str, Body, None, None]:
         open_ = bool(body["is_open"])
         scope = str(body["scope"])
         key = str(body["scope_key"])
@@ -225,9 +244,9 @@ class Renderer:
             asset=DeviceRef(key, (Name(key, scope.capitalize()),)),
             details=tuple(details),
         )
-        return END_DEVICE_EVENTS, EndDeviceEvents((event,)), f"{scope}:{key}", None, None
+        return END_DEVICE_EVENTS, EndDeviceEvents((event,)), None, None
 
-    def _readings(self, body: Mapping[str, Any]) -> tuple[str, Body, str | None, None, None]:
+    def _readings(self, body: Mapping[str, Any]) -> tuple[str, Body, None, None]:
         items: list[MeterReading] = []
         for entry in body["meters"]:
             blocks = tuple(
@@ -249,4 +268,4 @@ class Renderer:
             items.append(MeterReading(DeviceRef(str(entry["meter"])), blocks, registers))
         if not items:
             raise RenderError("readings message without meters")
-        return METER_READINGS, MeterReadings(tuple(items)), None, None, None
+        return METER_READINGS, MeterReadings(tuple(items)), None, None

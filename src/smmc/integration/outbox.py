@@ -44,7 +44,7 @@ from yarl import URL
 
 from smmc.config import OutboxSettings
 from smmc.integration.codes import CodeBook
-from smmc.integration.outbound import Outgoing, Renderer, RenderError
+from smmc.integration.outbound import Outgoing, Renderer, RenderError, ordering_key
 from smmc.integration.soap import soap_envelope
 from smmc.store import tables as t
 from smmc.store.events import mark_delivered
@@ -54,6 +54,7 @@ from smmc.store.outbox import (
     record_failures,
     store_legacy_inbox,
     sweep_outcomes,
+    waiting_rows,
 )
 
 __all__ = [
@@ -75,6 +76,8 @@ PRIORITIES = ("high", "normal")
 AMQP_PRIORITY = {"high": 9, "normal": 1}
 CONTENT_TYPE = "application/xml"
 PERSISTENT = 2
+WAITING_LIMIT = 10_000
+"""At most this many rows waiting for a retry are read per pass to hold back their meters."""
 
 
 class BackendUnavailable(Exception):
@@ -418,25 +421,27 @@ class OutboxPublisher:
             log.info("outbox publisher: %d outcome(s) of orders ended in the queue", swept)
 
     def _select(self, priority: str) -> tuple[list[Outgoing], dict[int, str]]:
-        """Rows due now, rendered, in id order; rows that cannot be rendered as failures."""
-        with self.engine.connect() as conn:
-            rows = due_rows(conn, priority, self.settings.batch_size)
+        """Rows due now, rendered, in id order, except those behind a waiting row of their
+        meter; rows that cannot be rendered as failures."""
         now = self.clock()
+        with self.engine.connect() as conn:
+            waiting = waiting_rows(conn, priority, now, WAITING_LIMIT)
+            rows = due_rows(conn, priority, now, self.settings.batch_size)
+        held: dict[str, int] = {}
+        for row in waiting:
+            key = ordering_key(row)
+            if key is not None:
+                held.setdefault(key, row["id"])
         ready: list[Outgoing] = []
         failed: dict[int, str] = {}
-        held: set[str | None] = set()
         for row in rows:
             try:
                 item = self.renderer.render(row)
             except RenderError as exc:
                 failed[row["id"]] = str(exc)
                 continue
-            if item.meter is not None and item.meter in held:
-                continue
-            waiting = row["next_attempt_at"]
-            if waiting is not None and waiting > now:
-                if item.meter is not None:
-                    held.add(item.meter)
+            first_waiting = held.get(item.meter) if item.meter is not None else None
+            if first_waiting is not None and first_waiting < item.row_id:
                 continue
             ready.append(item)
         return ready, failed

@@ -38,6 +38,7 @@ __all__ = [
     "requeue",
     "store_legacy_inbox",
     "sweep_outcomes",
+    "waiting_rows",
 ]
 
 OUTCOME = "outcome"
@@ -226,16 +227,40 @@ def sweep_outcomes(
     return len(events)
 
 
-def due_rows(conn: Connection, priority: str, limit: int) -> list[dict[str, Any]]:
-    """The next undelivered, live rows of one queue in id order, deferred ones included
-    (the publisher holds back the rest of a deferred row's meter, to keep its order)."""
+def due_rows(conn: Connection, priority: str, now: datetime, limit: int) -> list[dict[str, Any]]:
+    """The next undelivered, live rows of one queue whose retry (if any) is due, in id
+    order."""
     rows = conn.execute(
         sa.select(ob.c.id, ob.c.message_id, ob.c.kind, ob.c.priority, ob.c.payload,
-                  ob.c.created_at, ob.c.attempts, ob.c.next_attempt_at)
-        .where(ob.c.delivered_at.is_(None), ob.c.dead_at.is_(None), ob.c.priority == priority)
+                  ob.c.created_at, ob.c.attempts)
+        .where(
+            ob.c.delivered_at.is_(None),
+            ob.c.dead_at.is_(None),
+            ob.c.priority == priority,
+            sa.or_(ob.c.next_attempt_at.is_(None), ob.c.next_attempt_at <= now),
+        )
         .order_by(ob.c.id)
         .limit(limit)
     ).mappings()  # fmt: skip
+    return [dict(row) for row in rows]
+
+
+def waiting_rows(
+    conn: Connection, priority: str, now: datetime, limit: int
+) -> list[dict[str, Any]]:
+    """Rows of one queue waiting for a retry (``id``, ``kind``, ``payload``), oldest first:
+    the publisher holds back the later rows of their meters, to keep each meter's order."""
+    rows = conn.execute(
+        sa.select(ob.c.id, ob.c.kind, ob.c.payload)
+        .where(
+            ob.c.delivered_at.is_(None),
+            ob.c.dead_at.is_(None),
+            ob.c.priority == priority,
+            ob.c.next_attempt_at > now,
+        )
+        .order_by(ob.c.id)
+        .limit(limit)
+    ).mappings()
     return [dict(row) for row in rows]
 
 
