@@ -32,7 +32,7 @@ import sqlalchemy as sa
 from work_orders import NOW, free_port_base, make_fleet
 
 from smmc.domain.geo import CHILE
-from smmc.domain.work_orders import OPEN_STATES, ActivityType
+from smmc.domain.work_orders import ActivityType
 from smmc.sim.clock import SimClock
 from smmc.sim.concentrator import ConcentratorFleet, gateway_address
 from smmc.sim.fleet import FleetPlan
@@ -61,15 +61,9 @@ def provision(engine: sa.Engine, box: SecretBox, plan: FleetPlan, workdir: Path)
             raise SystemExit(f"{path.name}: {result.fatal or result.issues[:3]}")
 
 
-def open_orders(engine: sa.Engine) -> int:
-    with engine.connect() as conn:
-        return int(
-            conn.execute(
-                sa.select(sa.func.count())
-                .select_from(t.work_orders)
-                .where(t.work_orders.c.state.in_([s.value for s in OPEN_STATES]))
-            ).scalar_one()
-        )
+def finished(queue: WorkOrderQueue, batches: list[int]) -> bool:
+    progress = [queue.batch_progress(batch) for batch in batches]
+    return all(p.finished == p.total for p in progress)
 
 
 def spawn(url: str, key: bytes, name: str, in_flight: int) -> subprocess.Popen[bytes]:
@@ -97,8 +91,12 @@ async def run(args: argparse.Namespace, url: str, workdir: Path) -> None:
     provision(engine, SecretBox(key), plan, workdir)
     serials = [plan.meter(i).serial for i in range(len(plan))]
     queue = WorkOrderQueue(engine)
+    batches = []
     for activity in ACTIVITIES:
-        queue.submit(activity, [TargetRef(meter=s) for s in serials])
+        submitted = queue.submit(activity, [TargetRef(meter=s) for s in serials])
+        if submitted.batch_id is None:
+            raise SystemExit(f"{activity.value}: nothing accepted: {submitted.rejected[:3]}")
+        batches.append(submitted.batch_id)
     total = len(serials) * len(ACTIVITIES)
     made: list[ConcentratorFleet] = []
 
@@ -115,7 +113,7 @@ async def run(args: argparse.Namespace, url: str, workdir: Path) -> None:
         started = time.perf_counter()
         workers = [spawn(url, key, name, args.in_flight) for name in ("first", "second")]
         try:
-            while await asyncio.to_thread(open_orders, engine):
+            while not await asyncio.to_thread(finished, queue, batches):
                 if any(w.poll() is not None for w in workers):
                     raise SystemExit("a worker exited before the batch was done")
                 await asyncio.sleep(0.5)

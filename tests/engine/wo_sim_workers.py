@@ -19,21 +19,19 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "field"))  # the shared harness
 
 from field_sim import make_plan, provision
+from wo_process_worker import open_orders
 
-from smmc.domain.work_orders import OPEN_STATES
 from smmc.sim.clock import SimClock
 from smmc.sim.concentrator import ConcentratorFleet, ConcentratorServer
 from smmc.sim.fleet import FleetPlan
 from smmc.sim.meter_device import MeterDevices
 from smmc.sim.plc import LinkSettings
 from smmc.sim.runner import FleetRunner
-from smmc.store import tables as t
 from smmc.store.secrets import SecretBox
 
 SMMC = Path(sys.executable).with_name("smmc")
@@ -98,17 +96,6 @@ def spawn_worker(
         env=env,
         stdout=subprocess.DEVNULL,
     )
-
-
-def open_orders(db: Engine) -> int:
-    with db.connect() as conn:
-        return int(
-            conn.execute(
-                sa.select(sa.func.count())
-                .select_from(t.work_orders)
-                .where(t.work_orders.c.state.in_([s.value for s in OPEN_STATES]))
-            ).scalar_one()
-        )
 
 
 async def wait_for_batch(
