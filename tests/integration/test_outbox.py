@@ -38,7 +38,9 @@ from smmc.integration.outbox import (
 from smmc.integration.payloads import EndDeviceEvents
 from smmc.integration.xml import SchemaSet, parse_xml
 from smmc.store import tables as t
+from smmc.store.db import create_engine
 from smmc.store.events import METER, Occurrence, apply_events
+from smmc.store.migrate import upgrade
 from smmc.store.outbox import dead_letters, due_rows, record_failures, requeue
 from smmc.web.app import create_app
 
@@ -375,6 +377,34 @@ def test_a_backend_that_is_down_costs_the_rows_no_attempts(db: Engine) -> None:
     rows = outbox_rows(db)
     assert all(r["delivered_at"] is not None and r["attempts"] == 0 for r in rows)
     assert len(inbox(db)) == 3
+
+
+def test_a_database_failure_is_waited_out_not_a_crash(tmp_path: Path) -> None:
+    engine = create_engine(f"sqlite:///{tmp_path / 'h8a-not-yet-migrated.db'}")
+    publisher = OutboxPublisher(engine, backend=EmbeddedBackend(engine), timing=FAST)
+
+    async def run() -> None:
+        task = asyncio.create_task(publisher.run())
+        for _ in range(500):
+            if publisher.outages >= 2:
+                break
+            await asyncio.sleep(0.01)
+        assert not task.done()
+        await asyncio.to_thread(upgrade, engine)
+        await asyncio.to_thread(add_meter, engine, "M1")
+        await asyncio.to_thread(raise_alarms, engine, ["M1"])
+        for _ in range(500):
+            if publisher.delivered == 1:
+                break
+            await asyncio.sleep(0.01)
+        publisher.stop()
+        await task
+
+    asyncio.run(run())
+    assert publisher.outages >= 2
+    assert publisher.delivered == 1
+    assert len(inbox(engine)) == 1
+    engine.dispose()
 
 
 class _Callbacks(BaseHTTPRequestHandler):

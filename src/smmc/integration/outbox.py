@@ -359,7 +359,8 @@ class OutboxPublisher:
             return
 
     async def run(self) -> None:
-        """Publish until ``stop()``; reconnects with backoff while the backend is down."""
+        """Publish until ``stop()``; reconnects with backoff while the backend is down, and
+        waits the same way while the outbox's database fails."""
         self._stopping.clear()
         wait = self.timing.reconnect
         opened = False
@@ -377,6 +378,13 @@ class OutboxPublisher:
                     opened = False
                     self.outages += 1
                     await self.backend.close()
+                    await self._pause(wait)
+                    wait = min(wait * 2, self.timing.reconnect_max)
+                    continue
+                except SQLAlchemyError:
+                    # the outbox's own database: nothing was marked, the rows stay pending
+                    log.exception("outbox publisher: database error; retry in %.1f s", wait)
+                    self.outages += 1
                     await self._pause(wait)
                     wait = min(wait * 2, self.timing.reconnect_max)
                     continue
