@@ -410,8 +410,7 @@ class OutboxPublisher:
             return
         self._last_sweep = loop.time()
         codes = self.renderer.codes
-        types = {name: codes.event_code(name) for name in ("expired", "cancelled")}
-        types["work_order_failed"] = codes.event_code("work_order_failed")
+        types = {n: codes.event_code(n) for n in ("expired", "cancelled", "work_order_failed")}
         now = self.clock()
 
         def sweep() -> int:
