@@ -5,17 +5,18 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from ui_helpers import LiveApp, log_in, screenshot, seed_fleet
+from ui_helpers import LiveApp, LiveFleet, log_in, screenshot, seed_fleet
 
-from smmc.domain.work_orders import ActivityType, Outcome
+from smmc.domain.work_orders import ActivityType
 from smmc.store.tables import events
-from smmc.store.work_orders import CSV_COLUMNS, TargetRef, WorkOrderQueue
+from smmc.store.work_orders import CSV_COLUMNS, TargetRef, WorkOrderFilter, WorkOrderQueue
 
 pytestmark = pytest.mark.browser
 
@@ -45,17 +46,29 @@ def test_login_and_roles(page: Any, live_app: LiveApp) -> None:
     assert response.status == 403
 
 
-def test_csv_meter_sync_upload_creates_a_batch_with_live_progress(
-    page: Any, live_app: LiveApp, tmp_path: Path
+def test_csv_meter_sync_upload_runs_the_batch_on_the_simulator_with_live_progress(
+    field_page: Any, field_app: LiveFleet, tmp_path: Path
 ) -> None:
-    seed_fleet(live_app.engine, 10)
+    """The CSV upload creates the batch; the real worker then syncs the simulated meters
+    over TCP (two behind the concentrator, one point-to-point named by its POD only) and
+    the page's htmx poll shows the batch going from 0 to 3 completed."""
+    page = field_page
+    plan, runner = field_app.plan, field_app.runner
+    behind_dc = [plan.meter(i) for i in range(len(plan)) if i not in runner.point_to_point]
+    direct = plan.meter(runner.point_to_point[0])
     log_in(page, "operator")
     page.goto("/operations")
     with page.expect_download() as model:
         page.click("[data-testid=csv-model]")
     assert Path(model.value.path()).read_text("utf-8").startswith("podname;serialnumber")
     upload = tmp_path / "sync.csv"
-    upload.write_text("podname;serialnumber\nPOD-1;UAA000001\n;UAA000002\nPOD-3;\n", "utf-8")
+    upload.write_text(
+        "podname;serialnumber\n"
+        f"{behind_dc[0].pod};{behind_dc[0].serial}\n"
+        f";{behind_dc[1].serial}\n"
+        f"{direct.pod};\n",
+        "utf-8",
+    )
     form = page.locator("[data-testid=csv-upload]")
     form.locator("select[name=activity]").select_option("MeterSync")
     form.locator("input[type=file]").set_input_files(str(upload))
@@ -63,18 +76,21 @@ def test_csv_meter_sync_upload_creates_a_batch_with_live_progress(
     page.wait_for_selector("[data-testid=batch-created]")
     finished = page.locator("[data-testid=batch-1-finished]")
     finished.wait_for()
-    assert finished.inner_text() == "0"
-    screenshot(page, "operations")
-    # Complete the batch behind the page's back: the htmx poll must show it finishing.
-    queue = WorkOrderQueue(live_app.engine)
-    for _ in range(3):  # one session per concentrator at a time: lease in rounds
-        for order in queue.lease("browser-test", 10, timedelta(minutes=5)):
-            queue.record(order, Outcome.success({"synced": True}))
-    assert queue.batch_progress(1).finished == 3
+    assert finished.inner_text() == "0"  # the worker has not started yet
+    field_app.start_worker()
     page.wait_for_function(
         "document.querySelector('[data-testid=batch-1-finished]').textContent === '3'",
-        timeout=10000,
+        timeout=60000,
     )
+    assert page.inner_text("[data-testid=batch-1] .state-completed") == "COMPLETED 3"
+    screenshot(page, "operations")
+    rows, total = WorkOrderQueue(field_app.engine).list_orders(WorkOrderFilter(batch_id=1))
+    assert total == 3
+    results = {row["meter_serial"]: json.loads(row["result"]) for row in rows}
+    assert sorted(results) == sorted([behind_dc[0].serial, behind_dc[1].serial, direct.serial])
+    assert results[direct.serial]["source"] == "head-end"
+    assert results[behind_dc[0].serial]["source"] == "concentrator"
+    assert all(row["state"] == "COMPLETED" and row["attempts"] >= 1 for row in rows)
 
 
 def test_works_filters_and_csv_download(page: Any, live_app: LiveApp) -> None:

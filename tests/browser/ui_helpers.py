@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -11,6 +12,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from smmc.sim.fleet import FleetPlan
+from smmc.sim.runner import FleetRunner
 from smmc.store.tables import concentrators, meter_links, meters, service_points
 from smmc.store.users import AccessStore
 
@@ -23,6 +26,15 @@ class LiveApp:
     base_url: str
     engine: Engine
     store: AccessStore
+
+
+@dataclass
+class LiveFleet(LiveApp):
+    """The app with a simulated fleet and a worker; `start_worker` lets it lease orders."""
+
+    plan: FleetPlan
+    runner: FleetRunner
+    start_worker: Callable[[], None]
 
 
 def seed_fleet(engine: Engine, meter_count: int = 3000) -> None:

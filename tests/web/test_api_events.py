@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -9,6 +10,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
 from smmc.store.events import Observation, Occurrence, apply_events
+from smmc.store.tables import events
 
 if TYPE_CHECKING:
     from conftest import AssetFactory
@@ -88,6 +90,7 @@ def test_control_room_aggregates(db: Engine, assets: AssetFactory, client: TestC
         params={"since": T0.isoformat(), "until": (T0 + timedelta(hours=3)).isoformat()},
     ).json()
     assert [(h["meters"], h["events"]) for h in hours] == [(2, 4), (1, 1)]
+    assert [datetime.fromisoformat(h["hour"]) for h in hours] == [T0, T0 + timedelta(hours=1)]
     types = client.get("/api/events/aggregates/by-type").json()
     assert types[0] == {
         "type": "3.26.0.85",
@@ -108,3 +111,48 @@ def test_control_room_aggregates(db: Engine, assets: AssetFactory, client: TestC
         params={"since": T0.isoformat(), "until": (T0 + timedelta(days=40)).isoformat()},
     )
     assert too_long.status_code == 422
+
+
+def test_per_hour_buckets_are_utc_hours_counted_by_the_database(
+    db: Engine, client: TestClient
+) -> None:
+    """An event at 12:59:59.999999 is in the 12:00 hour, one at 13:00 exactly in the next;
+    a concentrator's event counts as an event but not as a meter."""
+    moments = [
+        ("meter", "M1", T0 + timedelta(minutes=59, seconds=59, microseconds=999_999)),
+        ("meter", "M1", T0 + timedelta(minutes=1)),
+        ("meter", "M2", T0 + timedelta(hours=1)),
+        ("concentrator", "DC-1", T0 + timedelta(hours=1, minutes=30)),
+        ("meter", "M3", T0 - timedelta(microseconds=1)),  # before the window
+    ]
+    with db.begin() as conn:
+        conn.execute(
+            events.insert(),
+            [
+                {
+                    "message_id": str(uuid.uuid4()),
+                    "device_kind": kind,
+                    "device": device,
+                    "key": f"k{index}",
+                    "code": "3.26.0.85",
+                    "acronym": "PUP",
+                    "description": "Voltage interruption",
+                    "severity": 1,
+                    "priority": "high",
+                    "category": "power",
+                    "routing": "control_room",
+                    "is_active": False,
+                    "opened_at": opened,
+                    "source": "test",
+                }
+                for index, (kind, device, opened) in enumerate(moments)
+            ],
+        )
+    hours = client.get(
+        "/api/events/aggregates/per-hour",
+        params={"since": T0.isoformat(), "until": (T0 + timedelta(hours=3)).isoformat()},
+    ).json()
+    assert [(datetime.fromisoformat(h["hour"]), h["meters"], h["events"]) for h in hours] == [
+        (T0, 1, 2),
+        (T0 + timedelta(hours=1), 1, 2),
+    ]

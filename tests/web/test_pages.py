@@ -9,6 +9,7 @@ import io
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -37,6 +38,9 @@ from smmc.store.work_orders import CSV_COLUMNS, TargetRef, WorkOrderFilter, Work
 from smmc.web.auth_cli import app as user_app
 from smmc.web.auth_cli import ensure_demo_login
 from smmc.web.pages.render import messages
+
+if TYPE_CHECKING:
+    from conftest import AssetFactory
 
 # page -> roles that may open it (everyone else gets 403)
 READERS = {Role.OPERATOR, Role.SPECIALIST, Role.ADMINISTRATOR, Role.WAREHOUSE_READER}
@@ -486,10 +490,12 @@ def test_map_columns_carry_every_located_meter_with_its_state(db: Engine, fleet:
         geojson = client.get("/api/map/meters").json()
     assert len(body["lon"]) == len(body["lat"]) == len(body["state"]) == len(geojson["features"])
     assert body["skipped_without_coordinates"] == geojson["skipped_without_coordinates"]
+    scale = body["scale"]
     by_position = {
-        (round(f["geometry"]["coordinates"][0], 5), round(f["geometry"]["coordinates"][1], 5)): f[
-            "properties"
-        ]["lifecycle_state"]
+        (
+            round(f["geometry"]["coordinates"][0] * scale),
+            round(f["geometry"]["coordinates"][1] * scale),
+        ): f["properties"]["lifecycle_state"]
         for f in geojson["features"]
     }
     mine = {
@@ -497,3 +503,49 @@ def test_map_columns_carry_every_located_meter_with_its_state(db: Engine, fleet:
         for lon, lat, state in zip(body["lon"], body["lat"], body["state"], strict=True)
     }
     assert mine == by_position
+    assert all(isinstance(value, int) for value in body["lon"] + body["lat"])
+
+
+def test_map_columns_skip_meters_without_usable_coordinates(
+    db: Engine, fleet: AssetFactory
+) -> None:
+    """Unlinked meters (the fleet's UAB003 and UAB004), a service point without coordinates
+    and one off the globe are counted, never drawn."""
+    fleet.service_point("POD-NOWHERE")
+    fleet.meter("UAC005", "TD-1000")
+    fleet.link("UAC005", "POD-NOWHERE", datetime(2025, 1, 1, tzinfo=UTC))
+    fleet.service_point("POD-OFF", latitude=-33.0, longitude=-270.0)
+    fleet.meter("UAC006", "TD-1000")
+    fleet.link("UAC006", "POD-OFF", datetime(2025, 1, 1, tzinfo=UTC))
+    add_users(db)
+    with secured_client(db) as client:
+        login(client, "operator")
+        body = client.get("/map/meters.json").json()
+    assert body["skipped_without_coordinates"] == 4
+    assert sorted(zip(body["lon"], body["lat"], strict=True)) == [
+        (-7076000, -3351000),
+        (-7066000, -3345000),
+    ]
+
+
+def test_map_columns_answer_not_modified_until_the_fleet_changes(
+    db: Engine, fleet: AssetFactory
+) -> None:
+    add_users(db)
+    with secured_client(db) as client:
+        login(client, "operator")
+        first = client.get("/map/meters.json")
+        tag = first.headers["etag"]
+        assert first.headers["cache-control"] == "private, no-cache"
+        again = client.get("/map/meters.json", headers={"If-None-Match": tag})
+        assert again.status_code == 304
+        assert again.content == b""
+        assert again.headers["etag"] == tag
+        weak = client.get("/map/meters.json", headers={"If-None-Match": f'"x", W/{tag}'})
+        assert weak.status_code == 304
+        with db.begin() as conn:
+            conn.execute(sa.update(meters).values(reachable=False))
+        changed = client.get("/map/meters.json", headers={"If-None-Match": tag})
+    assert changed.status_code == 200
+    assert changed.headers["etag"] != tag
+    assert set(changed.json()["state"]) != set(first.json()["state"])

@@ -9,12 +9,14 @@ multiply rows.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, RowMapping
+from sqlalchemy.sql.util import find_tables
 
 from smmc.domain.assets import (
     LifecycleState,
@@ -25,13 +27,16 @@ from smmc.domain.assets import (
     lifecycle_state,
 )
 from smmc.store.tables import (
+    UtcDateTime,
     concentrators,
     meter_links,
     meters,
     service_points,
     substations,
     transformers,
+    work_orders,
 )
+from smmc.store.work_orders import WorkOrderFilter, WorkOrderQueue
 
 current_link = meter_links.alias("current_link")
 
@@ -43,6 +48,11 @@ _METER_FROM = (
     )
     .outerjoin(service_points, current_link.c.service_point_id == service_points.c.id)
 )
+
+_LOCATED_METER_FROM = meters.outerjoin(
+    current_link,
+    sa.and_(current_link.c.meter_id == meters.c.id, current_link.c.valid_to.is_(None)),
+).outerjoin(service_points, current_link.c.service_point_id == service_points.c.id)
 
 _CONCENTRATOR_FROM = concentrators.outerjoin(
     transformers, concentrators.c.transformer_id == transformers.c.id
@@ -545,3 +555,99 @@ def concentrator_map_rows(
         .order_by(concentrators.c.name)
     )
     return conn.execute(query)
+
+
+# Sixteen flag combinations, resolved once with the domain rule: the map's SQL sends each
+# meter's flags as a number (linked 8, commissioned 4, reachable 2, in DC table 1) and the
+# client reads the state's name from this table.
+MAP_STATES = tuple(
+    meter_state(*flags).value for flags in itertools.product((False, True), repeat=4)
+)
+# Map coordinates travel as whole numbers of 1e-5 degrees (about a metre).
+MAP_SCALE = 100_000
+
+
+@dataclass(frozen=True, slots=True)
+class MapColumns:
+    """The located fleet as comma-separated numbers, one list per column, in one order."""
+
+    lon: str
+    lat: str
+    flags: str
+    skipped: int
+
+
+def meter_map_columns(conn: Connection) -> MapColumns:
+    """Every meter at its current service point, for the map page, built by the database
+    in one aggregate: no row of the 100,000 crosses into Python. Meters without a link or
+    without usable coordinates (missing, NaN, infinite or off the globe) are only counted."""
+    longitude, latitude = service_points.c.longitude, service_points.c.latitude
+    located = sa.and_(sa.func.abs(longitude) <= 180, sa.func.abs(latitude) <= 90)
+
+    def joined(values: sa.ColumnElement[Any]) -> sa.ColumnElement[str]:
+        text = sa.cast(values, sa.Text)
+        return sa.func.aggregate_strings(text, ",").filter(located)
+
+    def degrees(column: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
+        return joined(sa.cast(sa.func.round(column * MAP_SCALE), sa.Integer))
+
+    linked = sa.or_(meters.c.concentrator_id.is_not(None), meters.c.host.is_not(None))
+    flags = sum(
+        (
+            sa.case((condition, weight), else_=0)
+            for condition, weight in (
+                (linked, 8),
+                (meters.c.commissioned, 4),
+                (meters.c.reachable, 2),
+                (meters.c.in_dc_table, 1),
+            )
+        ),
+        start=sa.literal(0),
+    )
+    query = sa.select(
+        degrees(longitude),
+        degrees(latitude),
+        joined(flags),
+        sa.func.count(),
+        sa.func.count().filter(located),
+    ).select_from(_LOCATED_METER_FROM)
+    lon, lat, codes, total, shown = conn.execute(query).one()
+    return MapColumns(lon or "", lat or "", codes or "", total - shown)
+
+
+def list_work_orders(queue: WorkOrderQueue, filters: WorkOrderFilter, page: Page) -> Listing:
+    """The works view: a page of orders (newest first) and the total, as
+    `WorkOrderQueue.list_orders` gives them, without its cost over 100,000 orders. The count
+    and the page's ids read `work_orders` alone (its view index) unless a filter names a
+    joined table; the listing's joins are outer joins on unique keys, so leaving them out
+    never changes the rows. Only the page's ids are then joined and read in full."""
+    query = queue._listing_query(filters)
+    where = query.whereclause
+    if where is None or set(find_tables(where, check_columns=True)) <= {work_orders}:
+        ids = sa.select(work_orders.c.id).where(*([] if where is None else [where]))
+    else:
+        ids = query.with_only_columns(work_orders.c.id)
+    newest = work_orders.c.id.desc()
+    with queue.engine.connect() as conn:
+        total = conn.execute(sa.select(sa.func.count()).select_from(ids.subquery())).scalar_one()
+        chosen = list(
+            conn.execute(ids.order_by(newest).limit(page.limit).offset(page.offset)).scalars()
+        )
+        rows: Sequence[RowMapping] = []
+        if chosen:
+            page_query = query.where(work_orders.c.id.in_(chosen)).order_by(newest)
+            rows = conn.execute(page_query).mappings().all()
+    return Listing(rows, int(total))
+
+
+def utc_hour(column: sa.ColumnElement[Any], dialect: sa.Dialect) -> sa.ColumnElement[Any]:
+    """A timestamp column truncated to its UTC hour, computed by the database and read
+    back as an aware UTC datetime on both backends."""
+    # Literals, not parameters: PostgreSQL must see the same expression in the select list
+    # and in GROUP BY.
+    if dialect.name == "postgresql":
+        utc = sa.func.timezone(sa.literal_column("'UTC'"), column)
+        hour = sa.func.date_trunc(sa.literal_column("'hour'"), utc)
+    else:
+        hour = sa.func.strftime(sa.literal_column("'%Y-%m-%d %H:00:00'"), column)
+    return sa.type_coerce(hour, UtcDateTime())

@@ -112,18 +112,22 @@
       fetch("/map/meters.json", { credentials: "same-origin" }).then((r) => r.json()),
       fetch("/api/map/concentrators", { credentials: "same-origin" }).then((r) => r.json()),
     ]);
-    const points = new Array(meters.lon.length);
+    // Coordinates arrive as whole multiples of 1/scale degree; states as codes into
+    // the `states` table.
+    const meterLons = meters.lon.map((v) => v / meters.scale);
+    const meterLats = meters.lat.map((v) => v / meters.scale);
+    const points = new Array(meterLons.length);
     for (let i = 0; i < points.length; i++) {
       points[i] = {
         type: "Feature",
-        geometry: { type: "Point", coordinates: [meters.lon[i], meters.lat[i]] },
+        geometry: { type: "Point", coordinates: [meterLons[i], meterLats[i]] },
         properties: { lifecycle_state: meters.states[meters.state[i]] },
       };
     }
     index = new Supercluster({ radius: 50, maxZoom: 16 }).load(points);
     concentrators = dcs.features;
-    const lons = meters.lon.concat(concentrators.map((f) => f.geometry.coordinates[0]));
-    const lats = meters.lat.concat(concentrators.map((f) => f.geometry.coordinates[1]));
+    const lons = meterLons.concat(concentrators.map((f) => f.geometry.coordinates[0]));
+    const lats = meterLats.concat(concentrators.map((f) => f.geometry.coordinates[1]));
     fit(lons, lats);
     canvas.dataset.meters = String(points.length);
     canvas.dataset.concentrators = String(concentrators.length);
