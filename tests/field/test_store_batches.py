@@ -148,3 +148,18 @@ def test_credentials_of_several_meters_in_one_read(
     assert store.cached(broken) is None
     with pytest.raises(UnknownDevice, match="has no keys"):
         store.meter(broken)
+
+
+def test_prefetched_blocks_wait_for_their_sessions_and_keep_a_kept_one(
+    db: Engine,
+) -> None:
+    store = CounterStore(db, block=10)
+    kept = CounterReservation(3, 13, 2)
+    store.give_back("meter", 1, 48, kept)
+    assert store.holds(("meter", 1, 48))
+    assert not store.holds(("meter", 2, 48))
+    store.prefetch([("meter", 1, 48), ("meter", 2, 48)])
+    assert store.take_kept(("meter", 1, 48)) == kept  # still the kept one
+    assert store.take_kept(("meter", 2, 48)) == CounterReservation(1, 11, None)
+    assert store.take_kept(("meter", 2, 48)) is None
+    assert _stored(db) == {2: (11, None)}  # only device 2 needed the store

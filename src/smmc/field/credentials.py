@@ -267,6 +267,17 @@ class CounterStore:
         if reservation.limit - reservation.first >= self.min_left:
             self._blocks[(kind, device_id, client_sap)] = reservation
 
+    def holds(self, key: CounterKey) -> bool:
+        """Whether this process keeps unused counters for ``key``."""
+        return key in self._blocks
+
+    def prefetch(self, keys: Sequence[CounterKey]) -> None:
+        """Reserve a block now (one transaction) for the sessions about to start on ``keys``
+        and keep it for them; a block kept meanwhile wins (the fetched one is skipped)."""
+        for key, reservation in zip(keys, self.reserve_many(keys), strict=True):
+            if isinstance(reservation, CounterReservation):
+                self._blocks.setdefault(key, reservation)
+
     def take_kept(self, key: CounterKey) -> CounterReservation | None:
         """The rest of this process's block for ``key``, if any (never blocks)."""
         return self._blocks.pop(key, None)
