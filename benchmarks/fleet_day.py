@@ -11,16 +11,20 @@ layer's drivers (`FieldDrivers.concentrator`, the same session and `read_profile
 the collection executor makes), decoded into `IntervalValue`/`RegisterRead` and stored
 with `ingest_intervals`/`ingest_register_reads`.
 
-Three processes, so each one's CPU time and peak RSS (``ru_maxrss``) are its own:
+Separate processes, so each one's CPU time and peak RSS (``ru_maxrss``) are its own:
 
 * this one builds the fleet plan, provisions the database from the simulator's provisioning
   files with the store's importer (setup: timed, not part of the fleet-day), starts the
-  other two, checks the store at the end;
-* the **simulator**: a `FleetRunner` serving every concentrator on its own TCP port, the
-  simulated "now" shortly after the local midnight that closes the day collected;
-* the **head-end**: ``--concurrency`` concentrators read at a time (asyncio), decoding in
-  the event loop, the store writes in one thread, ``--dcs-per-transaction`` concentrators
-  per transaction.
+  others, checks the store at the end;
+* ``--simulators`` (default 2) **simulator** processes, each a `FleetRunner` serving its
+  share of the concentrators, every DC on its own TCP port, the simulated "now" shortly
+  after the local midnight that closes the day collected;
+* the **head-end**: with ``--via direct`` (default) ``--concurrency`` concentrators read at
+  a time (asyncio), decoding in the event loop, the store writes in one thread,
+  ``--dcs-per-transaction`` concentrators per transaction; with ``--via work-orders`` the
+  scheduler's collection entries create the orders and a worker runs them with the
+  collection executors (which store only the channels each meter's energy profiles ask
+  for: the default "LP Active" is A+ alone).
 
 The fleet has no communication faults (every meter is collected, so the stored count is
 exact) but keeps the default clock drift and anomalies. Reported: wall time of the
@@ -389,11 +393,11 @@ async def _collect(args: argparse.Namespace, url: str, master_key: bytes) -> dic
                     COLLECTED_DAILY, end, end + timedelta(minutes=5)
                 )
             tally.read_s += time.perf_counter() - began
-        cpu = time.process_time()
+        decode_began = time.process_time()
         decoder = Decoder(serials)
         values = decoder.load_profile(lp)
         closures = decoder.closures(daily)
-        tally.decode_cpu_s += time.process_time() - cpu
+        tally.decode_cpu_s += time.process_time() - decode_began
         tally.rows += len(lp) + len(daily)
         tally.intervals += len(values)
         tally.closures += len(closures)
