@@ -654,11 +654,13 @@ class MeterModel:
         result: list[tuple[float, float, float]] = []
         minutes = self._period_at(low)
         cursor = float((math.floor(low / (minutes * 60)) + 1) * minutes * 60)
+        reached: dict[float, float | None] = {}  # a boundary ends one capture, starts the next
         while cursor <= high:
             # A boundary skipped by a clock set forward is captured at the set; the
             # following skipped ones would be empty and are dropped.
-            true_end = self._reached(cursor)
-            true_start = self._reached(cursor - minutes * 60)
+            true_end = reached[cursor] = self._reached(cursor)
+            previous = cursor - minutes * 60
+            true_start = reached[previous] if previous in reached else self._reached(previous)
             if (
                 true_end is not None
                 and true_start is not None
