@@ -5,10 +5,12 @@ or serial, reading type, rows). Every write is idempotent: a value already store
 same meter, reading type and instant is kept and the new copy dropped (ON CONFLICT DO
 NOTHING), so late, repeated and back-filled data can be offered again safely.
 
-SQLite: one executemany in the caller's transaction. PostgreSQL: COPY into a temporary
-staging table, then one ``INSERT … SELECT … ON CONFLICT DO NOTHING`` into
-``interval_readings``, which is range-partitioned by UTC day; the partitions of the days
-being written are created first, under an advisory lock so concurrent ingests agree.
+SQLite: one executemany on the raw cursor in the caller's transaction. PostgreSQL: one COPY
+straight into ``interval_readings`` (range-partitioned by UTC day) under a savepoint; if a
+value is already stored the COPY fails on the key and the batch goes through a temporary
+staging table and ``INSERT … SELECT … ON CONFLICT DO NOTHING`` instead. The partitions of
+the days being written are created first, under an advisory lock so concurrent ingests
+agree.
 """
 
 from __future__ import annotations
