@@ -255,7 +255,7 @@ class SessionRecord:
     ``opened`` in all, and the last ``keep`` spans and breaker accesses (bounded, so a
     long-running simulator does not grow)."""
 
-    def __init__(self, keep: int = 100_000) -> None:
+    def __init__(self, keep: int = 4096) -> None:
         self.active = 0
         self.peak = 0
         self.opened = 0
