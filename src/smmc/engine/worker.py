@@ -10,6 +10,8 @@ refused by the queue, so an order is never completed twice.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import logging
 import os
 import socket
@@ -60,6 +62,9 @@ class Worker:
         self.registry = registry
         self.config = config
         self._stop = asyncio.Event()
+        # Set when an order in flight finishes (its slot and its concentrator's permit are
+        # free) or on stop: one flag, so a wake-up costs the same with 10 or 1,000 in flight.
+        self._wake = asyncio.Event()
         self._in_flight: dict[int, asyncio.Task[State | None]] = {}
         self.finished: dict[State, int] = {}
         # Outcomes of attempts finishing close together: one transaction for all of them.
@@ -70,12 +75,14 @@ class Worker:
     def stop(self) -> None:
         """Stop leasing; `run` returns once the orders in flight are done (or drained)."""
         self._stop.set()
+        self._wake.set()
 
     async def run(self) -> None:
         """Lease and run until `stop`; then wait for the orders in flight, up to the drain
         timeout, and cancel what is left (their leases expire and they run again)."""
         try:
             while not self._stop.is_set():
+                self._wake.clear()
                 try:
                     leased = await self.lease_once()
                 except SQLAlchemyError:
@@ -93,17 +100,18 @@ class Worker:
             # An order finishing while the lease ran may have freed its concentrator after
             # the lease looked: only a lease that started with nothing in flight proves idle.
             was_busy = bool(self._in_flight)
+            self._wake.clear()  # an order finishing from here on wakes the wait below
             leased = await self.lease_once()
             if not leased and not was_busy and not self._in_flight:
                 return
             if not leased and self._in_flight:
-                await asyncio.wait(list(self._in_flight.values()), return_when="FIRST_COMPLETED")
+                await self._wake.wait()
 
     async def lease_once(self) -> int:
         """Lease as many orders as there are free slots and start them; returns how many."""
         free = self.config.max_in_flight - len(self._in_flight)
         if free <= 0:
-            await asyncio.wait(list(self._in_flight.values()), return_when="FIRST_COMPLETED")
+            await self._wake.wait()
             return 0
         orders = await asyncio.to_thread(
             self.queue.lease,
@@ -115,21 +123,19 @@ class Worker:
         for order in orders:
             task = asyncio.create_task(self._run_order(order), name=f"work-order-{order.id}")
             self._in_flight[order.id] = task
-            task.add_done_callback(self._forget)
+            task.add_done_callback(functools.partial(self._forget, order.id))
         return len(orders)
 
-    def _forget(self, task: asyncio.Task[State | None]) -> None:
-        for order_id, running in list(self._in_flight.items()):
-            if running is task:
-                del self._in_flight[order_id]
+    def _forget(self, order_id: int, task: asyncio.Task[State | None]) -> None:
+        if self._in_flight.get(order_id) is task:
+            del self._in_flight[order_id]
+        self._wake.set()
 
     async def _pause(self) -> None:
-        waiters = [asyncio.create_task(self._stop.wait()), *self._in_flight.values()]
-        done, _ = await asyncio.wait(
-            waiters, timeout=self.config.poll_interval, return_when="FIRST_COMPLETED"
-        )
-        if waiters[0] not in done:
-            waiters[0].cancel()
+        """Until an order finishes, `stop`, or the poll interval (new orders) passes."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.config.poll_interval):
+                await self._wake.wait()
 
     async def _drain(self) -> None:
         if not self._in_flight:
