@@ -443,7 +443,6 @@ class _Batch:
     def __init__(self, conn: Connection, devices: dict[tuple[str, str], _Device], now: datetime):
         self.stamp = _Stamps(conn.dialect.name)
         self.devices = devices
-        self.now = now
         self.now_stamp = self.stamp(now)
         self.events: list[dict[str, Any]] = []
         self.event_rows: list[tuple[Any, ...]] = []
@@ -730,12 +729,12 @@ def _members(
     still_off: dict[int, int] = dict.fromkeys(incident_ids, 0)
     if not incident_ids:
         return known, still_off
-    for kind, chunk in _by_kind(devices):
+    for kind, names in _by_kind(devices):
         rows = conn.execute(
             sa.select(m.incident_id, m.device, m.off_at, m.on_at).where(
                 m.incident_id.in_(incident_ids),
                 m.device_kind == kind,
-                _among(conn, m.device, chunk),
+                _among(conn, m.device, names),
             )
         )
         for incident_id, device, off_at, on_at in rows:
