@@ -186,6 +186,23 @@ def rabbitmqctl(*args: str) -> None:
     subprocess.run(["rabbitmqctl", *args], check=True, capture_output=True, timeout=120)
 
 
+async def broker_accepts(url: str, timeout: float) -> None:
+    """Wait until the broker takes AMQP connections again: under load its listener may
+    open a moment after ``start_app`` has returned."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        try:
+            connection = await aio_pika.connect(url, timeout=5)
+        except (OSError, aio_pika.exceptions.AMQPError):
+            if loop.time() > deadline:
+                raise
+            await asyncio.sleep(0.5)
+            continue
+        await connection.close()
+        return
+
+
 def test_broker_restart_in_a_stream_of_10000_events_loses_nothing(
     db: Engine, settings: OutboxSettings, missing_service: Callable[[str], None]
 ) -> None:
@@ -217,6 +234,7 @@ def test_broker_restart_in_a_stream_of_10000_events_loses_nothing(
                 await asyncio.sleep(1.0)
             finally:
                 await asyncio.to_thread(rabbitmqctl, "start_app")
+                await broker_accepts(settings.amqp_url, 120)
             await stream
             await until(lambda: pending(db) == 0, 180)
         return at_stop, publisher.outages
