@@ -124,18 +124,33 @@ def test_role_without_the_permission_is_403(
     assert read_only.status_code == 403
     assert fault_code(read_only.content) == "7.5"
     assert "workorders:write" in read_only.text
-    # Meter master data is provisioning, which the integration role does not hold.
-    config = secured.post(
+    # Meter master data is provisioning: Legacy (I6) may send it, the warehouse (I7) may not.
+    refused = secured.post(
         "/cim/ExecuteMeterConfig",
         content=meter_config("create", [("M-2", "monophase")], "mc-1"),
-        headers=bearer(tokens["legacy"]),
+        headers=bearer(tokens["warehouse"]),
     )
-    assert config.status_code == 403
-    assert fault_code(config.content) == "7.5"
+    assert refused.status_code == 403
+    assert fault_code(refused.content) == "7.5"
     assert orders(db) == []
     with db.connect() as conn:
         serials = conn.execute(sa.select(t.meters.c.serial_number)).scalars().all()
     assert serials == ["M-1"]
+
+
+def test_legacy_sends_meter_master_data(
+    db: Engine, secured: TestClient, tokens: dict[str, str]
+) -> None:
+    add_meter(db, "M-1")
+    config = secured.post(
+        "/cim/ExecuteMeterConfig",
+        content=meter_config("create", [("M-2", "monophase")], "mc-2"),
+        headers=bearer(tokens["legacy"]),
+    )
+    assert config.status_code == 200, config.text
+    with db.connect() as conn:
+        serials = conn.execute(sa.select(t.meters.c.serial_number)).scalars().all()
+    assert sorted(serials) == ["M-1", "M-2"]
 
 
 def test_wsdl_stays_open(secured: TestClient) -> None:

@@ -72,8 +72,9 @@ ROLES: Mapping[Role, RoleSpec] = MappingProxyType(
         Role.ADMINISTRATOR: RoleSpec(
             "UI", _OPERATE | {Permission.PROVISION, Permission.MANAGE_USERS, Permission.VIEW_AUDIT}
         ),
-        # I6: other utility systems, read/write through REST/SOAP with API tokens.
-        Role.INTEGRATION: RoleSpec("I6", _OPERATE, interactive=False),
+        # I6: other utility systems, read/write through REST/SOAP with API tokens. Legacy owns
+        # the meters' master data and sends it as ExecuteMeterConfig, which is provisioning.
+        Role.INTEGRATION: RoleSpec("I6", _OPERATE | {Permission.PROVISION}, interactive=False),
         # I7: the warehouse reads the central database, never writes.
         Role.WAREHOUSE_READER: RoleSpec("I7", _READS, read_only=True),
         # I8: authorised stakeholders read their own service points' data only.
