@@ -510,6 +510,25 @@ def test_soap_callback_to_the_reply_address_with_backoff(db: Engine, callback_ur
     assert [r["message_id"] for r in inbox(db)] == ["out-1", "out-2"]
 
 
+def test_a_queue_reply_address_is_not_called_back(db: Engine, callback_url: str) -> None:
+    """The authored samples give ``queue://…`` ReplyAddresses: the inbox stands for the queue,
+    so the row is delivered there and no POST is tried (it would fail until dead-lettered)."""
+    insert_outcome(db, "out-q", "M1", "queue://legacy.outcomes")
+    insert_outcome(db, "out-h", "M1", callback_url)
+    publisher = OutboxPublisher(
+        db,
+        OutboxSettings(callback=True),
+        backend=EmbeddedBackend(db, callback=True),
+        timing=FAST,
+    )
+    asyncio.run(drain(publisher, rounds=1))
+    rows = outbox_rows(db)
+    assert [r["delivered_at"] is not None for r in rows] == [True, True]
+    assert [r["attempts"] for r in rows] == [0, 0]
+    assert len(_Callbacks.received) == 1
+    assert [r["message_id"] for r in inbox(db)] == ["out-q", "out-h"]
+
+
 def test_settings_from_environment() -> None:
     settings = OutboxSettings.from_env(
         {

@@ -207,11 +207,16 @@ class RabbitBackend:
         return result
 
 
+def _is_callback_url(address: str | None) -> bool:
+    return address is not None and address.lower().startswith(("http://", "https://"))
+
+
 class EmbeddedBackend:
     """The "Legacy integration database": messages are inserted into ``legacy_inbox`` (one
     row per MessageID), and, with ``callback``, an outcome is also POSTed as a SOAP 1.1
-    request to its request's ReplyAddress. A failing callback fails its row (retried with
-    backoff) and holds back the later rows of the same meter in the batch."""
+    request to its request's ReplyAddress when that is an http(s) URL (a ``queue://…``
+    address names a queue, which the inbox already stands for). A failing callback fails its
+    row (retried with backoff) and holds back the later rows of the same meter in the batch."""
 
     name = "embedded"
 
@@ -268,7 +273,7 @@ class EmbeddedBackend:
             return result
         held: set[str | None] = set()
         for item in batch:
-            if item.reply_address is None:
+            if not _is_callback_url(item.reply_address):
                 result.delivered.append(item.row_id)
                 continue
             if item.meter in held:
