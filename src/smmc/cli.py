@@ -24,6 +24,7 @@ from smmc.domain.geo import CHILE, ServiceArea
 from smmc.domain.provisioning import TemplateKind
 from smmc.engine.cli import wo_app, worker_command
 from smmc.events.cli import events_app
+from smmc.integration.cli import outbox_app
 from smmc.reports.cli import export_app
 from smmc.sim.cli import sim_app
 from smmc.store.db import create_engine, normalise_url
@@ -36,7 +37,9 @@ from smmc.web.auth_cli import app as user_app
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
+    from smmc.engine.scheduler import Scheduler
     from smmc.engine.worker import Worker
+    from smmc.integration.outbox import OutboxPublisher
     from smmc.sim.runner import FleetRunner
 
 app = typer.Typer(help="SMMC: AMI head-end and operations system.", no_args_is_help=True)
@@ -52,6 +55,7 @@ app.command("worker")(worker_command)
 app.add_typer(events_app, name="events")
 app.add_typer(export_app, name="export")
 app.add_typer(user_app, name="user")
+app.add_typer(outbox_app, name="outbox")
 
 console = Console()
 err = Console(stderr=True)
@@ -224,13 +228,15 @@ def demo(
     """Head-end demo: an embedded SQLite database provisioned with a simulated fleet, the
     API, and that fleet served over DLMS/TCP in the same process."""
     from smmc.engine.cli import field_registry
+    from smmc.engine.scheduler import Scheduler, add_collection_schedules
     from smmc.engine.worker import Worker, WorkerConfig
+    from smmc.integration.outbox import OutboxPublisher
     from smmc.sim.cli import load_or_exit
     from smmc.sim.provisioning_files import write_provisioning_files
     from smmc.sim.runner import FleetRunner, RunnerError, prepare, serve_concentrators
     from smmc.store.work_orders import WorkOrderQueue
     from smmc.web.app import create_app
-    from smmc.web.auth_cli import ensure_demo_login
+    from smmc.web.auth_cli import ensure_demo_integration_token, ensure_demo_login
 
     description = load_or_exit(fleet)
     demo_dir = Settings.from_env().var_dir / "demo"
@@ -255,33 +261,59 @@ def demo(
     )
     api = create_app(engine, auth_required=True, secret_box=box, report_dir=demo_dir / "reports")
     login = ensure_demo_login(engine)
+    token = ensure_demo_integration_token(engine)
+    queue = WorkOrderQueue(engine)
     worker = Worker(
-        WorkOrderQueue(engine),
-        field_registry(engine, box),
-        WorkerConfig(name="demo-worker", poll_interval=0.5),
+        queue, field_registry(engine, box), WorkerConfig(name="demo-worker", poll_interval=0.5)
     )
+    scheduler = Scheduler(queue)
+    if not scheduler.schedules():
+        add_collection_schedules(scheduler)
+    services = _DemoServices(worker, scheduler, OutboxPublisher(engine, settings.outbox))
     try:
-        asyncio.run(_demo(api, port, runner, worker, login, demo_dir))
+        asyncio.run(_demo(api, port, runner, services, (login, token), demo_dir))
     except RunnerError as exc:
         err.print(f"[red]{exc}")
         raise typer.Exit(1) from exc
+
+
+class _DemoServices:
+    """The head-end's background jobs in the demo: a worker, the scheduler and the outbox
+    publisher (the embedded Legacy inbox unless SMMC_OUTBOX_BACKEND says otherwise)."""
+
+    def __init__(self, worker: Worker, scheduler: Scheduler, publisher: OutboxPublisher) -> None:
+        self.worker = worker
+        self.scheduler = scheduler
+        self.publisher = publisher
+        self._stop = asyncio.Event()
+
+    async def run(self) -> None:
+        await asyncio.gather(
+            self.worker.run(), self.scheduler.run(self._stop), self.publisher.run()
+        )
+
+    def stop(self) -> None:
+        self.worker.stop()
+        self.publisher.stop()
+        self._stop.set()
 
 
 async def _demo(
     api: FastAPI,
     port: int,
     runner: FleetRunner,
-    worker: Worker,
-    login: tuple[str, str],
+    services: _DemoServices,
+    accounts: tuple[tuple[str, str], tuple[str, str]],
     demo_dir: Path,
 ) -> None:
-    """The web app (uvicorn), a work-order worker and the simulated fleet in one event loop;
-    Ctrl+C stops them all."""
+    """The web app (uvicorn), the head-end's background jobs and the simulated fleet in one
+    event loop; Ctrl+C stops them all."""
     import uvicorn
 
     from smmc.sim.cli import describe_fleet
 
     server = uvicorn.Server(uvicorn.Config(api, host="127.0.0.1", port=port, log_level="warning"))
+    login, token = accounts
     async with runner:
         base = f"http://127.0.0.1:{port}"
         console.print(
@@ -290,16 +322,20 @@ async def _demo(
             f"  API docs     {base}/docs\n"
             f"  meters       {base}/api/meters\n"
             f"  map (GeoJSON) {base}/api/map/meters\n"
+            f"  CIM (SOAP)   {base}/cim/ExecuteEndDeviceControls?wsdl  "
+            f"(Legacy token for [bold]{token[0]}[/]: {token[1]})\n"
+            f"  outbox       {base}/api/outbox  (outcomes and events for Legacy, in table "
+            "legacy_inbox)\n"
             f"  provisioning files {demo_dir / 'provisioning'}\n"
             f"  anomaly labels     {runner.labels}\n"
         )
         describe_fleet(runner)
         console.print("Press Ctrl+C to stop.\n")
-        working = asyncio.create_task(worker.run())
+        working = asyncio.create_task(services.run())
         try:
             await server.serve()
         finally:
-            worker.stop()
+            services.stop()
             await working
 
 

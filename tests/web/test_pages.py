@@ -36,7 +36,7 @@ from smmc.store.tables import (
 from smmc.store.users import AccessStore
 from smmc.store.work_orders import CSV_COLUMNS, TargetRef, WorkOrderFilter, WorkOrderQueue
 from smmc.web.auth_cli import app as user_app
-from smmc.web.auth_cli import ensure_demo_login
+from smmc.web.auth_cli import ensure_demo_integration_token, ensure_demo_login
 from smmc.web.pages.render import messages
 
 if TYPE_CHECKING:
@@ -407,6 +407,19 @@ def test_demo_login_is_usable_and_changes_every_run(db: Engine) -> None:
     principal = store.authenticate(name, second)
     assert principal is not None
     assert principal.role is Role.ADMINISTRATOR
+
+
+def test_demo_integration_token_calls_cim_and_cannot_log_in(db: Engine) -> None:
+    name, first = ensure_demo_integration_token(db)
+    again, second = ensure_demo_integration_token(db)
+    store = AccessStore(db)
+    assert name == again
+    assert first != second
+    for token in (first, second):
+        principal = store.principal_for_token(token)
+        assert principal is not None
+        assert principal.role is Role.INTEGRATION
+    assert store.user(name)["password_hash"] is None
 
 
 def test_meter_page_shows_alarms_load_profile_and_registers(db: Engine, fleet: object) -> None:

@@ -12,6 +12,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from smmc.sim.legacy import legacy_app
+
 if TYPE_CHECKING:
     from smmc.sim.fleet import Fleet
     from smmc.sim.runner import FleetRunner
@@ -20,6 +22,7 @@ __all__ = ["describe_fleet", "load_or_exit", "sim_app"]
 
 # The simulator's modules load only when a command runs, so `smmc --help` stays quick.
 sim_app = typer.Typer(help="Field simulator.", no_args_is_help=True)
+sim_app.add_typer(legacy_app, name="legacy")
 console = Console()
 err = Console(stderr=True)
 

@@ -24,6 +24,7 @@ app = typer.Typer(help="Users, passwords, API tokens and stakeholder grants.", n
 console = Console()
 err = Console(stderr=True)
 
+DEMO_INTEGRATION_USERNAME = "legacy"
 DEMO_USERNAME = "demo"
 
 
@@ -138,3 +139,14 @@ def ensure_demo_login(engine: Engine) -> tuple[str, str]:
     password = secrets.token_urlsafe(12)
     AccessStore(engine).ensure_user(DEMO_USERNAME, Role.ADMINISTRATOR, password)
     return DEMO_USERNAME, password
+
+
+def ensure_demo_integration_token(engine: Engine) -> tuple[str, str]:
+    """A token-only integration (I6) account for `smmc demo`, so the Legacy simulator can call
+    /cim: (username, a fresh bearer token) for the demo to print."""
+    store = AccessStore(engine)
+    try:
+        store.user(DEMO_INTEGRATION_USERNAME)
+    except AccessError:
+        store.create_user(DEMO_INTEGRATION_USERNAME, Role.INTEGRATION)
+    return DEMO_INTEGRATION_USERNAME, store.issue_token(DEMO_INTEGRATION_USERNAME, "demo")
