@@ -140,6 +140,36 @@ def test_disconnect_outcome_carries_the_correlation_id_and_the_seed_code(
     assert "FieldWorkRequired" not in details
 
 
+def test_a_rerun_after_a_crash_is_not_a_second_outcome(
+    db: Engine, queue: WorkOrderQueue, clock: Clock
+) -> None:
+    """A worker killed between storing the final event and the order's state: the lease
+    expires, the order runs again (next attempt) and finishes — one event, one outcome."""
+    with db.begin() as conn:  # point to point: its lease does not wait for DC-1's permit
+        conn.execute(t.meters.insert().values(serial_number="P1", host="127.0.0.1", port=4059))
+    order = lease_one(queue, ActivityType.DISCONNECT, reason="non_payment")
+    other = lease_one(queue, ActivityType.DISCONNECT, reason="non_payment", meter="P1")
+    record_events(db, [event_row(order, Outcome.success({"breaker": 0}), 0, clock())])
+    clock.now += timedelta(minutes=10)
+    rerun = [o for o in queue.lease("worker-2", 10, timedelta(minutes=5)) if o.id == order.id]
+    assert [o.attempt for o in rerun] == [order.attempt + 1]
+    record_events(
+        db,
+        [
+            event_row(rerun[0], Outcome.success({"breaker": 0}), 0, clock()),
+            event_row(other, Outcome.success({"breaker": 0}), 0, clock()),
+        ],
+    )
+    with db.connect() as conn:
+        events = conn.execute(
+            sa.select(t.work_order_events.c.work_order_id, t.work_order_events.c.attempt)
+        ).all()
+    assert sorted(events) == sorted([(order.id, order.attempt), (other.id, other.attempt)])
+    assert sorted(r["message_id"] for r in outbox_rows(db, "outcome")) == sorted(
+        [outcome_message_id(order.id), outcome_message_id(other.id)]
+    )
+
+
 def test_failed_connect_says_so_and_asks_for_field_work(
     db: Engine, queue: WorkOrderQueue, clock: Clock, validate: Callable[[bytes], Message]
 ) -> None:

@@ -15,7 +15,8 @@ from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any
 
-from sqlalchemy.engine import Engine
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
 
 from smmc.domain.work_orders import ActivityType, Outcome
 from smmc.engine.executors import ExecutorRegistry
@@ -91,26 +92,40 @@ def event_row(
     )
 
 
+def _already_final(conn: Connection, events: Sequence[PendingEvent]) -> set[int]:
+    ids = sorted({int(event.row["work_order_id"]) for event in events})
+    e = t.work_order_events.c
+    return set(conn.execute(sa.select(e.work_order_id).where(e.work_order_id.in_(ids))).scalars())
+
+
 def record_events(engine: Engine, events: Sequence[PendingEvent]) -> None:
     """Store events in one transaction (blocking): the ``work_order_events`` rows and, for
     meter orders, the events layer's HPE records (`work_order_occurrence`), all applied in
-    one `apply_events` batch."""
-    occurrences = [
-        work_order_occurrence(
-            event.meter_serial,
-            ok=event.ok,
-            at=event.row["occurred_at"],
-            correlation_id=event.correlation_id,
-            description=event.row["description"],
-            disconnected=event.disconnected,
-            breaker_state=event.row["breaker_state"],
-        )
-        for event in events
-        if event.meter_serial is not None
-    ]
+    one `apply_events` batch.
+
+    An order has one final event. A worker killed after storing it but before the order's
+    state leaves the order to run again, and that rerun's result is not a second outcome:
+    it is dropped here, so Legacy and the events layer hear of the order once."""
     with engine.begin() as conn:
-        conn.execute(t.work_order_events.insert(), [dict(event.row) for event in events])
-        queue_outcomes(conn, [(event.row, event.ok) for event in events], _utc_now())
+        done = _already_final(conn, events)
+        fresh = [event for event in events if event.row["work_order_id"] not in done]
+        if not fresh:
+            return
+        conn.execute(t.work_order_events.insert(), [dict(event.row) for event in fresh])
+        queue_outcomes(conn, [(event.row, event.ok) for event in fresh], _utc_now())
+        occurrences = [
+            work_order_occurrence(
+                event.meter_serial,
+                ok=event.ok,
+                at=event.row["occurred_at"],
+                correlation_id=event.correlation_id,
+                description=event.row["description"],
+                disconnected=event.disconnected,
+                breaker_state=event.row["breaker_state"],
+            )
+            for event in fresh
+            if event.meter_serial is not None
+        ]
         if occurrences:
             apply_events(conn, occurrences=occurrences)
 
