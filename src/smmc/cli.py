@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import shutil
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -39,6 +41,7 @@ if TYPE_CHECKING:
 
     from smmc.engine.scheduler import Scheduler
     from smmc.engine.worker import Worker
+    from smmc.events.listener import SpontaneousListener
     from smmc.integration.outbox import OutboxPublisher
     from smmc.sim.runner import FleetRunner
 
@@ -224,14 +227,20 @@ def demo(
         Path | None,
         typer.Option(help="Simulated fleet (YAML); default: the built-in demo fleet."),
     ] = None,
+    events_port: Annotated[
+        int, typer.Option(help="Spontaneous-message port (TCP and UDP) the concentrators push to.")
+    ] = 58700,
 ) -> None:
     """Head-end demo: an embedded SQLite database provisioned with a simulated fleet, the
     API, and that fleet served over DLMS/TCP in the same process."""
     from smmc.engine.cli import field_registry
     from smmc.engine.scheduler import Scheduler, add_collection_schedules
     from smmc.engine.worker import Worker, WorkerConfig
+    from smmc.events.cli import auto_sync_default
+    from smmc.events.service import events_service
     from smmc.integration.outbox import OutboxPublisher
     from smmc.sim.cli import load_or_exit
+    from smmc.sim.concentrator import HeadEndAddress
     from smmc.sim.provisioning_files import write_provisioning_files
     from smmc.sim.runner import FleetRunner, RunnerError, prepare, serve_concentrators
     from smmc.store.work_orders import WorkOrderQueue
@@ -257,7 +266,14 @@ def demo(
         err.print("[red]the simulated fleet did not import cleanly")
         raise typer.Exit(1)
     runner = FleetRunner(
-        plan, clock, labels=demo_dir / "anomaly_labels.csv", concentrators=serve_concentrators
+        plan,
+        clock,
+        labels=demo_dir / "anomaly_labels.csv",
+        concentrators=functools.partial(
+            serve_concentrators,
+            head_end=HeadEndAddress("127.0.0.1", events_port),
+            alarm_interval_s=60.0,
+        ),
     )
     api = create_app(engine, auth_required=True, secret_box=box, report_dir=demo_dir / "reports")
     login = ensure_demo_login(engine)
@@ -270,8 +286,11 @@ def demo(
     if not scheduler.schedules():
         add_collection_schedules(scheduler)
     services = _DemoServices(worker, scheduler, OutboxPublisher(engine, settings.outbox))
+    listener = events_service(
+        engine, host="127.0.0.1", port=events_port, auto_sync=auto_sync_default()
+    )
     try:
-        asyncio.run(_demo(api, port, runner, services, (login, token), demo_dir))
+        asyncio.run(_demo(api, port, runner, services, listener, (login, token), demo_dir))
     except RunnerError as exc:
         err.print(f"[red]{exc}")
         raise typer.Exit(1) from exc
@@ -303,18 +322,20 @@ async def _demo(
     port: int,
     runner: FleetRunner,
     services: _DemoServices,
+    listener: AbstractAsyncContextManager[SpontaneousListener],
     accounts: tuple[tuple[str, str], tuple[str, str]],
     demo_dir: Path,
 ) -> None:
-    """The web app (uvicorn), the head-end's background jobs and the simulated fleet in one
-    event loop; Ctrl+C stops them all."""
+    """The web app (uvicorn), the head-end's background jobs, the spontaneous-message
+    listener and the simulated fleet (pushing to it) in one event loop; Ctrl+C stops them
+    all."""
     import uvicorn
 
     from smmc.sim.cli import describe_fleet
 
     server = uvicorn.Server(uvicorn.Config(api, host="127.0.0.1", port=port, log_level="warning"))
     login, token = accounts
-    async with runner:
+    async with listener as events, runner:
         base = f"http://127.0.0.1:{port}"
         console.print(
             f"\n[bold green]SMMC demo[/] — database {demo_dir / 'smmc.db'}\n"
@@ -324,6 +345,7 @@ async def _demo(
             f"  map (GeoJSON) {base}/api/map/meters\n"
             f"  CIM (SOAP)   {base}/cim/ExecuteEndDeviceControls?wsdl  "
             f"(Legacy token for [bold]{token[0]}[/]: {token[1]})\n"
+            f"  spontaneous  tcp+udp 127.0.0.1:{events.bound_port} (concentrator pushes)\n"
             f"  outbox       {base}/api/outbox  (outcomes and events for Legacy, in table "
             "legacy_inbox)\n"
             f"  provisioning files {demo_dir / 'provisioning'}\n"

@@ -33,7 +33,7 @@ AUTO_SYNC_ENV = "SMMC_EVENTS_AUTO_SYNC"
 _console = Console()
 
 
-def _auto_sync_default() -> bool:
+def auto_sync_default() -> bool:
     """On unless the environment says off (``0``, ``false``, ``no``, ``off``)."""
     return os.environ.get(AUTO_SYNC_ENV, "1").strip().lower() not in ("0", "false", "no", "off")
 
@@ -92,7 +92,7 @@ def listen(
         raise typer.Exit(2) from None
     engine = create_engine(Settings.from_env().database_url)
     upgrade(engine)
-    enabled = _auto_sync_default() if auto_sync is None else auto_sync
+    enabled = auto_sync_default() if auto_sync is None else auto_sync
     silence = timedelta(minutes=silence_minutes)
     asyncio.run(_serve(engine, host, port, book, enabled, batch_size, silence, check_seconds))
 
