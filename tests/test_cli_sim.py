@@ -13,6 +13,8 @@ import time
 from pathlib import Path
 
 import httpx
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
 from typer.testing import CliRunner
 
 from smmc.cli import app
@@ -20,6 +22,7 @@ from smmc.dlms.client import ClientSettings, DlmsClient
 from smmc.dlms.obis import Obis
 from smmc.sim.concentrator import PUBLIC_CLIENT
 from smmc.sim.fleet import load_fleet
+from smmc.store import tables as t
 from smmc.store.db import create_engine
 from smmc.store.users import AccessStore
 
@@ -144,8 +147,10 @@ def test_demo_serves_the_api_and_the_fleet_it_provisioned(tmp_path: Path) -> Non
     fleet = fleet_file(tmp_path, "127.79.2.1")
     description = load_fleet(fleet)
     api_port = free_port()
+    events_port = free_port()
     env = {**os.environ, "SMMC_VAR_DIR": str(tmp_path / "var")}
     env.pop("SMMC_DATABASE_URL", None)
+    env.pop("SMMC_OUTBOX_BACKEND", None)
     command = [
         sys.executable,
         "-m",
@@ -155,6 +160,8 @@ def test_demo_serves_the_api_and_the_fleet_it_provisioned(tmp_path: Path) -> Non
         str(api_port),
         "--fleet",
         str(fleet),
+        "--events-port",
+        str(events_port),
     ]
     process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
@@ -192,6 +199,15 @@ def test_demo_serves_the_api_and_the_fleet_it_provisioned(tmp_path: Path) -> Non
                 timeout=5,
             ).json()
             order = listed["items"][0]
+        # The order's high-priority event leaves through the outbox publisher into the
+        # embedded Legacy inbox.
+        deadline = time.monotonic() + 30
+        while not inbox_nouns(demo_db):
+            assert time.monotonic() < deadline, "the demo's publisher delivered nothing"
+            time.sleep(0.5)
+        legacy = AccessStore(demo_db).user("legacy")
+        with socket.create_connection(("127.0.0.1", events_port), timeout=5):
+            pass  # the spontaneous-message listener is up
     finally:
         process.terminate()
         output = process.communicate(timeout=30)[0].decode()
@@ -201,3 +217,13 @@ def test_demo_serves_the_api_and_the_fleet_it_provisioned(tmp_path: Path) -> Non
     assert serial == b"UAAEEDN17700000004"
     assert "127.79.2.1" in output
     assert (tmp_path / "var" / "demo" / "anomaly_labels.csv").is_file()
+    assert inbox_nouns(demo_db) == {"EndDeviceEvents"}
+    assert legacy["role"] == "integration"
+    assert legacy["password_hash"] is None
+    assert f"tcp+udp 127.0.0.1:{events_port}" in output
+    assert "smmc_" in output  # the Legacy token is printed
+
+
+def inbox_nouns(engine: Engine) -> set[str]:
+    with engine.connect() as conn:
+        return set(conn.execute(sa.select(t.legacy_inbox.c.noun)).scalars())
