@@ -166,6 +166,12 @@ class CodeBook:
         return next(iter(matches)) if len(matches) == 1 else None
 
     @classmethod
+    def configured(cls, path: Path | None) -> CodeBook:
+        """The code book in force: the defaults, overridden by ``path`` (``SMMC_CIM_CODES``)
+        when one is configured."""
+        return cls.load(path) if path is not None else cls()
+
+    @classmethod
     def load(cls, path: Path) -> CodeBook:
         """Defaults overridden by a YAML file with optional ``controls`` (code → activity),
         ``event_codes`` (name → code) and ``reason_aliases`` (word → seed reason) maps."""

@@ -342,8 +342,7 @@ class OutboxPublisher:
         self.settings = settings or OutboxSettings()
         self.backend = backend or make_backend(engine, self.settings)
         if renderer is None:
-            codes_file = self.settings.codes_file
-            codes = CodeBook.load(codes_file) if codes_file else CodeBook()
+            codes = CodeBook.configured(self.settings.codes_file)
             renderer = Renderer(codes, self.settings.source)
         self.renderer = renderer
         self.timing = timing or PublisherTiming()

@@ -10,6 +10,7 @@ worker thread because it touches the database. The SOAP logic itself lives in
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from types import MappingProxyType
 
@@ -17,6 +18,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
+from smmc.config import OutboxSettings
 from smmc.domain.access import Permission, allows
 from smmc.integration.codes import CodeBook
 from smmc.integration.soap import (
@@ -50,12 +52,14 @@ PERMISSIONS: Mapping[str, Permission] = MappingProxyType(
 
 def cim_service(request: Request) -> CimService:
     """One service per app, built on first use from the app's engine and the environment
-    (``SMMC_CIM_SCHEMA_DIR`` turns on run-time schema validation)."""
+    (``SMMC_CIM_SCHEMA_DIR`` turns on run-time schema validation, ``SMMC_CIM_CODES`` names
+    the code book — the same one the outbox publisher renders outcomes with)."""
     service: CimService | None = getattr(request.app.state, "cim_service", None)
     if service is None:
         engine = request.app.state.engine
+        codes = CodeBook.configured(OutboxSettings.from_env(os.environ).codes_file)
         service = CimService(
-            engine, WorkOrderQueue(engine), codes=CodeBook(), schemas=SchemaSet.from_env()
+            engine, WorkOrderQueue(engine), codes=codes, schemas=SchemaSet.from_env()
         )
         request.app.state.cim_service = service
     return service
