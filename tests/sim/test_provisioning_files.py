@@ -56,6 +56,9 @@ def test_fleet_files_import_and_match_the_plan(
         meters = {r.serial_number: r for r in conn.execute(sa.select(t.meters))}
         pods = {r.id: r for r in conn.execute(sa.select(t.service_points))}
         links = {r.meter_id: r for r in conn.execute(sa.select(t.meter_links))}
+        transformers = dict(
+            conn.execute(sa.select(t.transformers.c.id, t.transformers.c.code)).all()
+        )
     by_name = {r.name: r for r in dcs.values()}
     assert len(by_name) == len(plan.concentrators)
     for dc in plan.concentrators:
@@ -88,6 +91,12 @@ def test_fleet_files_import_and_match_the_plan(
         assert pod.net_billing == spec.net_billing
         assert (pod.latitude, pod.longitude) == (spec.latitude, spec.longitude)
         assert pod.comuna == spec.comuna
+        if spec.concentrator is None:
+            assert pod.transformer_id is None
+        else:
+            transformer = transformers[pod.transformer_id]
+            assert transformer == plan.concentrators[spec.concentrator].transformer
+            assert dcs[row.concentrator_id].transformer_id == pod.transformer_id
     hosts = [meters[m.serial].host for m in plan.meters() if m.concentrator is None]
     assert hosts == ["127.0.3.250", "127.0.3.251", "127.0.3.252"]
     assert {pod.net_billing for pod in pods.values()} == {True, False}

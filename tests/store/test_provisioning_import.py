@@ -359,6 +359,28 @@ def test_meter_with_unknown_concentrator(db: Engine, secret_box: SecretBox, tmp_
     assert [m["serial_number"] for m in rows_of(db, t.meters)] == ["M2"]
 
 
+def test_pod_transformer_resolves_or_is_rejected(
+    db: Engine, secret_box: SecretBox, tmp_path: Path
+) -> None:
+    run(db, secret_box, write(tmp_path / "t.csv", TRANSFORMER_HEADER, [["TR-1", "SE-1", "d"]]))
+    header = [*POD_HEADER, "transformer"]
+    rows = [[*pod("P1"), "TR-1"], [*pod("P2"), "TR-404"], [*pod("P3"), ""], [*pod("P4"), "T@1"]]
+    result = run(db, secret_box, write(tmp_path / "p.csv", header, rows))
+    assert (result.accepted, result.rejected, result.created) == (2, 2, 2)
+    assert errors(result) == {
+        3: {"transformer": "no such transformer: provision it first (template 5)"},
+        5: {"transformer": "must be letters, digits, spaces and . _ - / only"},
+    }
+    tr1 = one(db, t.transformers, code="TR-1")["id"]
+    points = {p["name"]: p["transformer_id"] for p in rows_of(db, t.service_points)}
+    assert points == {"P1": tr1, "P3": None}
+    # a file without the column leaves the transformer alone; an empty cell clears it
+    run(db, secret_box, write(tmp_path / "q.csv", POD_HEADER, [pod("P1")]))
+    assert one(db, t.service_points, name="P1")["transformer_id"] == tr1
+    run(db, secret_box, write(tmp_path / "r.csv", header, [[*pod("P1"), ""]]))
+    assert one(db, t.service_points, name="P1")["transformer_id"] is None
+
+
 def test_link_with_unknown_meter_or_pod(db: Engine, secret_box: SecretBox, tmp_path: Path) -> None:
     run(db, secret_box, write(tmp_path / "p.csv", POD_HEADER, [pod("POD01")]))
     run(db, secret_box, write(tmp_path / "m.csv", METER_HEADER, [meter("M1")]))

@@ -142,6 +142,8 @@ class ServicePoint:
     tariff: str | None = None
     contracted_capacity_kw: float | None = None
     supply_status: SupplyStatus = SupplyStatus.UNKNOWN
+    transformer_code: str | None = None
+    """The transformer feeding the POD (template 5's code); ``None``: its concentrator's."""
 
 
 @dataclass(frozen=True, slots=True)

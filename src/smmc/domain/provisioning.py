@@ -72,7 +72,14 @@ TEMPLATES: tuple[Template, ...] = (
         TemplateKind.SERVICE_POINT,
         1,
         ("name", "address", "city", "latitude", "longitude", "altitude", "tag", "isbalance"),
-        ("comuna", "netbilling", "tariff", "contractedcapacity", "supplystatus"),
+        (
+            "comuna",
+            "netbilling",
+            "tariff",
+            "contractedcapacity",
+            "supplystatus",
+            "transformer",
+        ),
         key="name",
     ),
     Template(
@@ -408,6 +415,9 @@ def _service_point(row: _Row, area: ServiceArea | None) -> ServicePoint | None:
         row.error("supplystatus", "must be connected, disconnected or unknown")
         status = SupplyStatus.UNKNOWN
     city = row.text("city")
+    transformer = None
+    if row.text("transformer") is not None:
+        transformer = row.identifier("transformer", max_length=100)
     record = ServicePoint(
         name=name or "",
         address=row.text("address", max_length=255),
@@ -420,6 +430,7 @@ def _service_point(row: _Row, area: ServiceArea | None) -> ServicePoint | None:
         tariff=row.text("tariff", max_length=32),
         contracted_capacity_kw=capacity,
         supply_status=status,
+        transformer_code=transformer,
     )
     return None if row.failed else record
 

@@ -125,6 +125,7 @@ def write_provisioning_files(fleet: Fleet | FleetPlan, out_dir: Path) -> dict[Te
                 "BT1",
                 6.0,
                 "connected",
+                "" if m.concentrator is None else dcs[m.concentrator].transformer,
             )
             for m in plan.meters()
         ),

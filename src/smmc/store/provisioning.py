@@ -277,7 +277,11 @@ class _Applier:
         kind = self.template.kind
         self.substations = _ids(conn, t.substations, "name")
         self.concentrators = _ids(conn, t.concentrators, "name")
-        if kind is TemplateKind.TRANSFORMER or kind is TemplateKind.CONCENTRATOR_COMPOSITION:
+        if kind in (
+            TemplateKind.TRANSFORMER,
+            TemplateKind.CONCENTRATOR_COMPOSITION,
+            TemplateKind.SERVICE_POINT,
+        ):
             self.transformers = {
                 code: (ident, sub)
                 for code, ident, sub in conn.execute(
@@ -592,11 +596,29 @@ class _Applier:
     def _apply_service_point(
         self, conn: Connection, records: list[tuple[int, Record]]
     ) -> list[RowIssue]:
-        items = [r for _, r in records if isinstance(r, ServicePoint)]
+        issues: list[RowIssue] = []
+        items: list[ServicePoint] = []
+        for row, r in records:
+            if not isinstance(r, ServicePoint):
+                continue
+            if r.transformer_code is not None and r.transformer_code not in self.transformers:
+                issues.append(
+                    RowIssue(
+                        row,
+                        "transformer",
+                        r.transformer_code,
+                        "no such transformer: provision it first (template 5)",
+                    )
+                )
+                continue
+            items.append(r)
         rows = [
             {
                 "name": r.name,
                 **_place(r),
+                "transformer_id": (
+                    None if r.transformer_code is None else self.transformers[r.transformer_code][0]
+                ),
                 "tag": r.tag,
                 "is_balance": r.is_balance,
                 "net_billing": r.net_billing,
@@ -620,12 +642,13 @@ class _Applier:
                 "tariff": ("tariff",),
                 "contractedcapacity": ("contracted_capacity_kw",),
                 "supplystatus": ("supply_status",),
+                "transformer": ("transformer_id",),
             }
         )
         self._count(self.service_points, [r.name for r in items])
         upsert(conn, t.service_points, rows, "name", sorted(set(update)))
         self.service_points.update(_ids(conn, t.service_points, "name", [r.name for r in items]))
-        return []
+        return issues
 
     def _apply_meter(self, conn: Connection, records: list[tuple[int, Record]]) -> list[RowIssue]:
         issues: list[RowIssue] = []
