@@ -30,7 +30,7 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeGuard
 
 import aio_pika
 import aiormq
@@ -207,7 +207,7 @@ class RabbitBackend:
         return result
 
 
-def _is_callback_url(address: str | None) -> bool:
+def _is_callback_url(address: str | None) -> TypeGuard[str]:
     return address is not None and address.lower().startswith(("http://", "https://"))
 
 

@@ -18,6 +18,7 @@ import logging
 import re
 import uuid
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -25,7 +26,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from lxml import etree
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
 from smmc.domain.assets import Meter
@@ -499,13 +500,30 @@ class CimService:
         serials: Sequence[str],
         types: Sequence[ReadingType],
         periods: Sequence[tuple[datetime | None, datetime | None]],
+        *,
+        conn: Connection | None = None,
     ) -> tuple[MeterReading, ...]:
         """One MeterReading per meter: an IntervalBlock per interval reading type with the
         values whose interval ends in a period, and a Reading per register value captured
         in a period. Values are stored in Wh/varh; the codes say kilo, so they are scaled by
-        the code's multiplier field. With no reading types asked, every stored type."""
+        the code's multiplier field. With no reading types asked, every stored type. With
+        ``conn`` the values are read in that connection's transaction (so a caller sees what
+        it has just written and not committed yet)."""
+        with self._reading(conn) as reading:
+            return self._stored_readings(reading, serials, types, periods)
+
+    def _reading(self, conn: Connection | None) -> AbstractContextManager[Connection]:
+        return nullcontext(conn) if conn is not None else self.engine.connect()
+
+    def _stored_readings(
+        self,
+        conn: Connection,
+        serials: Sequence[str],
+        types: Sequence[ReadingType],
+        periods: Sequence[tuple[datetime | None, datetime | None]],
+    ) -> tuple[MeterReading, ...]:
         wanted = list(types) or list(READING_TYPES)
-        ids = {serial: meter_id for meter_id, serial in self._meter_ids(serials)}
+        ids = {serial: meter_id for meter_id, serial in self._meter_ids(serials, conn)}
         interval_ids = [rt.id for rt in wanted if rt.kind is not ReadingKind.REGISTER]
         registers = [rt for rt in wanted if rt.kind is ReadingKind.REGISTER and rt.energy]
         register_ids = sorted({daily_closure_type(rt.energy).id for rt in registers if rt.energy})
@@ -513,25 +531,22 @@ class CimService:
         spans_iv = sa.or_(*(sa.and_(iv.interval_end > s, iv.interval_end <= e) for s, e in periods))
         spans_rr = sa.or_(*(sa.and_(rr.captured_at >= s, rr.captured_at <= e) for s, e in periods))
         meter_ids = list(ids.values())
-        with self.engine.connect() as conn:
-            values = conn.execute(
-                sa.select(iv.meter_id, iv.reading_type_id, iv.interval_end, iv.value)
-                .where(iv.meter_id.in_(meter_ids), iv.reading_type_id.in_(interval_ids), spans_iv)
-                .order_by(iv.meter_id, iv.reading_type_id, iv.interval_end)
+        values = conn.execute(
+            sa.select(iv.meter_id, iv.reading_type_id, iv.interval_end, iv.value)
+            .where(iv.meter_id.in_(meter_ids), iv.reading_type_id.in_(interval_ids), spans_iv)
+            .order_by(iv.meter_id, iv.reading_type_id, iv.interval_end)
+            .limit(MAX_VALUES + 1)
+        ).all()
+        sets = (
+            conn.execute(
+                sa.select(t.register_reads)
+                .where(rr.meter_id.in_(meter_ids), rr.reading_type_id.in_(register_ids), spans_rr)
+                .order_by(rr.meter_id, rr.captured_at)
                 .limit(MAX_VALUES + 1)
-            ).all()
-            sets = (
-                conn.execute(
-                    sa.select(t.register_reads)
-                    .where(
-                        rr.meter_id.in_(meter_ids), rr.reading_type_id.in_(register_ids), spans_rr
-                    )
-                    .order_by(rr.meter_id, rr.captured_at)
-                    .limit(MAX_VALUES + 1)
-                )
-                .mappings()
-                .all()
             )
+            .mappings()
+            .all()
+        )
         if len(values) + len(sets) * max(len(registers), 1) > MAX_VALUES:
             raise MessageError("3.1", "Too many items in request", f"more than {MAX_VALUES} values")
         blocks: dict[int, dict[int, list[Reading]]] = {}
@@ -561,9 +576,11 @@ class CimService:
             for serial in serials
         )
 
-    def _meter_ids(self, serials: Sequence[str]) -> list[tuple[int, str]]:
-        with self.engine.connect() as conn:
-            rows = conn.execute(
+    def _meter_ids(
+        self, serials: Sequence[str], conn: Connection | None = None
+    ) -> list[tuple[int, str]]:
+        with self._reading(conn) as reading:
+            rows = reading.execute(
                 sa.select(t.meters.c.id, t.meters.c.serial_number).where(
                     t.meters.c.serial_number.in_(list(serials))
                 )

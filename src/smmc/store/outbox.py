@@ -33,6 +33,7 @@ __all__ = [
     "due_rows",
     "outbox_counts",
     "outcome_message_id",
+    "queue_messages",
     "queue_outcomes",
     "record_failures",
     "requeue",
@@ -355,11 +356,22 @@ def requeue(conn: Connection, message_ids: Sequence[str] | None = None) -> int:
     return int(result.rowcount)
 
 
-def store_legacy_inbox(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
-    """Insert messages into the Legacy inbox; a MessageID already there is left as it is
-    (a redelivery after a crash between insert and ``delivered_at``)."""
+def _insert_new(conn: Connection, table: sa.Table, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Insert rows keyed by ``message_id``; a MessageID already there is left as it is."""
     if not rows:
         return
     insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-    statement = insert(t.legacy_inbox).on_conflict_do_nothing(index_elements=["message_id"])
+    statement = insert(table).on_conflict_do_nothing(index_elements=["message_id"])
     conn.execute(statement, [dict(row) for row in rows])
+
+
+def store_legacy_inbox(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Insert messages into the Legacy inbox; a MessageID already there is left as it is
+    (a redelivery after a crash between insert and ``delivered_at``)."""
+    _insert_new(conn, t.legacy_inbox, rows)
+
+
+def queue_messages(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Write outbox rows; a row whose MessageID is queued already is left out (a message
+    with a stable MessageID written again by a rerun goes out once)."""
+    _insert_new(conn, t.outbox, rows)

@@ -71,6 +71,7 @@ from smmc.field.drivers import (
     MEASURAND_PROFILE,
 )
 from smmc.field.errors import FieldFailure
+from smmc.integration.readings import queue_collected
 from smmc.store import tables as t
 from smmc.store.events import METER, Observation, Occurrence, apply_events
 from smmc.store.readings import (
@@ -503,7 +504,8 @@ def _meter_billing(
 
 def _store(engine: Engine, batch: _Batch, order: LeasedOrder, received: datetime) -> dict[str, Any]:
     """Everything an order read, in one transaction; the tier-sum events of sets stored for
-    the first time go out in the same transaction."""
+    the first time, and the ``created MeterReadings`` of what was newly stored (for meters
+    whose energy profile uploads), go out in the same transaction."""
     batch.intervals.sort(key=lambda v: (v.meter_id, v.reading_type_id, v.interval_end))
     with engine.begin() as conn:
         intervals = ingest_intervals(conn, batch.intervals, received_at=received)
@@ -528,6 +530,8 @@ def _store(engine: Engine, batch: _Batch, order: LeasedOrder, received: datetime
         ]
         if batch.words or occurrences:
             apply_events(conn, batch.words, occurrences, now=received)
+        offered = batch.intervals if intervals.inserted else []
+        messages = queue_collected(conn, batch.serials, offered, fresh, now=received)
     return {
         "intervals_offered": intervals.offered,
         "intervals_new": intervals.inserted,
@@ -540,6 +544,7 @@ def _store(engine: Engine, batch: _Batch, order: LeasedOrder, received: datetime
         "rejected": batch.rejected_count,
         "rejected_rows": batch.rejected,
         "unknown_serials": sorted(batch.unknown_serials)[:_MAX_LISTED],
+        "readings_messages": messages,
     }
 
 
