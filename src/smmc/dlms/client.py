@@ -19,7 +19,7 @@ import contextlib
 import datetime as dt
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from typing import NoReturn, Protocol, TypeVar
+from typing import NoReturn, Protocol, TypeVar, cast
 
 from smmc.dlms.apdu import (
     ActionResult,
@@ -66,8 +66,6 @@ from smmc.dlms.security import InvocationCounterGuard
 
 __all__ = ["ClientSettings", "DlmsClient", "SecurityPolicy"]
 
-_READ_SIZE = 4096
-
 Row = tuple[Data, ...]
 AttributeRef = tuple[int, Obis, int] | tuple[int, Obis, int, SelectiveAccessDescriptor | None]
 T = TypeVar("T")
@@ -85,28 +83,76 @@ class _Transport(Protocol):
     async def close(self) -> None: ...
 
 
-class _Stream:
-    """The TCP socket with an end-of-stream check."""
+class _Stream(asyncio.Protocol):
+    """The TCP socket as an asyncio protocol: what arrives is buffered until read, one
+    future wakes the reader (no StreamReader/StreamWriter layers in between)."""
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader = reader
-        self.writer = writer
+    def __init__(self) -> None:
+        self._transport: asyncio.Transport | None = None
+        self._buffer = bytearray()
+        self._waiter: asyncio.Future[None] | None = None
+        self._writable: asyncio.Future[None] | None = None
+        self._ended = False
+        self._error: Exception | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = cast(asyncio.Transport, transport)
+
+    def data_received(self, data: bytes) -> None:
+        self._buffer += data
+        self._wake()
+
+    def eof_received(self) -> bool:
+        self._ended = True
+        self._wake()
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._ended = True
+        self._error = exc
+        self._wake()
+        if self._writable is not None and not self._writable.done():
+            self._writable.set_result(None)
+
+    def pause_writing(self) -> None:
+        self._writable = asyncio.get_running_loop().create_future()
+
+    def resume_writing(self) -> None:
+        if self._writable is not None and not self._writable.done():
+            self._writable.set_result(None)
+        self._writable = None
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
 
     async def read(self) -> bytes:
-        data = await self.reader.read(_READ_SIZE)
-        if not data:
-            raise ProtocolError("the server closed the connection")
-        return data
+        if not self._buffer and not self._ended:
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        if self._buffer:
+            data = bytes(self._buffer)
+            self._buffer.clear()
+            return data
+        if self._error is not None:
+            raise self._error
+        raise ProtocolError("the server closed the connection")
 
     async def write(self, data: bytes) -> None:
-        if data:
-            self.writer.write(data)
-            await self.writer.drain()
+        if not data:
+            return
+        if self._transport is None or self._transport.is_closing():
+            raise ProtocolError("the connection is closed")
+        self._transport.write(data)
+        if self._writable is not None:
+            await self._writable
 
     async def close(self) -> None:
-        self.writer.close()
-        with contextlib.suppress(OSError, ConnectionError):
-            await self.writer.wait_closed()
+        if self._transport is not None:
+            self._transport.close()
 
 
 class _WrapperTransport:
@@ -223,10 +269,9 @@ class DlmsClient:
         """
         try:
             async with asyncio.timeout(settings.connect_timeout):
-                reader, writer = await asyncio.open_connection(host, port)
+                _, stream = await asyncio.get_running_loop().create_connection(_Stream, host, port)
         except TimeoutError:
             raise DlmsTimeout(f"no TCP connection to {host}:{port}") from None
-        stream = _Stream(reader, writer)
         transport: _Transport
         if settings.transport == "hdlc":
             transport = _HdlcTransport(stream, settings)

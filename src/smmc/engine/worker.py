@@ -66,6 +66,11 @@ class Worker:
         # free) or on stop: one flag, so a wake-up costs the same with 10 or 1,000 in flight.
         self._wake = asyncio.Event()
         self._in_flight: dict[int, asyncio.Task[State | None]] = {}
+        # Orders whose executor is running (the keeper renews their leases) and those whose
+        # lease the keeper found lost (their attempt is cancelled, not recorded).
+        self._executing: dict[int, LeasedOrder] = {}
+        self._lost: set[int] = set()
+        self._keeper: asyncio.Task[None] | None = None
         self.finished: dict[State, int] = {}
         # Outcomes of attempts finishing close together: one transaction for all of them.
         self._outcomes: Coalescer[tuple[LeasedOrder, Outcome], State | None] = Coalescer(
@@ -124,6 +129,8 @@ class Worker:
             task = asyncio.create_task(self._run_order(order), name=f"work-order-{order.id}")
             self._in_flight[order.id] = task
             task.add_done_callback(functools.partial(self._forget, order.id))
+        if orders and self.config.renew_leases and self._keeper is None:
+            self._keeper = asyncio.create_task(self._keep_leases(), name="lease-keeper")
         return len(orders)
 
     def _forget(self, order_id: int, task: asyncio.Task[State | None]) -> None:
@@ -148,19 +155,25 @@ class Worker:
             await asyncio.wait(pending)
 
     async def _run_order(self, order: LeasedOrder) -> State | None:
-        execution = asyncio.create_task(self._execute(order))
-        keeper = asyncio.create_task(self._keep_lease(order, execution))
+        self._executing[order.id] = order
         try:
-            outcome = await execution
+            outcome = await self._execute(order)
         except asyncio.CancelledError:
-            if keeper.done() and not keeper.cancelled() and keeper.result() is False:
+            if order.id in self._lost:
+                current = asyncio.current_task()
+                if current is not None:
+                    current.uncancel()
                 logger.warning(
                     "work order %s: lease lost, attempt %s abandoned", order.id, order.attempt
                 )
                 return None
             raise
         finally:
-            keeper.cancel()
+            del self._executing[order.id]
+            self._lost.discard(order.id)
+            if not self._executing and self._keeper is not None:
+                self._keeper.cancel()
+                self._keeper = None
         try:
             state = await self._outcomes.submit((order, outcome))
         except SQLAlchemyError:
@@ -194,14 +207,24 @@ class Worker:
                 retryable=True,
             )
 
-    async def _keep_lease(self, order: LeasedOrder, execution: asyncio.Task[Outcome]) -> bool:
-        """Renew the lease at a third of its length; if it was lost, cancel the attempt."""
-        if not self.config.renew_leases:
-            return True
+    async def _keep_leases(self) -> None:
+        """Renew the leases of every order executing, at a third of the lease's length (one
+        task and one thread hop per pass for all of them); cancel the attempts whose lease
+        was lost."""
         period = self.config.lease_for.total_seconds() / 3
         while True:
             await asyncio.sleep(period)
-            renewed = await asyncio.to_thread(self.queue.renew, order, self.config.lease_for)
-            if renewed is None:
-                execution.cancel()
-                return False
+            try:
+                lost = await asyncio.to_thread(self._renew, list(self._executing.values()))
+            except SQLAlchemyError:
+                logger.exception("worker %s: renewing leases failed", self.config.name)
+                continue
+            for order in lost:
+                task = self._in_flight.get(order.id)
+                if self._executing.get(order.id) is order and task is not None:
+                    self._lost.add(order.id)
+                    task.cancel()
+
+    def _renew(self, orders: list[LeasedOrder]) -> list[LeasedOrder]:
+        """Renew each lease (blocking); returns the orders whose lease was lost."""
+        return [o for o in orders if self.queue.renew(o, self.config.lease_for) is None]

@@ -531,16 +531,7 @@ class WorkOrderQueue:
             expires = now + lease_for
             ids = [row["id"] for row in picked]
             conn.execute(
-                wo.update()
-                .where(wo.c.id.in_(ids))
-                .values(
-                    state=State.RUNNING.value,
-                    attempts=wo.c.attempts + 1,
-                    lease_owner=worker,
-                    lease_expires_at=expires,
-                    started_at=sa.func.coalesce(wo.c.started_at, now),
-                    updated_at=now,
-                )
+                _START_STATEMENT, {"ids": ids, "owner": worker, "expires": expires, "now": now}
             )
             conn.execute(
                 t.work_order_attempts.insert(),
@@ -557,11 +548,7 @@ class WorkOrderQueue:
             return self._leased(conn, ids, worker, expires)
 
     def _permits(self, conn: Connection) -> dict[int, int]:
-        cp = t.concentrator_permits.c
-        return {
-            row.concentrator_id: row.max_sessions
-            for row in conn.execute(sa.select(cp.concentrator_id, cp.max_sessions))
-        }
+        return {row.concentrator_id: row.max_sessions for row in conn.execute(_PERMITS_STATEMENT)}
 
     def _candidates(
         self, conn: Connection, now: datetime, wanted: list[str] | None, limit: int
@@ -577,22 +564,8 @@ class WorkOrderQueue:
     def _lock_rows(self, conn: Connection, ids: list[int], limit: int) -> list[RowMapping]:
         """Lock at most ``limit`` candidates: rows locked but not leased would hide them from
         the other workers until this transaction ends."""
-        query = (
-            sa.select(
-                wo.c.id,
-                wo.c.meter_id,
-                wo.c.concentrator_id,
-                wo.c.attempts,
-                wo.c.priority,
-                wo.c.scheduled_at,
-            )
-            .where(wo.c.id.in_(ids), wo.c.state.in_([s.value for s in LEASABLE_STATES]))
-            .order_by(wo.c.priority.desc(), wo.c.scheduled_at, wo.c.id)
-            .limit(limit)
-        )
-        if self.is_postgresql:
-            query = query.with_for_update(skip_locked=True)
-        return list(conn.execute(query).mappings())
+        query = _lock_statement(self.is_postgresql)
+        return list(conn.execute(query, {"ids": ids, "limit": limit}).mappings())
 
     @staticmethod
     def _group_key(row: RowMapping) -> tuple[int, int]:
@@ -626,22 +599,13 @@ class WorkOrderQueue:
         eligible = self._claim_groups(conn, rows)
         dc_ids = sorted({row["concentrator_id"] for row in eligible if row["concentrator_id"]})
         meter_ids = sorted({row["meter_id"] for row in eligible if row["meter_id"]})
-        running_state = wo.c.state == State.RUNNING.value
         running: dict[int, int] = {}
         for chunk in _chunks(dc_ids):
-            for dc_id, count in conn.execute(
-                sa.select(wo.c.concentrator_id, sa.func.count())
-                .where(running_state, wo.c.concentrator_id.in_(chunk))
-                .group_by(wo.c.concentrator_id)
-            ):
+            for dc_id, count in conn.execute(_RUNNING_PER_DC_STATEMENT, {"ids": chunk}):
                 running[dc_id] = count
         busy_meters: set[int] = set()
         for chunk in _chunks(meter_ids):
-            busy_meters.update(
-                conn.execute(
-                    sa.select(wo.c.meter_id).where(running_state, wo.c.meter_id.in_(chunk))
-                ).scalars()
-            )
+            busy_meters.update(conn.execute(_BUSY_METERS_STATEMENT, {"ids": chunk}).scalars())
         picked: list[RowMapping] = []
         for row in eligible:
             if len(picked) >= limit:
@@ -661,21 +625,6 @@ class WorkOrderQueue:
     def _leased(
         self, conn: Connection, ids: list[int], worker: str, expires: datetime
     ) -> list[LeasedOrder]:
-        m, c, sp = t.meters.c, t.concentrators.c, t.service_points.c
-        query = (
-            sa.select(
-                wo,
-                m.serial_number.label("meter_serial"),
-                c.name.label("concentrator_name"),
-                sp.name.label("service_point_name"),
-            )
-            .select_from(wo)
-            .outerjoin(t.meters, m.id == wo.c.meter_id)
-            .outerjoin(t.concentrators, c.id == wo.c.concentrator_id)
-            .outerjoin(t.service_points, sp.id == wo.c.service_point_id)
-            .where(wo.c.id.in_(ids))
-            .order_by(wo.c.priority.desc(), wo.c.scheduled_at, wo.c.id)
-        )
         return [
             LeasedOrder(
                 id=row["id"],
@@ -700,7 +649,7 @@ class WorkOrderQueue:
                 worker=worker,
                 lease_expires_at=expires,
             )
-            for row in conn.execute(query).mappings()
+            for row in conn.execute(_LEASED_STATEMENT, {"ids": ids}).mappings()
         ]
 
     def renew(self, order: LeasedOrder, lease_for: timedelta) -> datetime | None:
@@ -884,12 +833,7 @@ class WorkOrderQueue:
     def _reclaim(self, conn: Connection, now: datetime) -> None:
         """RUNNING orders whose lease ran out go back to the queue (or fail, if that was the
         last attempt): their worker is gone."""
-        query = sa.select(wo.c.id, wo.c.attempts, wo.c.max_attempts, wo.c.deadline).where(
-            wo.c.state == State.RUNNING.value, wo.c.lease_expires_at < now
-        )
-        if self.is_postgresql:
-            query = query.with_for_update(skip_locked=True)
-        lost = list(conn.execute(query).mappings())
+        lost = list(conn.execute(_lost_statement(self.is_postgresql), {"now": now}).mappings())
         failed: list[int] = []
         for row in lost:
             self._close_attempt(
@@ -914,11 +858,7 @@ class WorkOrderQueue:
 
     def _expire_overdue(self, conn: Connection, now: datetime) -> None:
         """Queued orders past their deadline end EXPIRED, with a field work order."""
-        open_queued = [State.NEW.value, *(s.value for s in LEASABLE_STATES)]
-        query = sa.select(wo.c.id).where(wo.c.state.in_(open_queued), wo.c.deadline <= now)
-        if self.is_postgresql:
-            query = query.with_for_update(skip_locked=True)
-        ids = list(conn.execute(query).scalars())
+        ids = list(conn.execute(_overdue_statement(self.is_postgresql), {"now": now}).scalars())
         for chunk in _chunks(ids):
             conn.execute(
                 wo.update()
@@ -1166,3 +1106,84 @@ def _candidates_query(default_permits: int, by_activity: bool) -> sa.Select[Any]
         .order_by(ranked.c.priority.desc(), ranked.c.scheduled_at, ranked.c.id)
         .limit(sa.bindparam("limit", type_=sa.Integer()))
     )
+
+
+# The leasing transaction's other statements, built once (as `_candidates_query`): building
+# a statement and its cache key costs the lease more CPU than SQLite takes to run it.
+_IDS: sa.BindParameter[list[int]] = sa.bindparam("ids", expanding=True)
+_NOW = sa.bindparam("now", type_=UtcDateTime())
+_RUNNING = wo.c.state == State.RUNNING.value
+_PERMITS_STATEMENT = sa.select(
+    t.concentrator_permits.c.concentrator_id, t.concentrator_permits.c.max_sessions
+)
+_RUNNING_PER_DC_STATEMENT = (
+    sa.select(wo.c.concentrator_id, sa.func.count())
+    .where(_RUNNING, wo.c.concentrator_id.in_(_IDS))
+    .group_by(wo.c.concentrator_id)
+)
+_BUSY_METERS_STATEMENT = sa.select(wo.c.meter_id).where(_RUNNING, wo.c.meter_id.in_(_IDS))
+_LEASED_STATEMENT = (
+    sa.select(
+        wo,
+        t.meters.c.serial_number.label("meter_serial"),
+        t.concentrators.c.name.label("concentrator_name"),
+        t.service_points.c.name.label("service_point_name"),
+    )
+    .select_from(wo)
+    .outerjoin(t.meters, t.meters.c.id == wo.c.meter_id)
+    .outerjoin(t.concentrators, t.concentrators.c.id == wo.c.concentrator_id)
+    .outerjoin(t.service_points, t.service_points.c.id == wo.c.service_point_id)
+    .where(wo.c.id.in_(_IDS))
+    .order_by(wo.c.priority.desc(), wo.c.scheduled_at, wo.c.id)
+)
+
+
+# Start the attempts of ``ids``: parameters ``owner``, ``expires`` and ``now``.
+_START_STATEMENT = (
+    wo.update()
+    .where(wo.c.id.in_(_IDS))
+    .values(
+        state=State.RUNNING.value,
+        attempts=wo.c.attempts + 1,
+        lease_owner=sa.bindparam("owner", type_=sa.String()),
+        lease_expires_at=sa.bindparam("expires", type_=UtcDateTime()),
+        started_at=sa.func.coalesce(wo.c.started_at, _NOW),
+        updated_at=_NOW,
+    )
+)
+
+
+@functools.cache
+def _lock_statement(for_update: bool) -> sa.Select[Any]:
+    """The candidates ``ids`` still leasable, best first, at most ``limit``."""
+    query = (
+        sa.select(
+            wo.c.id,
+            wo.c.meter_id,
+            wo.c.concentrator_id,
+            wo.c.attempts,
+            wo.c.priority,
+            wo.c.scheduled_at,
+        )
+        .where(wo.c.id.in_(_IDS), wo.c.state.in_([s.value for s in LEASABLE_STATES]))
+        .order_by(wo.c.priority.desc(), wo.c.scheduled_at, wo.c.id)
+        .limit(sa.bindparam("limit", type_=sa.Integer()))
+    )
+    return query.with_for_update(skip_locked=True) if for_update else query
+
+
+@functools.cache
+def _lost_statement(for_update: bool) -> sa.Select[Any]:
+    """RUNNING orders whose lease ran out before ``now``."""
+    query = sa.select(wo.c.id, wo.c.attempts, wo.c.max_attempts, wo.c.deadline).where(
+        _RUNNING, wo.c.lease_expires_at < _NOW
+    )
+    return query.with_for_update(skip_locked=True) if for_update else query
+
+
+@functools.cache
+def _overdue_statement(for_update: bool) -> sa.Select[Any]:
+    """Queued orders whose deadline is at or before ``now``."""
+    open_queued = [State.NEW.value, *(s.value for s in LEASABLE_STATES)]
+    query = sa.select(wo.c.id).where(wo.c.state.in_(open_queued), wo.c.deadline <= _NOW)
+    return query.with_for_update(skip_locked=True) if for_update else query
