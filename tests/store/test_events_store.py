@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -125,6 +126,67 @@ def test_a_failure_after_the_event_insert_leaves_neither_event_nor_outbox(db: En
 
 def _count_in(conn: sa.Connection, table: sa.Table) -> int:
     return int(conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one())
+
+
+def test_a_batch_pauses_the_collector_and_restores_it(db: Engine) -> None:
+    _fleet(db)
+    states: list[bool] = []
+
+    def note(*_args: object) -> None:
+        states.append(gc.isenabled())
+
+    sa.event.listen(db, "before_cursor_execute", note)
+    try:
+        with db.begin() as conn:
+            apply_events(
+                conn, [Observation("meter", "UAAEEDN17700583960", {"normal1": 1}, T0, "push")]
+            )
+        assert gc.isenabled()
+        with (
+            pytest.raises(ValueError, match="neither meter nor concentrator"),
+            db.begin() as conn,
+        ):
+            apply_events(conn, [Observation("bus", "X", {"normal1": 1}, T0, "push")])
+        assert gc.isenabled()
+        gc.disable()
+        try:
+            with db.begin() as conn:
+                apply_events(
+                    conn, [Observation("meter", "UAAEEDN17700583961", {"normal1": 0}, T0, "push")]
+                )
+            assert not gc.isenabled()
+        finally:
+            gc.enable()
+    finally:
+        sa.event.remove(db, "before_cursor_execute", note)
+    assert states
+    assert not any(states)
+
+
+def test_the_active_events_lookup_reads_the_partial_index_on_sqlite(db: Engine) -> None:
+    """SQLite matches the partial index of the active events only with the bare
+    `is_active` term, not with the `is_active = 1` SQLAlchemy writes for a Boolean."""
+    if db.dialect.name != "sqlite":
+        pytest.skip("the plan checked is SQLite's")
+    _fleet(db)
+    seen: list[tuple[str, object]] = []
+
+    def log(_conn: object, _cursor: object, statement: str, parameters: object, *_: object) -> None:
+        if "FROM events" in statement:
+            seen.append((statement, parameters))
+
+    sa.event.listen(db, "before_cursor_execute", log)
+    try:
+        with db.begin() as conn:
+            record_status_words(conn, "UAAEEDN17700583960", MeterWords(normal1=1), T0, "wo")
+    finally:
+        sa.event.remove(db, "before_cursor_execute", log)
+    assert len(seen) == 1
+    with db.connect() as conn:
+        plan = " | ".join(
+            row[3] for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + seen[0][0], seen[0][1])
+        )
+    assert "USING INDEX uq_events_active" in plan
 
 
 def test_outbox_queues_by_priority_and_delivery_is_marked(db: Engine) -> None:

@@ -14,6 +14,7 @@ from sqlalchemy.engine import Connection
 
 from smmc.domain.events import Category, Priority
 from smmc.store import tables as t
+from smmc.store.events import ACTIVE
 from smmc.web.api.deps import EngineDep, PageDep, TextFilter
 from smmc.web.problems import INVALID_PARAMETERS_TYPE, problem_response, problem_responses
 from smmc.web.queries import utc_hour
@@ -21,10 +22,6 @@ from smmc.web.queries import utc_hour
 router = APIRouter(prefix="/api/events", tags=["events"])
 
 MAX_AGGREGATE_RANGE = timedelta(days=31)
-
-# The active events have a partial index (`... WHERE is_active`); SQLite uses it only for
-# that very term, and SQLAlchemy writes a Boolean column as `is_active = 1` on SQLite.
-ACTIVE: sa.ColumnElement[bool] = sa.literal_column("events.is_active")
 
 
 class EventOut(BaseModel):
