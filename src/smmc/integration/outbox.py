@@ -19,14 +19,20 @@ ones the backend confirmed. Delivery is at least once: a crash between the confi
   (expired in the queue, lease lost on the last attempt, cancelled) are swept into the
   outbox (``smmc.store.outbox.sweep_outcomes``).
 
-Run one publisher per database: two would both send every row (still at least once, but
-twice).
+One publisher per database (``PublisherLock``): two would both send every row. On
+PostgreSQL the running publisher holds ``pg_try_advisory_lock`` on a dedicated connection;
+on SQLite an exclusive ``flock`` on ``<database file>.publisher.lock`` (in the var dir by
+default). A second publisher logs "another publisher is active" and waits; it takes over
+when the first stops or dies (the server drops a dead session's lock, the kernel a dead
+process's ``flock``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import logging
+import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -64,6 +70,7 @@ __all__ = [
     "EmbeddedBackend",
     "OutboxPublisher",
     "PublishResult",
+    "PublisherLock",
     "PublisherTiming",
     "RabbitBackend",
     "make_backend",
@@ -311,6 +318,76 @@ def make_backend(engine: Engine, settings: OutboxSettings) -> Backend:
     return EmbeddedBackend(engine, callback=settings.callback)
 
 
+PUBLISHER_LOCK_KEY = 0x534D4D43_4F555442
+"""The PostgreSQL advisory-lock key of the outbox publisher ("SMMCOUTB")."""
+
+
+class PublisherLock:
+    """At most one outbox publisher per database: a session-level advisory lock held on a
+    dedicated connection (PostgreSQL), an exclusive ``flock`` on a file beside the
+    database file (SQLite; an in-memory database, private to its process, needs none).
+    Both vanish with their holder, so a publisher that dies hands over too."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._conn: sa.Connection | None = None
+        self._fd: int | None = None
+        database = engine.url.database
+        self.path: str | None = None
+        if engine.dialect.name == "sqlite" and database and database != ":memory:":
+            self.path = f"{database}.publisher.lock"
+
+    @property
+    def held(self) -> bool:
+        if self.engine.dialect.name == "postgresql":
+            return self._conn is not None
+        return self._fd is not None or self.path is None
+
+    def try_acquire(self) -> bool:
+        """Take the lock if it is free; ``True`` when this publisher holds it."""
+        if self.held:
+            return True
+        if self.engine.dialect.name == "postgresql":
+            conn = self.engine.connect()
+            try:
+                got = conn.execute(sa.select(sa.func.pg_try_advisory_lock(PUBLISHER_LOCK_KEY)))
+                taken = bool(got.scalar_one())
+                conn.commit()
+            except BaseException:
+                conn.close()
+                raise
+            if taken:
+                self._conn = conn
+            else:
+                conn.close()
+            return taken
+        assert self.path is not None
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        self._fd = fd
+        return True
+
+    def release(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                conn.execute(sa.select(sa.func.pg_advisory_unlock(PUBLISHER_LOCK_KEY)))
+                conn.commit()
+            except SQLAlchemyError:
+                # the session is gone, and its lock with it
+                log.debug("outbox publisher: lock connection already gone", exc_info=True)
+                conn.invalidate()
+            finally:
+                conn.close()
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)
+
+
 @dataclass(slots=True)
 class PublisherTiming:
     """Waits of the publisher (tests shorten them)."""
@@ -323,6 +400,8 @@ class PublisherTiming:
     sweep_every: float = 5.0
     sweep_lookback: timedelta = timedelta(days=1)
     sweep_grace: timedelta = timedelta(seconds=30)
+    takeover: float = 2.0
+    """How often a waiting publisher tries the lock of the active one."""
 
 
 class OutboxPublisher:
@@ -351,6 +430,7 @@ class OutboxPublisher:
         self.outages = 0
         self._stopping = asyncio.Event()
         self._last_sweep = 0.0
+        self.lock = PublisherLock(engine)
 
     def stop(self) -> None:
         """Ask ``run`` to finish after the batch in hand."""
@@ -362,13 +442,34 @@ class OutboxPublisher:
         except TimeoutError:
             return
 
+    async def _take_over(self) -> bool:
+        """Wait until this publisher holds the lock (``True``) or is stopped (``False``)."""
+        told = False
+        while not self._stopping.is_set():
+            try:
+                if await asyncio.to_thread(self.lock.try_acquire):
+                    if told:
+                        log.info("outbox publisher: taking over")
+                    return True
+                if not told:
+                    log.info("outbox publisher: another publisher is active; waiting")
+                    told = True
+            except SQLAlchemyError:
+                log.exception("outbox publisher: cannot take the publisher lock")
+                self.outages += 1
+            await self._pause(self.timing.takeover)
+        return False
+
     async def run(self) -> None:
-        """Publish until ``stop()``; reconnects with backoff while the backend is down, and
-        waits the same way while the outbox's database fails."""
+        """Publish until ``stop()``, once this is the only publisher of the database (see
+        ``PublisherLock``); reconnects with backoff while the backend is down, and waits
+        the same way while the outbox's database fails."""
         self._stopping.clear()
         wait = self.timing.reconnect
         opened = False
         try:
+            if not await self._take_over():
+                return
             while not self._stopping.is_set():
                 try:
                     if not opened:
@@ -397,6 +498,7 @@ class OutboxPublisher:
                     await self._pause(self.timing.poll)
         finally:
             await self.backend.close()
+            await asyncio.to_thread(self.lock.release)
 
     async def drain_once(self) -> int:
         """One pass over both queues: returns how many rows were delivered or failed.
