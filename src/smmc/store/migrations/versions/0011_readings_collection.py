@@ -1,4 +1,4 @@
-"""readings collection (placeholder reserved for helper h7; filled or removed before the session ends)
+"""readings collection (placeholder reserved for helper h7; filled or removed later)
 
 Revision ID: 0011
 Revises: 0010
