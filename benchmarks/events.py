@@ -47,6 +47,7 @@ from smmc.store.events import (
     Applied,
     SpontaneousRecord,
     apply_events,
+    collector_paused,
     default_catalog,
     record_spontaneous,
 )
@@ -175,15 +176,18 @@ def throughput(engine: Engine, events: int) -> dict[str, float]:
     for first in range(0, events, BATCH):
         chunk = frames[first : first + BATCH]
         at = stamps[first : first + BATCH]
-        decoded = [decode_message(frame, moment) for frame, moment in zip(chunk, at, strict=True)]
-        records = [
-            SpontaneousRecord(moment, "tcp", "127.0.0.1", 1, 58700, d.message_type, f, d.decoded,
-                              device=d.device, device_time_local=d.device_time_local)
-            for f, d, moment in zip(chunk, decoded, at, strict=True)
-        ]  # fmt: skip
-        with engine.begin() as conn:
-            record_spontaneous(conn, records)
-            apply_events(conn, [d.observation for d in decoded if d.observation is not None])
+        # as the listener stores a batch: decode and write with the cyclic collector paused
+        with collector_paused():
+            decoded = [decode_message(f, moment) for f, moment in zip(chunk, at, strict=True)]
+            records = [
+                SpontaneousRecord(moment, "tcp", "127.0.0.1", 1, 58700, d.message_type, f,
+                                  d.decoded, device=d.device,
+                                  device_time_local=d.device_time_local)
+                for f, d, moment in zip(chunk, decoded, at, strict=True)
+            ]  # fmt: skip
+            with engine.begin() as conn:
+                record_spontaneous(conn, records)
+                apply_events(conn, [d.observation for d in decoded if d.observation is not None])
     elapsed = time.perf_counter() - start
     cpu_used = time.process_time() - cpu
     server_used = server.seconds() - server_start

@@ -23,7 +23,13 @@ from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, SQLAlchemyErro
 from smmc.domain.events import Catalog
 from smmc.domain.spontaneous import DEFAULT_SPONTANEOUS_PORT
 from smmc.events.decode import MAX_MESSAGE, Decoded, decode_message, split_stream
-from smmc.store.events import Applied, SpontaneousRecord, apply_events, record_spontaneous
+from smmc.store.events import (
+    Applied,
+    SpontaneousRecord,
+    apply_events,
+    collector_paused,
+    record_spontaneous,
+)
 
 __all__ = ["Received", "SpontaneousListener"]
 
@@ -231,6 +237,10 @@ class SpontaneousListener:
         to one message per transaction: only the faulty message is stored without its
         events, with the error as its reason. An unreachable database propagates (the writer
         retries what is left)."""
+        with collector_paused():
+            return self._store_batch(batch)
+
+    def _store_batch(self, batch: list[Received]) -> list[Applied]:
         results = [decode_message(item.data, item.received_at) for item in batch]
         try:
             applied = [self._write(batch, results)]

@@ -43,6 +43,7 @@ __all__ = [
     "Occurrence",
     "SpontaneousRecord",
     "apply_events",
+    "collector_paused",
     "default_catalog",
     "mark_delivered",
     "pending_outbox",
@@ -564,12 +565,12 @@ def apply_events(
     Set-based: the devices, their last words and their active events are read with one
     query per kind and 5,000 devices; every row is then decided in memory and written with
     one driver-level insert per table (COPY on PostgreSQL, executemany on SQLite)."""
-    with _collector_paused():
+    with collector_paused():
         return _apply(conn, observations, occurrences, catalog or default_catalog(), now)
 
 
 @contextmanager
-def _collector_paused() -> Iterator[None]:
+def collector_paused() -> Iterator[None]:
     """Python's cyclic garbage collector paused for one batch. A batch allocates tens of
     thousands of short-lived rows that reference counting frees anyway; the collections
     they trigger cost ~8 µs per event (a sixth of the whole path) scanning long-lived
