@@ -335,22 +335,19 @@ class CounterStore:
             present = self._rows(conn, list(wanted))
             if present:
                 conn.execute(grow, [params[key] for key in wanted if key in present])
-            for key in wanted:
-                if key in present:
-                    continue
-                try:
-                    with conn.begin_nested():
-                        conn.execute(
-                            table.insert().values(
-                                device_kind=key[0],
-                                device_id=key[1],
-                                client_sap=key[2],
-                                next_send=1 + wanted[key] * self.block,
-                                updated_at=now,
-                            )
-                        )
-                except sa.exc.IntegrityError:  # another worker created it meanwhile
-                    conn.execute(grow, [params[key]])
+            first_rows = {
+                key: {
+                    "device_kind": key[0],
+                    "device_id": key[1],
+                    "client_sap": key[2],
+                    "next_send": 1 + count * self.block,
+                    "updated_at": now,
+                }
+                for key, count in wanted.items()
+                if key not in present
+            }
+            if first_rows:
+                self._create(conn, first_rows, grow, params)
             rows = self._rows(conn, list(wanted))
         blocks: dict[CounterKey, list[CounterReservation | UnknownDevice]] = {}
         for key, count in wanted.items():
@@ -369,6 +366,26 @@ class CounterStore:
                 for i in range(count)
             ]
         return blocks
+
+    @staticmethod
+    def _create(
+        conn: Connection,
+        first_rows: dict[CounterKey, dict[str, object]],
+        grow: sa.Update,
+        params: dict[CounterKey, dict[str, object]],
+    ) -> None:
+        """Insert the rows of the devices contacted for the first time, in one statement; if
+        another worker created some meanwhile, one by one (theirs grow instead)."""
+        try:
+            with conn.begin_nested():
+                conn.execute(t.invocation_counters.insert(), list(first_rows.values()))
+        except sa.exc.IntegrityError:
+            for key, row in first_rows.items():
+                try:
+                    with conn.begin_nested():
+                        conn.execute(t.invocation_counters.insert(), [row])
+                except sa.exc.IntegrityError:
+                    conn.execute(grow, [params[key]])
 
     @staticmethod
     def _rows(
