@@ -179,6 +179,7 @@ def test_control_room_queries_read_their_indexes_on_sqlite(db: Engine, client: T
         client.get("/api/events/aggregates/by-type", params=window)
         client.get("/api/events/aggregates/comunas", params=window)
         client.get("/api/events/alarms/active")
+        client.get("/api/events", params={"meter": "M-1"})
     finally:
         sa.event.remove(db, "before_cursor_execute", log)
     with db.connect() as conn:
@@ -188,8 +189,10 @@ def test_control_room_queries_read_their_indexes_on_sqlite(db: Engine, client: T
             )
             for sql, parameters in seen
         ]
-    top, by_type, comunas, *active = plans
+    top, by_type, comunas, *active, meter_count, meter_page = plans
     assert "uq_events_active" in top
+    assert "ix_events_device" in meter_count
+    assert "ix_events_device" in meter_page
     assert "ix_events_kind_opened" in by_type
     assert "ix_events_kind_opened" in comunas
     assert active

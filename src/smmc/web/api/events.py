@@ -147,7 +147,10 @@ def list_events(
     e, c = t.events.c, t.concentrators.c
     where: list[sa.ColumnElement[bool]] = []
     if meter is not None:
-        where += [e.device_kind == "meter", e.device == meter]
+        # `key >= ''` (true for every event) gives (device_kind, device, key) a third term,
+        # so SQLite takes it over (device_kind, opened_at), which would read every meter
+        # event newest first to find one meter's.
+        where += [e.device_kind == "meter", e.device == meter, e.key >= ""]
     if concentrator is not None:
         ids = sa.select(c.id).where(sa.or_(c.name == concentrator, c.serial_number == concentrator))
         where.append(sa.or_(e.concentrator_id.in_(ids), e.device == concentrator))
