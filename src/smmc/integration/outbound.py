@@ -25,9 +25,10 @@ to the same bytes every time (under the same code table).
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from smmc.integration.codes import CodeBook, CodeError
@@ -42,7 +43,7 @@ from smmc.integration.payloads import (
     Name,
     Reading,
 )
-from smmc.integration.xml import parse_datetime, serialize
+from smmc.integration.xml import format_datetime, parse_datetime, serialize
 
 __all__ = ["Outgoing", "RenderError", "Renderer", "ordering_key"]
 
@@ -111,10 +112,92 @@ class Renderer:
 
     codes: CodeBook = field(default_factory=CodeBook)
     source: str = "SMMC"
+    _templates: dict[tuple[Any, ...], _Template] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def render(self, row: Mapping[str, Any]) -> Outgoing:
         """The message of one outbox row (``id``, ``message_id``, ``kind``, ``priority``,
-        ``payload`` JSON, ``created_at``). Raises ``RenderError`` naming what is wrong."""
+        ``payload`` JSON, ``created_at``). Raises ``RenderError`` naming what is wrong.
+        Event rows are filled into a template of their shape (the same bytes as ``build``
+        gives), the others built with lxml."""
+        if row.get("kind") == "event":
+            try:
+                body = json.loads(row["payload"])
+                fast = self._from_template(row, body) if isinstance(body, dict) else None
+            except (KeyError, TypeError, ValueError):
+                fast = None
+            if fast is not None:
+                return fast
+        return self.build(row)
+
+    def _from_template(self, row: Mapping[str, Any], body: Mapping[str, Any]) -> Outgoing | None:
+        """An event row through its shape's template; ``None`` when a value is one the
+        template cannot stand for (lxml then builds it, or says what is wrong)."""
+        is_meter = body.get("device_kind") == "meter"
+        concentrator = bool(body.get("concentrator")) and is_meter
+        description = body.get("description")
+        if description is not None and not isinstance(description, str):
+            return None
+        priority = str(row["priority"])
+        shape = (
+            priority,
+            is_meter,
+            bool(body.get("isactive")),
+            concentrator,
+            description is not None,
+        )
+        texts = [
+            str(row["message_id"]),
+            str(body["device"]),
+            str(body["acronym"]),
+            str(body.get("category")),
+            str(body["concentrator"]) if concentrator else "-",
+            str(body["type"]),
+            str(body["event_id"]),
+            description if description is not None else "-",
+            str(body["severity"]),
+        ]
+        if any(not text or _NOT_XML.search(text) for text in texts):
+            return None
+        created = _stamp(row["created_at"], "created_at")
+        occurred = _stamp(body["date"], "date")
+        if created.tzinfo is None or occurred.tzinfo is None:
+            return None
+        template = self._templates.get(shape)
+        if template is None:
+            template = self._templates[shape] = self._event_template(shape)
+        xml = template.fill([*texts, format_datetime(created), format_datetime(occurred)])
+        return Outgoing(
+            int(row["id"]), texts[0], None, priority, texts[1], END_DEVICE_EVENTS, xml, None
+        )
+
+    def _event_template(self, shape: tuple[Any, ...]) -> _Template:
+        priority, is_meter, active, concentrator, described = shape
+        texts = len(_EVENT_TEXTS) + 1
+        body: dict[str, Any] = {
+            name: _MARK.format(slot)
+            for slot, name in enumerate(_EVENT_TEXTS, start=1)
+            if (name != "concentrator" or concentrator) and (name != "description" or described)
+        }
+        body.update(
+            device_kind="meter" if is_meter else "concentrator",
+            isactive=active,
+            date=_mark_date(texts + 1).isoformat(),
+        )
+        row = {
+            "id": 0,
+            "message_id": _MARK.format(0),
+            "kind": "event",
+            "priority": priority,
+            "payload": json.dumps(body),
+            "created_at": _mark_date(texts),
+        }
+        dates = {format_datetime(_mark_date(slot)).encode(): slot for slot in (texts, texts + 1)}
+        return _Template.cut(self.build(row).xml, dates)
+
+    def build(self, row: Mapping[str, Any]) -> Outgoing:
+        """``render`` with lxml for every kind: the reference the templates are cut from."""
         label = f"outbox row {row.get('id')} ({row.get('message_id')})"
         try:
             body = json.loads(row["payload"])
@@ -156,7 +239,10 @@ class Renderer:
             correlation_id=correlation,
             properties=tuple(properties),
         )
-        xml = serialize(Message(header, payload=payload).to_xml())
+        try:
+            xml = serialize(Message(header, payload=payload).to_xml())
+        except ValueError as exc:  # lxml: a text XML cannot carry (control characters)
+            raise RenderError(f"{label}: {exc}") from None
         return Outgoing(
             int(row["id"]), str(row["message_id"]), correlation, priority, meter, noun, xml, reply
         )
@@ -269,3 +355,75 @@ class Renderer:
         if not items:
             raise RenderError("readings message without meters")
         return METER_READINGS, MeterReadings(tuple(items)), None, None
+
+
+# -- templates ----------------------------------------------------------------------------------
+#
+# An event row renders to the same bytes as a message built with lxml, but ~4x cheaper: the
+# message of each shape (priority, meter or concentrator, active flag, with or without a
+# concentrator detail and a description) is built once with lxml from marker values, cut at
+# the markers, and filled with the row's values escaped as lxml escapes them. A row whose
+# values the template cannot stand for (empty, not XML characters, not text) is built with
+# lxml, which also reports what is wrong with it.
+
+_MARK = "\ue000{}\ue001"
+_MARK_RE = re.compile("\ue000(\\d+)\ue001".encode())
+_MARK_EPOCH = datetime(1900, 1, 1, tzinfo=UTC)
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff\ue000\ue001]")
+_TEXT_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", "\r": "&#13;"})
+_ATTRIBUTE_ESCAPES = str.maketrans(
+    {
+        "&": "&amp;",
+        "<": "&lt;",
+        ">": "&gt;",
+        '"': "&quot;",
+        "\r": "&#13;",
+        "\n": "&#10;",
+        "\t": "&#9;",
+    }
+)
+_EVENT_TEXTS = ("device", "acronym", "category", "concentrator", "type", "event_id")
+_EVENT_TEXTS += ("description", "severity")
+
+
+def _mark_date(slot: int) -> datetime:
+    return _MARK_EPOCH + timedelta(days=slot)
+
+
+@dataclass(frozen=True, slots=True)
+class _Template:
+    """A message cut at its variable texts: ``chunks[i]`` precedes the value of slot
+    ``slots[i]`` (escaped for an attribute when ``attribute[i]``)."""
+
+    chunks: tuple[bytes, ...]
+    slots: tuple[int, ...]
+    attribute: tuple[bool, ...]
+
+    @classmethod
+    def cut(cls, xml: bytes, dates: Mapping[bytes, int]) -> _Template:
+        found: list[tuple[int, int, int]] = [
+            (m.start(), m.end(), int(m.group(1))) for m in _MARK_RE.finditer(xml)
+        ]
+        for text, slot in dates.items():
+            start = xml.find(text)
+            while start >= 0:
+                found.append((start, start + len(text), slot))
+                start = xml.find(text, start + 1)
+        found.sort()
+        chunks, slots, attribute = [], [], []
+        at = 0
+        for start, end, slot in found:
+            chunks.append(xml[at:start])
+            slots.append(slot)
+            attribute.append(xml.rfind(b"<", 0, start) > xml.rfind(b">", 0, start))
+            at = end
+        chunks.append(xml[at:])
+        return cls(tuple(chunks), tuple(slots), tuple(attribute))
+
+    def fill(self, values: Sequence[str]) -> bytes:
+        parts = [self.chunks[0]]
+        for chunk, slot, attribute in zip(self.chunks[1:], self.slots, self.attribute, strict=True):
+            table = _ATTRIBUTE_ESCAPES if attribute else _TEXT_ESCAPES
+            parts.append(values[slot].translate(table).encode())
+            parts.append(chunk)
+        return b"".join(parts)
