@@ -382,8 +382,16 @@ _ATTRIBUTE_ESCAPES = str.maketrans(
         "\t": "&#9;",
     }
 )
-_EVENT_TEXTS = ("device", "acronym", "category", "concentrator", "type", "event_id")
-_EVENT_TEXTS += ("description", "severity")
+_EVENT_TEXTS = (
+    "device",
+    "acronym",
+    "category",
+    "concentrator",
+    "type",
+    "event_id",
+    "description",
+    "severity",
+)
 
 
 def _mark_date(slot: int) -> datetime:
