@@ -4,12 +4,12 @@ over TCP into the store.
     python benchmarks/fleet_day.py --meters 100000 --backend sqlite
 
 Per meter: 96 quarter hours × 4 energies (A+, A−, R+, R−) of the load profile and the
-daily closure (A+ tiers T1..T6 and total), as a head-end collects them: per concentrator,
-one management association (LLS) reading the DC's collected-data profiles in bulk by range
-(`0.128.99.1.0.255` load profile, `0.128.98.1.0.255` daily closure) through the field
-layer's drivers (`FieldDrivers.concentrator`, the same session and `read_profile` calls
-the collection executor makes), decoded into `IntervalValue`/`RegisterRead` and stored
-with `ingest_intervals`/`ingest_register_reads`.
+daily closure (T1..T6 and total of each of the four energies), as a head-end collects
+them: per concentrator, one management association (LLS) reading the DC's collected-data
+profiles in bulk by range (`0.128.99.1.0.255` load profile, `0.128.98.1.0.255` daily
+closure) through the field layer's drivers (`FieldDrivers.concentrator`, the same session
+and `read_profile` calls the collection executor makes), decoded into
+`IntervalValue`/`RegisterRead` and stored with `ingest_intervals`/`ingest_register_reads`.
 
 Separate processes, so each one's CPU time and peak RSS (``ru_maxrss``) are its own:
 
@@ -23,8 +23,10 @@ Separate processes, so each one's CPU time and peak RSS (``ru_maxrss``) are its 
   a time (asyncio), decoding in the event loop, the store writes in one thread,
   ``--dcs-per-transaction`` concentrators per transaction; with ``--via work-orders`` the
   scheduler's collection entries create the orders and a worker runs them with the
-  collection executors (which store only the channels each meter's energy profiles ask
-  for: the default "LP Active" is A+ alone).
+  collection executors (which store only the channels and closures each meter's energy
+  profiles ask for: the default "LP Active" is A+ alone; ``--load-profile "LP Four
+  Quadrants"`` assigns that profile, and the "DailyClosure Energy Profile", to every meter
+  beforehand — setup, timed with the provisioning).
 
 The fleet has no communication faults (every meter is collected, so the stored count is
 exact) but keeps the default clock drift and anomalies. Reported: wall time of the
@@ -65,7 +67,15 @@ from sqlalchemy.engine import Engine
 from smmc.dlms.axdr import Data
 from smmc.dlms.cosem_time import CosemDateTime
 from smmc.domain.geo import CHILE
-from smmc.domain.readings import Energy, interval_type, profile_status_quality
+from smmc.domain.readings import (
+    DEFAULT_DAILY_CLOSURE_PROFILE,
+    DEFAULT_LOAD_PROFILE_PROFILE,
+    LOAD_PROFILE_PROFILES,
+    TIER_COUNT,
+    Energy,
+    interval_type,
+    profile_status_quality,
+)
 from smmc.domain.time import local_day_bounds, to_local
 from smmc.domain.work_orders import load_policies
 from smmc.engine.activities import FieldContext, register_field_executors
@@ -88,7 +98,13 @@ from smmc.sim.runner import FleetRunner
 from smmc.store.db import create_engine
 from smmc.store.migrate import upgrade
 from smmc.store.provisioning import ImportOptions, import_file, import_order
-from smmc.store.readings import IntervalValue, RegisterRead, ingest_intervals, ingest_register_reads
+from smmc.store.readings import (
+    IntervalValue,
+    RegisterRead,
+    assign_energy_profiles,
+    ingest_intervals,
+    ingest_register_reads,
+)
 from smmc.store.secrets import SecretBox
 from smmc.store.tables import (
     concentrators,
@@ -102,16 +118,14 @@ from smmc.store.work_orders import WorkOrderQueue
 POSTGRES_ADMIN_URL = os.environ.get(
     "SMMC_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
-# Collected load-profile columns 3..6, in the DC's order.
-CHANNELS = tuple(
-    interval_type(e).id
-    for e in (
-        Energy.ACTIVE_FORWARD,
-        Energy.ACTIVE_REVERSE,
-        Energy.REACTIVE_FORWARD,
-        Energy.REACTIVE_REVERSE,
-    )
+# The DC's order of the energies: load-profile columns 3..6, daily-closure register sets.
+DC_ENERGIES = (
+    Energy.ACTIVE_FORWARD,
+    Energy.ACTIVE_REVERSE,
+    Energy.REACTIVE_FORWARD,
+    Energy.REACTIVE_REVERSE,
 )
+CHANNELS = tuple(interval_type(e).id for e in DC_ENERGIES)
 
 
 def _cpu() -> float:
@@ -251,15 +265,19 @@ class Decoder:
         return values
 
     def closures(self, rows: Sequence[tuple[Data, ...]]) -> list[RegisterRead]:
+        """The simulated DC's layout: clock · serial · per energy (A+, A−, R+, R−) the total
+        and T1..T6 (the collection executor reads the capture objects instead)."""
+        width = TIER_COUNT + 1
         return [
             RegisterRead(
                 self.meter_ids[_octets(row[1])],
-                Energy.ACTIVE_FORWARD,
+                energy,
                 self.stamp(row[0]),
-                tuple(_integer(cell) for cell in row[2:8]),
-                _integer(row[8]),
+                tuple(_integer(cell) for cell in row[first + 1 : first + width]),
+                _integer(row[first]),
             )
             for row in rows
+            for energy, first in zip(DC_ENERGIES, range(2, 2 + 4 * width, width), strict=True)
         ]
 
 
@@ -475,17 +493,35 @@ def provision(url: str, box: SecretBox, args: argparse.Namespace, directory: Pat
         result = import_file(engine, box, path, ImportOptions(CHILE, directory / "reports"))
         if result.fatal or result.rejected:
             raise SystemExit(f"{path.name}: {result.fatal or result.issues}")
+    if args.load_profile is not None:
+        with engine.begin() as conn:
+            for meter_id in conn.execute(sa.select(meters.c.id)).scalars().all():
+                assign_energy_profiles(
+                    conn,
+                    meter_id,
+                    daily_closure=DEFAULT_DAILY_CLOSURE_PROFILE.name,
+                    load_profile=args.load_profile,
+                )
     engine.dispose()
     return time.perf_counter() - began
 
 
-def check(url: str) -> dict[str, int]:
+def check(url: str, via: str) -> dict[str, int]:
+    """What the store holds, and the closures expected: the direct reads store the four
+    energies of every meter, the executors those the daily-closure profile asks per meter
+    type (every meter has the default one, assigned or not)."""
     engine = create_engine(url)
     with engine.connect() as conn:
         stored = conn.execute(sa.select(sa.func.count()).select_from(interval_readings))
         closures = conn.execute(sa.select(sa.func.count()).select_from(register_reads))
         counts = {"stored_intervals": stored.scalar_one(), "stored_closures": closures.scalar_one()}
+        kinds = sa.select(meters.c.meter_type, sa.func.count()).group_by(meters.c.meter_type)
+        types = conn.execute(kinds).all()
     engine.dispose()
+    counts["expected_closures"] = sum(
+        n * (4 if via == "direct" else len(DEFAULT_DAILY_CLOSURE_PROFILE.energies(kind)))
+        for kind, n in ((k if k == "polyphase" else "monophase", n) for k, n in types)
+    )
     return counts
 
 
@@ -530,14 +566,15 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         simulated = [sim_end.recv() for _, sim_end in sims]
         for sim, _ in sims:
             sim.join()
-        counts = check(url)
+        counts = check(url, args.via)
     finally:
         if database is not None:
             with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as conn:
                 conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
     # The direct reads store the 4 energies; the collection executors store what each
     # meter's energy profiles ask for (the default "LP Active": A+ only).
-    expected = args.meters * 96 * (4 if args.via == "direct" else 1)
+    profile = LOAD_PROFILE_PROFILES.get(args.load_profile or "", DEFAULT_LOAD_PROFILE_PROFILE)
+    expected = args.meters * 96 * (4 if args.via == "direct" else len(profile.energies))
     if counts["stored_intervals"] != collected["inserted"]:
         raise SystemExit(f"stored {counts} but the head-end inserted {collected['inserted']}")
     return {
@@ -550,9 +587,11 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         "fleet_day_wall_s": round(total_s, 1),
         "head_end": collected,
         "simulators": [{k: round(v, 1) for k, v in one.items()} for one in simulated],
+        "load_profile": profile.name if args.via == "work-orders" else "4 channels (direct)",
         **counts,
         "expected_intervals": expected,
-        "complete": counts["stored_intervals"] == expected,
+        "complete": counts["stored_intervals"] == expected
+        and counts["stored_closures"] == counts["expected_closures"],
     }
 
 
@@ -568,6 +607,11 @@ def main() -> None:
         choices=["work-orders", "direct"],
         default="direct",
         help="scheduler + worker + collection executors, or the driver calls directly",
+    )
+    parser.add_argument(
+        "--load-profile",
+        choices=sorted(LOAD_PROFILE_PROFILES),
+        help="assign this load-profile profile to every meter (with --via work-orders)",
     )
     parser.add_argument("--dcs-per-transaction", type=int, default=10)
     parser.add_argument("--timeout", type=float, default=300.0, help="DLMS reply timeout, s")

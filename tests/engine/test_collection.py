@@ -2,10 +2,11 @@
 
 A small fleet (one concentrator with three meters, two point-to-point meters) is collected
 by the scheduler's collection entries, day after day, across a DST change: every interval
-is stored exactly once with the simulator's values, the local-day files have 92/96/100
-intervals, a meter the concentrator could not reach for a day is back-filled on the next
-run, tier-sum violations are flagged and evented once, and a clock set inside an interval
-flags that interval.
+is stored exactly once with the simulator's values (one DC meter collects the four
+load-profile channels and, as a polyphase meter, the closures of all four energies), the
+local-day files have 92/96/100 intervals, a meter the concentrator could not reach for a
+day is back-filled on the next run, tier-sum violations are flagged and evented once, and a
+clock set inside an interval flags that interval.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from smmc.domain.readings import (
     AVERAGE_CURRENT,
     AVERAGE_VOLTAGE,
     DAILY_CLOSURE_ENERGY_PROFILE,
+    LP_FOUR_QUADRANTS,
     Energy,
     QualityFlag,
     daily_closure_type,
@@ -123,6 +125,8 @@ def _expected_load(model: MeterModel, day: dt.date, energy: Energy) -> dict[dt.d
     field = {
         Energy.ACTIVE_FORWARD: "active_import_wh",
         Energy.ACTIVE_REVERSE: "active_export_wh",
+        Energy.REACTIVE_FORWARD: "reactive_import_varh",
+        Energy.REACTIVE_REVERSE: "reactive_export_varh",
     }[energy]
     # UTC keys: local times of the repeated hour compare equal within one zone.
     return {
@@ -173,15 +177,25 @@ async def test_scheduled_collection_across_dst(
         serials = [*gateway, *p2p]
         ids = {serial: fleet.meter_id(serial) for serial in serials}
         models = {serial: fleet.runner.meters.model(index[serial]) for serial in serials}
-        # One DC meter and one P2P meter also collect the export channel.
-        for serial in (gateway[0], p2p[0]):
+        # One DC meter (polyphase: the closures of all four energies) collects the four
+        # load-profile channels, one P2P meter also the export channel.
+        for serial, profile in (
+            (gateway[0], LP_FOUR_QUADRANTS.name),
+            (p2p[0], "LP Active + Active Export"),
+        ):
             with db.begin() as conn:
                 assign_energy_profiles(
                     conn,
                     ids[serial],
                     daily_closure="DailyClosure Energy Profile",
-                    load_profile="LP Active + Active Export",
+                    load_profile=profile,
                 )
+        with db.begin() as conn:
+            conn.execute(
+                t.meters.update()
+                .where(t.meters.c.id == ids[gateway[0]])
+                .values(meter_type="polyphase")
+            )
         # Tier-sum violations on one DC meter and one P2P meter for two closures.
         mismatch = Anomaly(
             AnomalyKind.TIER_TOTAL_MISMATCH, start + DAY * 1.5, start + DAY * 3.5, 4321
@@ -226,7 +240,9 @@ async def test_scheduled_collection_across_dst(
         # Every interval once, with the simulator's values; DST days flagged.
         for serial in serials:
             energies = [Energy.ACTIVE_FORWARD]
-            if serial in (gateway[0], p2p[0]):
+            if serial == gateway[0]:
+                energies = list(LP_FOUR_QUADRANTS.energies)
+            if serial == p2p[0]:
                 energies.append(Energy.ACTIVE_REVERSE)
             for day in days:
                 for energy in energies:
@@ -260,12 +276,9 @@ async def test_scheduled_collection_across_dst(
         violations: dict[str, set[dt.datetime]] = {}
         closing: dict[str, frozenset[Energy]] = {}
         for serial in serials:
-            # The DC's collected closure has tiers for A+ only; a P2P meter gives its profile's.
-            closing[serial] = (
-                DAILY_CLOSURE_ENERGY_PROFILE.energies(_meter_type(db, ids[serial]))
-                if serial in p2p
-                else frozenset({Energy.ACTIVE_FORWARD})
-            )
+            # Through the DC or from the meter: every energy the profile asks for.
+            closing[serial] = DAILY_CLOSURE_ENERGY_PROFILE.energies(_meter_type(db, ids[serial]))
+            assert closing[serial] >= {Energy.ACTIVE_FORWARD, Energy.ACTIVE_REVERSE}
             for energy in closing[serial]:
                 stored_sets = _closures(db, ids[serial], energy)
                 for day in [first_day - DAY, *days]:
@@ -279,6 +292,7 @@ async def test_scheduled_collection_across_dst(
                     assert flagged == (sum(registers.tiers) != registers.total)
                     if flagged:
                         violations.setdefault(serial, set()).add(billing.captured_utc)
+        assert closing[gateway[0]] == frozenset(Energy)
         assert set(violations) == {gateway[1], p2p[1]}
         assert all(len(found) == 2 for found in violations.values())
         e = t.events.c
@@ -298,7 +312,8 @@ async def test_scheduled_collection_across_dst(
         with written["S"][0].open(newline="", encoding="utf-8") as handle:
             s_rows = list(csv.DictReader(handle, delimiter=";"))
         per_series = Counter((row["serialnumber"], row["cimcode"]) for row in s_rows)
-        assert per_series[(gateway[0], A_MINUS_15.code)] == length
+        for energy in Energy:
+            assert per_series[(gateway[0], interval_type(energy).code)] == length
         assert per_series[(p2p[0], A_MINUS_15.code)] == length
         assert all(per_series[(serial, A_PLUS_15.code)] == length for serial in serials)
         assert not [row for row in s_rows if int(row["state"]) & QualityFlag.MISSING]

@@ -10,8 +10,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from wo_fixtures import Clock, add_fleet
 
+from smmc.dlms.apdu.selective_access import CLOCK_TIME, CaptureObjectDefinition
 from smmc.dlms.axdr import Data
 from smmc.dlms.cosem_time import CosemDateTime
+from smmc.dlms.obis import Obis
 from smmc.domain.readings import (
     CollectionKind,
     Energy,
@@ -26,6 +28,7 @@ from smmc.domain.work_orders import ActivityType, InvalidWorkOrder
 from smmc.engine.activities.collection import (
     CollectedMeter,
     _Batch,
+    _capture_objects,
     _dc_daily,
     _dc_load_profile,
     _request,
@@ -169,11 +172,81 @@ def test_collected_rows_decoded_rejected_and_unknown() -> None:
     assert batch.rejected[0] == "collected load profile row 3: 6 columns, expected 7"
     assert batch.rejected[1].startswith("collected load profile row 4: clock column")
 
-    tiers = [Data.double_long_unsigned(n) for n in (1, 2, 3, 4, 5, 6)]
-    totals = [Data.double_long_unsigned(n) for n in (25, 8, 9, 10)]
-    _dc_daily([(_stamp(end), serial, *tiers, *totals)], {"M-7": meter}, TZ, batch)
-    assert batch.registers == [RegisterRead(7, Energy.ACTIVE_FORWARD, end, (1, 2, 3, 4, 5, 6), 25)]
-    assert batch.closures_without_tiers == 1  # A− has no tiers in the DC's profile
+
+_SERIAL = CaptureObjectDefinition(1, Obis(0, 0, 96, 1, 0, 255), 2)
+
+
+def _register(c: int, tier: int) -> CaptureObjectDefinition:
+    return CaptureObjectDefinition(3, Obis(1, 0, c, 8, tier, 255), 2)
+
+
+def _closure_meter() -> CollectedMeter:
+    return CollectedMeter(7, "M-7", (), frozenset({Energy.ACTIVE_FORWARD, Energy.ACTIVE_REVERSE}))
+
+
+END = dt.datetime(2026, 4, 4, 0, 0, tzinfo=dt.timezone(dt.timedelta(hours=-3)))
+
+
+def test_collected_daily_closure_decoded_by_its_capture_objects() -> None:
+    """Every energy with its total and T1..T6 is a register set, wherever its columns are;
+    only the energies the meter's profile asks for are kept."""
+    columns = [
+        _SERIAL,
+        *(_register(c, tier) for c in (4, 3, 2, 1) for tier in (6, 5, 4, 3, 2, 1, 0)),
+        CLOCK_TIME,
+    ]
+    values = {(c, tier): 100 * c + tier for c in (1, 2, 3, 4) for tier in range(7)}
+    row = (
+        Data.octet_string(b"M-7"),
+        *(
+            Data.double_long_unsigned(values[(c, tier)])
+            for c in (4, 3, 2, 1)
+            for tier in (6, 5, 4, 3, 2, 1, 0)
+        ),
+        _stamp(END),
+    )
+    wire = Data.array(c.to_data() for c in columns)
+    batch = _Batch()
+    _dc_daily(
+        [row], _capture_objects(wire, "capture objects"), {"M-7": _closure_meter()}, TZ, batch
+    )
+    assert batch.registers == [
+        RegisterRead(7, energy, END, tuple(values[(c, t)] for t in range(1, 7)), values[(c, 0)])
+        for energy, c in ((Energy.ACTIVE_FORWARD, 1), (Energy.ACTIVE_REVERSE, 2))
+    ]
+    assert batch.rejected_count == 0
+
+
+def test_collected_daily_closure_old_layout_keeps_a_plus_and_names_the_rest() -> None:
+    """A DC with the older layout (A+ T1..T6 and four totals): A+ is stored, the asked
+    energy without tiers is rejected once per read, naming it."""
+    columns = (
+        CLOCK_TIME,
+        _SERIAL,
+        *(_register(1, tier) for tier in range(1, 7)),
+        *(_register(c, 0) for c in (1, 2, 3, 4)),
+    )
+    numbers = (1, 2, 3, 4, 5, 6, 25, 8, 9, 10)
+    row = (_stamp(END), Data.octet_string(b"M-7"), *map(Data.double_long_unsigned, numbers))
+    batch = _Batch()
+    _dc_daily([row, row], columns, {"M-7": _closure_meter()}, TZ, batch)
+    expected = RegisterRead(7, Energy.ACTIVE_FORWARD, END, (1, 2, 3, 4, 5, 6), 25)
+    assert batch.registers == [expected, expected]
+    assert batch.rejected == [
+        "collected daily closure: no total and T1..T6 columns for active_reverse"
+    ]
+
+
+def test_collected_daily_closure_without_clock_or_bad_capture_objects() -> None:
+    batch = _Batch()
+    row = (Data.octet_string(b"M-7"), Data.double_long_unsigned(1))
+    _dc_daily([row], (_SERIAL, _register(1, 0)), {"M-7": _closure_meter()}, TZ, batch)
+    assert batch.registers == []
+    assert batch.rejected == [
+        "collected daily closure row 1: the profile has no clock or serial column"
+    ]
+    with pytest.raises(FieldFailure, match="capture objects"):
+        _capture_objects(Data.array([Data.unsigned(3)]), "capture objects")
 
 
 def test_collected_meters_follow_energy_profiles(db: Engine) -> None:

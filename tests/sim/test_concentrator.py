@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from smmc.dlms.apdu import AuthenticationMechanism, DataNotification
-from smmc.dlms.apdu.selective_access import EntryDescriptor
+from smmc.dlms.apdu.selective_access import CLOCK_TIME, CaptureObjectDefinition, EntryDescriptor
 from smmc.dlms.axdr import Data
 from smmc.dlms.client import ClientSettings, DlmsClient, SecurityPolicy
 from smmc.dlms.cosem.disconnect_control import DISCONNECT_CONTROL_OBIS
@@ -247,6 +247,17 @@ async def test_collected_daily_closure_and_status_words(dc: ConcentratorServer) 
     async with DlmsClient.connect(HOST, dc.port, management(dc)) as client:
         daily = await client.read_profile(COLLECTED_DAILY_OBIS, start, end)
         words = await client.read_profile(COLLECTED_STATUS_OBIS, start, end)
+        columns = await client.get(7, COLLECTED_DAILY_OBIS, 3)
+    # Clock, serial, then the meter's billing registers: per energy the total and T1..T6.
+    registers = [(c, tier) for c in (1, 2, 3, 4) for tier in range(7)]
+    assert columns == Data.array(
+        d.to_data()
+        for d in (
+            CLOCK_TIME,
+            CaptureObjectDefinition(1, Obis(0, 0, 96, 1, 0, 255), 2),
+            *(CaptureObjectDefinition(3, Obis(1, 0, c, 8, t, 255), 2) for c, t in registers),
+        )
+    )
     assert len(daily) == 3 * METERS == len(words)
     times = [stamp(r[0]) for r in daily]
     assert times == sorted(times)
@@ -273,9 +284,19 @@ async def test_collected_daily_closure_and_status_words(dc: ConcentratorServer) 
             billing = model.billing_row(day)
             assert billing is not None
             assert stamp(row[0]) == billing.clock
-            assert [c.value for c in row[2:8]] == list(billing.registers.active_import.tiers)
-            assert row[8].value == billing.registers.active_import.total
-            assert sum(int(str(c.value)) for c in row[2:8]) == row[8].value
+            sets = billing.registers
+            expected = [
+                value
+                for one in (
+                    sets.active_import,
+                    sets.active_export,
+                    sets.reactive_import,
+                    sets.reactive_export,
+                )
+                for value in (one.total, *one.tiers)
+            ]
+            assert [c.value for c in row[2:]] == expected
+            assert sum(int(str(c.value)) for c in row[3:9]) == row[2].value
 
 
 async def test_unreachable_meters_have_no_collected_rows(dc: ConcentratorServer) -> None:

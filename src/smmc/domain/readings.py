@@ -28,6 +28,7 @@ __all__ = [
     "LOAD_PROFILE_PROFILES",
     "LP_ACTIVE",
     "LP_ACTIVE_EXPORT",
+    "LP_FOUR_QUADRANTS",
     "PROFILE_STATUS_CLOCK_ADJUSTED",
     "READING_TYPES",
     "TIER_COUNT",
@@ -401,8 +402,10 @@ LP_ACTIVE = LoadProfileProfile("LP Active", frozenset({Energy.ACTIVE_FORWARD}))
 LP_ACTIVE_EXPORT = LoadProfileProfile(
     "LP Active + Active Export", frozenset({Energy.ACTIVE_FORWARD, Energy.ACTIVE_REVERSE})
 )
+LP_FOUR_QUADRANTS = LoadProfileProfile("LP Four Quadrants", frozenset(Energy))
+"""Active and reactive, import and export: the four channels of the load profile."""
 DAILY_CLOSURE_PROFILES = {p.name: p for p in (DAILY_CLOSURE_ENERGY_PROFILE,)}
-LOAD_PROFILE_PROFILES = {p.name: p for p in (LP_ACTIVE, LP_ACTIVE_EXPORT)}
+LOAD_PROFILE_PROFILES = {p.name: p for p in (LP_ACTIVE, LP_ACTIVE_EXPORT, LP_FOUR_QUADRANTS)}
 DEFAULT_DAILY_CLOSURE_PROFILE = DAILY_CLOSURE_ENERGY_PROFILE
 """What the collection reads for a meter without an assignment (``meter_energy_profiles``)."""
 DEFAULT_LOAD_PROFILE_PROFILE = LP_ACTIVE

@@ -715,8 +715,12 @@ class ConcentratorServer:
         )
         energy = [CaptureObjectDefinition(3, Obis(1, 0, c, 29, 0, 255), 2) for c in (1, 2, 3, 4)]
         status = CaptureObjectDefinition(1, Obis(0, 0, 96, 10, 1, 255), 2)
-        tiers = [CaptureObjectDefinition(3, Obis(1, 0, 1, 8, t, 255), 2) for t in range(1, 7)]
-        totals = [CaptureObjectDefinition(3, Obis(1, 0, c, 8, 0, 255), 2) for c in (1, 2, 3, 4)]
+        # The meter's billing registers, per energy (A+, A−, R+, R−) the total and T1..T6.
+        billing = [
+            CaptureObjectDefinition(3, Obis(1, 0, c, 8, t, 255), 2)
+            for c in (1, 2, 3, 4)
+            for t in range(7)
+        ]
         words = [CaptureObjectDefinition(1, Obis(0, 0, 96, 5, w, 255), 2) for w in (1, 2, 3, 4)]
         for obis, columns, fetch, period in (
             (
@@ -727,7 +731,7 @@ class ConcentratorServer:
             ),
             (
                 COLLECTED_DAILY_OBIS,
-                [CLOCK_TIME, _SERIAL_COLUMN, *tiers, *totals],
+                [CLOCK_TIME, _SERIAL_COLUMN, *billing],
                 self._daily_rows,
                 86400,
             ),
@@ -835,14 +839,14 @@ class ConcentratorServer:
         rows = []
         for _, head, billing in self._closures(start, end):
             registers = billing.registers
-            tiers = registers.active_import.tiers
-            totals = (
-                registers.active_import.total,
-                registers.active_export.total,
-                registers.reactive_import.total,
-                registers.reactive_export.total,
+            sets = (
+                registers.active_import,
+                registers.active_export,
+                registers.reactive_import,
+                registers.reactive_export,
             )
-            rows.append(head + tuple(Data.double_long_unsigned(v) for v in (*tiers, *totals)))
+            values = [v for r in sets for v in (r.total, *r.tiers)]
+            rows.append(head + tuple(Data.double_long_unsigned(v) for v in values))
         return rows
 
     def _status_rows(self, start: dt.datetime, end: dt.datetime) -> list[Row]:

@@ -5,7 +5,9 @@ Two executors, one per kind of target:
 * `ConcentratorCollectionExecutor` (activity ``Collection``, a concentrator): reads the DC's
   collected-data profiles in bulk — load profile ``0.128.99.1.0.255``, daily closure
   ``0.128.98.1.0.255`` and status words ``0.128.99.98.0.255`` — by range, in one management
-  session, for every meter of the DC;
+  session, for every meter of the DC; the daily closure is decoded by the profile's capture
+  objects (read in the same session), so every energy whose total and T1..T6 it carries is a
+  register set;
 * `MeterCollectionExecutor` (activity ``MeterCollection``, a point-to-point meter): reads the
   meter's own load profile, measurand profile and daily billing profile by range, and its
   status words, in one association.
@@ -37,7 +39,11 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from smmc.dlms.apdu.selective_access import CLOCK_TIME, CaptureObjectDefinition
 from smmc.dlms.axdr import Data, DataTag
+from smmc.dlms.cosem import CosemAccessError
+from smmc.dlms.cosem.base import expect_items
+from smmc.dlms.cosem.profile_generic import parse_definition
 from smmc.dlms.cosem_time import CosemDateTime
 from smmc.dlms.obis import Obis
 from smmc.dlms.profiles.builder import AttributeInfo
@@ -106,6 +112,7 @@ _ENERGY_OF_C = {
     4: Energy.REACTIVE_REVERSE,
 }
 _DC_LOAD_ENERGIES = tuple(_ENERGY_OF_C.values())  # columns 3..6 of a collected LP row
+_DC_SERIAL = Obis(0, 0, 96, 1, 0, 255)  # the serial column of the DC's collected profiles
 _VOLTAGE_L1 = Obis(1, 0, 32, 25, 0, 255)
 _CURRENT_L1 = Obis(1, 0, 31, 25, 0, 255)
 _EVENT_KEY = "TIER_SUM_VIOLATION"
@@ -282,7 +289,6 @@ class _Batch:
     rejected: list[str] = field(default_factory=list)
     rejected_count: int = 0
     unknown_serials: set[str] = field(default_factory=set)
-    closures_without_tiers: int = 0
     serials: dict[int, str] = field(default_factory=dict)
 
     def reject(self, what: str, reason: str) -> None:
@@ -298,20 +304,23 @@ def _dc_rows(
     meters: Mapping[str, CollectedMeter],
     tz: str,
     batch: _Batch,
+    clock: int = 0,
+    serial_column: int = 1,
 ) -> Iterator[tuple[str, Row, CollectedMeter, datetime]]:
-    """The rows of a collected-data profile (clock · serial · values) of known meters, with
-    their label and time; a malformed row is rejected, an unknown serial counted."""
+    """The rows of a collected-data profile (clock · serial · values, unless the columns
+    say where) of known meters, with their label and time; a malformed row is rejected, an
+    unknown serial counted."""
     for number, row in enumerate(rows, start=1):
         label = f"{what} row {number}"
         try:
             if len(row) != width:
                 raise ValueError(f"{len(row)} columns, expected {width}")
-            serial = _serial(row[1])
+            serial = _serial(row[serial_column])
             meter = meters.get(serial)
             if meter is None:
                 batch.unknown_serials.add(serial)
                 continue
-            at = _stamp(row[0], tz)
+            at = _stamp(row[clock], tz)
         except ValueError as exc:
             batch.reject(label, str(exc))
             continue
@@ -338,26 +347,75 @@ def _dc_load_profile(
                 )
 
 
+def _capture_objects(value: Data, what: str) -> tuple[CaptureObjectDefinition, ...]:
+    """A profile's capture objects (attribute 3) as read; a malformed list fails the order."""
+    try:
+        return tuple(
+            parse_definition(item) for item in expect_items(value, DataTag.ARRAY, None, what)
+        )
+    except CosemAccessError as exc:
+        raise _bad(f"{what}: {exc.message or exc}") from None
+
+
 def _dc_daily(
-    rows: Iterable[Row], meters: Mapping[str, CollectedMeter], tz: str, batch: _Batch
+    rows: Sequence[Row],
+    columns: Sequence[CaptureObjectDefinition],
+    meters: Mapping[str, CollectedMeter],
+    tz: str,
+    batch: _Batch,
 ) -> None:
-    """Collected daily rows: clock · serial · A+ T1..T6 · totals A+, A−, R+, R−. Only A+ has
-    its tiers, so only A+ is a register set; the other totals are counted, not stored."""
-    width = 2 + TIER_COUNT + len(_DC_LOAD_ENERGIES)
-    for label, row, meter, captured in _dc_rows(
-        rows, width, "collected daily closure", meters, tz, batch
-    ):
+    """Collected daily rows, decoded by the profile's capture objects: the clock, the serial
+    and energy registers ``{3, 1.0.c.8.t.255, 2}``. Every energy with its total and T1..T6
+    is a register set (the simulated DC carries all four; an older layout, A+ T1..T6 and
+    the four totals, only A+); an energy a meter's profile asks for without its tiers is
+    rejected once per read, naming the energy."""
+    what = "collected daily closure"
+    clock = next((n for n, c in enumerate(columns) if c == CLOCK_TIME), None)
+    serial = next(
+        (n for n, c in enumerate(columns) if c.logical_name == _DC_SERIAL and c.class_id == 1),
+        None,
+    )
+    if clock is None or serial is None:
+        for number in range(1, len(rows) + 1):
+            batch.reject(f"{what} row {number}", "the profile has no clock or serial column")
+        return
+    where = {
+        found: n
+        for n, c in enumerate(columns)
+        if c.class_id == 3
+        and c.attribute_index == 2
+        and (found := _energy_register(c.logical_name)) is not None
+    }
+    complete = {
+        energy
+        for energy in Energy
+        if all((energy, tier) in where for tier in range(TIER_COUNT + 1))
+    }
+    asked = set().union(*(meter.closure_energies for meter in meters.values()))
+    if rows:
+        for energy in sorted(asked - complete):
+            batch.reject(what, f"no total and T1..T6 columns for {energy.value}")
+    read = _dc_rows(rows, len(columns), what, meters, tz, batch, clock, serial)
+    for label, row, meter, captured in read:
+        energies = sorted(meter.closure_energies & complete)
         try:
-            tiers = tuple(_number(cell, "tier") for cell in row[2 : 2 + TIER_COUNT])
-            total = _number(row[2 + TIER_COUNT], "total")
+            sets = [
+                (
+                    energy,
+                    tuple(
+                        _number(row[where[(energy, tier)]], f"{energy.value} T{tier}")
+                        for tier in range(1, TIER_COUNT + 1)
+                    ),
+                    _number(row[where[(energy, 0)]], f"{energy.value} total"),
+                )
+                for energy in energies
+            ]
         except ValueError as exc:
             batch.reject(label, str(exc))
             continue
-        if Energy.ACTIVE_FORWARD in meter.closure_energies:
-            batch.registers.append(
-                RegisterRead(meter.id, Energy.ACTIVE_FORWARD, captured, tiers, total)
-            )
-        batch.closures_without_tiers += len(meter.closure_energies - {Energy.ACTIVE_FORWARD})
+        batch.registers.extend(
+            RegisterRead(meter.id, energy, captured, tiers, total) for energy, tiers, total in sets
+        )
 
 
 def _dc_words(
@@ -540,7 +598,6 @@ def _store(engine: Engine, batch: _Batch, order: LeasedOrder, received: datetime
         "tier_sum_violations": len(registers.tier_sum_violations),
         "tier_sum_events": len(occurrences),
         "status_words": len(batch.words),
-        "closures_without_tiers": batch.closures_without_tiers,
         "rejected": batch.rejected_count,
         "rejected_rows": batch.rejected,
         "unknown_serials": sorted(batch.unknown_serials)[:_MAX_LISTED],
@@ -602,6 +659,7 @@ class ConcentratorCollectionExecutor(_CollectionExecutor):
         batch = _Batch(serials={meter.id: meter.serial for meter in plan.meters})
         load: list[Row] = []
         daily: list[Row] = []
+        daily_columns = Data.array(())
         words: list[Row] = []
         async with self.drivers.concentrator(dc_id, order.priority) as dc:
             tz = dc.access.time_zone
@@ -614,10 +672,12 @@ class ConcentratorCollectionExecutor(_CollectionExecutor):
                 # latest row is the meter's state), from the first missing closure if any.
                 start = starts.get(CollectionKind.DAILY_CLOSURE, now - timedelta(days=1))
                 if CollectionKind.DAILY_CLOSURE in starts:
+                    daily_columns = await dc.client.get(7, COLLECTED_DAILY, 3)
                     daily = await dc.client.read_profile(COLLECTED_DAILY, start, now)
                 words = await dc.client.read_profile(COLLECTED_STATUS_WORDS, start, now)
         _dc_load_profile(load, by_serial, tz, batch)
-        _dc_daily(daily, by_serial, tz, batch)
+        columns = _capture_objects(daily_columns, "collected daily closure capture objects")
+        _dc_daily(daily, columns, by_serial, tz, batch)
         _dc_words(words, by_serial, tz, batch)
         return await self.finish(order, plan, batch)
 
