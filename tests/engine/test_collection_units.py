@@ -228,12 +228,14 @@ def test_collected_daily_closure_old_layout_keeps_a_plus_and_names_the_rest() ->
     )
     numbers = (1, 2, 3, 4, 5, 6, 25, 8, 9, 10)
     row = (_stamp(END), Data.octet_string(b"M-7"), *map(Data.double_long_unsigned, numbers))
+    bad = (*row[:4], Data.octet_string(b"3"), *row[5:])
     batch = _Batch()
-    _dc_daily([row, row], columns, {"M-7": _closure_meter()}, TZ, batch)
+    _dc_daily([row, bad, row], columns, {"M-7": _closure_meter()}, TZ, batch)
     expected = RegisterRead(7, Energy.ACTIVE_FORWARD, END, (1, 2, 3, 4, 5, 6), 25)
     assert batch.registers == [expected, expected]
     assert batch.rejected == [
-        "collected daily closure: no total and T1..T6 columns for active_reverse"
+        "collected daily closure: no total and T1..T6 columns for active_reverse",
+        "collected daily closure row 2: active_forward T3 is not an integer (OCTET_STRING)",
     ]
 
 
