@@ -161,3 +161,16 @@ def test_nothing_to_send_writes_nothing(fleet: Engine) -> None:
     assert outbox_rows(fleet, "readings") == []
     with pytest.raises(ValueError, match="start before end"):
         queue_meter_readings(fleet, ReadingGroup.LOAD_PROFILE, later, later)
+
+
+def test_reads_are_sized_to_stay_under_the_stored_readings_limit(
+    fleet: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # two meters' 192 values pass a limit of 150 in one read; one meter's 96 do not
+    monkeypatch.setattr("smmc.integration.soap.MAX_VALUES", 150)
+    monkeypatch.setattr("smmc.integration.readings.MAX_VALUES", 150)
+    end = DAY + timedelta(days=1)
+    assert queue_meter_readings(fleet, ReadingGroup.LOAD_PROFILE, DAY, end) == 1
+    (row,) = outbox_rows(fleet, "readings")
+    body = json.loads(str(row["payload"]))
+    assert [entry["meter"] for entry in body["meters"]] == ["M1", "M2"]

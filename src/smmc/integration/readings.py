@@ -26,9 +26,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from smmc.domain.readings import READING_TYPES, ReadingKind, reading_type_by_id
+from smmc.domain.readings import READING_TYPES, Energy, ReadingKind, reading_type_by_id
 from smmc.integration.payloads import MeterReading
-from smmc.integration.soap import CimService
+from smmc.integration.soap import MAX_VALUES, CimService
 from smmc.store import tables as t
 from smmc.store.outbox import READINGS, queue_messages
 from smmc.store.readings import IntervalValue, RegisterRead
@@ -45,6 +45,9 @@ __all__ = [
 NORMAL = "normal"
 _NAMESPACE = uuid.UUID("0c6f4d52-7a1b-4e8f-b3d9-5e2a61c8f047")
 _METERS_PER_READ = 200
+_SHORTEST_INTERVAL = timedelta(
+    minutes=min(rt.minutes for rt in READING_TYPES if rt.minutes is not None)
+)
 
 
 class ReadingGroup(StrEnum):
@@ -98,6 +101,17 @@ def _as_json(item: MeterReading) -> tuple[dict[str, Any], int]:
     return {"meter": item.meter.label, "blocks": blocks, "registers": registers}, size
 
 
+def _meters_per_read(group: ReadingGroup, span: timedelta, types: int) -> int:
+    """How many meters one ``stored_readings`` call may cover without passing its limit of
+    ``MAX_VALUES`` values, counted as it counts them: every interval type at the shortest
+    interval, or every register type of each energy's closure per day."""
+    if group is ReadingGroup.LOAD_PROFILE:
+        per_meter = (span // _SHORTEST_INTERVAL + 1) * types
+    else:
+        per_meter = (span // timedelta(days=1) + 2) * len(Energy) * types
+    return max(1, min(_METERS_PER_READ, MAX_VALUES // per_meter))
+
+
 def queue_meter_readings(
     bind: Engine | Connection,
     group: ReadingGroup,
@@ -127,8 +141,9 @@ def queue_meter_readings(
         messages: list[list[dict[str, Any]]] = []
         current: list[dict[str, Any]] = []
         size = 0
-        for first in range(0, len(serials), _METERS_PER_READ):
-            chunk = serials[first : first + _METERS_PER_READ]
+        per_read = _meters_per_read(group, end - start, len(types))
+        for first in range(0, len(serials), per_read):
+            chunk = serials[first : first + per_read]
             for item in service.stored_readings(chunk, types, [(start, end)], conn=conn):
                 entry, values = _as_json(item)
                 if values == 0:
