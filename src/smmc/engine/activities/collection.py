@@ -309,7 +309,8 @@ def _dc_rows(
 ) -> Iterator[tuple[str, Row, CollectedMeter, datetime]]:
     """The rows of a collected-data profile (clock · serial · values, unless the columns
     say where) of known meters, with their label and time; a malformed row is rejected, an
-    unknown serial counted."""
+    unknown serial counted. A DC's rows repeat a few clock values: each is decoded once."""
+    stamps: dict[Data, datetime] = {}
     for number, row in enumerate(rows, start=1):
         label = f"{what} row {number}"
         try:
@@ -320,7 +321,11 @@ def _dc_rows(
             if meter is None:
                 batch.unknown_serials.add(serial)
                 continue
-            at = _stamp(row[clock], tz)
+            cell = row[clock]
+            # Only a valid clock (an octet-string, hashable) is ever kept.
+            at = stamps.get(cell) if cell.tag is DataTag.OCTET_STRING else None
+            if at is None:
+                at = stamps[cell] = _stamp(cell, tz)
         except ValueError as exc:
             batch.reject(label, str(exc))
             continue
