@@ -129,7 +129,7 @@ class Worker:
             task = asyncio.create_task(self._run_order(order), name=f"work-order-{order.id}")
             self._in_flight[order.id] = task
             task.add_done_callback(functools.partial(self._forget, order.id))
-        if orders and self.config.renew_leases and self._keeper is None:
+        if orders and self.config.renew_leases and (self._keeper is None or self._keeper.done()):
             self._keeper = asyncio.create_task(self._keep_leases(), name="lease-keeper")
         return len(orders)
 
