@@ -10,6 +10,7 @@ multiply rows.
 from __future__ import annotations
 
 import itertools
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -524,6 +525,57 @@ def meter_map_rows(conn: Connection, where: MeterFilter, bbox: BBox | None) -> s
     return conn.execute(query)
 
 
+def _json_string(conn: Connection, column: sa.ColumnElement[Any]) -> sa.ColumnElement[str]:
+    """A text column as a JSON string literal (or `null`), quoted by the database."""
+    if conn.dialect.name == "sqlite":
+        return sa.func.json_quote(column, type_=sa.Text)
+    return sa.func.coalesce(sa.cast(sa.func.to_json(column), sa.Text), "null")
+
+
+def _json_boolean(column: sa.ColumnElement[bool]) -> sa.ColumnElement[str]:
+    return sa.case((column, "true"), else_="false")
+
+
+def meter_feature_rows(
+    conn: Connection, where: MeterFilter, bbox: BBox | None
+) -> sa.CursorResult[Any]:
+    """`meter_map_rows` with the database writing each feature's JSON `id` and `properties`:
+    rows of (id, longitude, latitude, altitude, properties), in serial number order. The
+    coordinates stay numbers because SQLite cannot print every double exactly; the caller
+    writes them."""
+    longitude, latitude = service_points.c.longitude, service_points.c.latitude
+    state = sa.case(
+        {code: json.dumps(name) for code, name in enumerate(MAP_STATES)}, value=_map_flags()
+    )
+    fields = [
+        ("serial_number", _json_string(conn, meters.c.serial_number)),
+        ("service_point", _json_string(conn, service_points.c.name)),
+        ("comuna", _json_string(conn, service_points.c.comuna)),
+        ("concentrator", _json_string(conn, concentrators.c.name)),
+        ("tag", _json_string(conn, meters.c.tag)),
+        ("commissioned", _json_boolean(meters.c.commissioned)),
+        ("reachable", _json_boolean(meters.c.reachable)),
+        ("in_dc_table", _json_boolean(meters.c.in_dc_table)),
+        ("lifecycle_state", state),
+    ]
+    properties: sa.ColumnElement[str] = sa.literal("{", sa.Text)
+    for index, (name, value) in enumerate(fields):
+        properties = properties + sa.literal(f'{"," * bool(index)}"{name}":', sa.Text) + value
+    query = (
+        sa.select(
+            _json_string(conn, meters.c.serial_number),
+            longitude,
+            latitude,
+            service_points.c.altitude,
+            properties + sa.literal("}", sa.Text),
+        )
+        .select_from(_METER_FROM)
+        .where(*_located(where.conditions(), longitude, latitude, bbox))
+        .order_by(meters.c.serial_number)
+    )
+    return conn.execute(query)
+
+
 def concentrator_map_rows(
     conn: Connection, where: ConcentratorFilter, bbox: BBox | None
 ) -> sa.CursorResult[Any]:
@@ -577,6 +629,24 @@ class MapColumns:
     skipped: int
 
 
+def _map_flags() -> sa.ColumnElement[int]:
+    """A meter's `MAP_STATES` index from its flags (linked 8, commissioned 4, reachable 2,
+    in DC table 1)."""
+    linked = sa.or_(meters.c.concentrator_id.is_not(None), meters.c.host.is_not(None))
+    return sum(
+        (
+            sa.case((condition, weight), else_=0)
+            for condition, weight in (
+                (linked, 8),
+                (meters.c.commissioned, 4),
+                (meters.c.reachable, 2),
+                (meters.c.in_dc_table, 1),
+            )
+        ),
+        start=sa.literal(0),
+    )
+
+
 def meter_map_columns(conn: Connection) -> MapColumns:
     """Every meter at its current service point, for the map page, built by the database
     in one aggregate: no row of the 100,000 crosses into Python. Meters without a link or
@@ -591,19 +661,7 @@ def meter_map_columns(conn: Connection) -> MapColumns:
     def degrees(column: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
         return joined(sa.cast(sa.func.round(column * MAP_SCALE), sa.Integer))
 
-    linked = sa.or_(meters.c.concentrator_id.is_not(None), meters.c.host.is_not(None))
-    flags = sum(
-        (
-            sa.case((condition, weight), else_=0)
-            for condition, weight in (
-                (linked, 8),
-                (meters.c.commissioned, 4),
-                (meters.c.reachable, 2),
-                (meters.c.in_dc_table, 1),
-            )
-        ),
-        start=sa.literal(0),
-    )
+    flags = _map_flags()
     query = sa.select(
         degrees(longitude),
         degrees(latitude),

@@ -1,9 +1,11 @@
 """Meters and concentrators as GeoJSON (RFC 7946) for the map.
 
 A map asks for the whole fleet at once (100,000 meters and more), so each endpoint runs one
-select, builds plain dicts from row tuples and serialises them once, skipping response
-models. Records without usable coordinates are left out and counted in
-`skipped_without_coordinates`, so the map can say how many it cannot show.
+select and skips response models: the concentrators' builds plain dicts from row tuples and
+serialises them once; the meters' has the database write each feature's id and properties
+as JSON text, leaving only the coordinates to Python (see `meter_feature_rows`). Records
+without usable coordinates are left out and counted in `skipped_without_coordinates`, so
+the map can say how many it cannot show.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from pydantic import AfterValidator
 from smmc.web.api.deps import ConcentratorFilterDep, EngineDep, MeterFilterDep
 from smmc.web.caching import validated_response
 from smmc.web.problems import problem_responses
-from smmc.web.queries import MAP_STATES, BBox, concentrator_map_rows, meter_map_rows
+from smmc.web.queries import BBox, concentrator_map_rows, meter_feature_rows
 
 GEOJSON_MEDIA_TYPE = "application/geo+json"
 _finite = math.isfinite
@@ -101,57 +103,35 @@ def _point(lon: Any, lat: Any, alt: Any) -> list[float] | None:
 
 
 def _collection(request: Request, features: list[dict[str, Any]], skipped: int) -> Response:
-    body = {
-        "type": "FeatureCollection",
-        "features": features,
-        "skipped_without_coordinates": skipped,
-    }
-    content = json.dumps(body, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    text = json.dumps(features, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return _feature_collection(request, text, skipped)
+
+
+def _feature_collection(request: Request, features: str, skipped: int) -> Response:
+    """`features` is the features array already as JSON text."""
+    content = (
+        f'{{"type":"FeatureCollection","features":{features},'
+        f'"skipped_without_coordinates":{skipped}}}'
+    )
     return validated_response(request, content.encode(), GEOJSON_MEDIA_TYPE)
 
 
-def _meter_features(rows: Iterable[Any]) -> tuple[list[dict[str, Any]], int]:
+def meter_features_json(rows: Iterable[Any]) -> tuple[str, int]:
+    """The features array as JSON text from `meter_feature_rows`, whose id and properties
+    come written by the database; only the coordinates are written here."""
     features = []
     skipped = 0
-    for (
-        serial,
-        lon,
-        lat,
-        alt,
-        service_point,
-        comuna,
-        concentrator,
-        tag,
-        host,
-        commissioned,
-        reachable,
-        in_dc_table,
-    ) in rows:
+    for ident, lon, lat, alt, properties in rows:
         coordinates = _point(lon, lat, alt)
         if coordinates is None:
             skipped += 1
             continue
-        linked = concentrator is not None or host is not None
-        state = MAP_STATES[linked * 8 + commissioned * 4 + reachable * 2 + in_dc_table]
+        position = ",".join(map(repr, coordinates))
         features.append(
-            {
-                "type": "Feature",
-                "id": serial,
-                "geometry": {"type": "Point", "coordinates": coordinates},
-                "properties": {
-                    "serial_number": serial,
-                    "service_point": service_point,
-                    "comuna": comuna,
-                    "concentrator": concentrator,
-                    "tag": tag,
-                    "commissioned": commissioned,
-                    "reachable": reachable,
-                    "in_dc_table": in_dc_table,
-                    "lifecycle_state": state,
-                },
-            }
+            f'{{"type":"Feature","id":{ident},"geometry":{{"type":"Point",'
+            f'"coordinates":[{position}]}},"properties":{properties}}}'
         )
-    return features, skipped
+    return f"[{','.join(features)}]", skipped
 
 
 @router.get("/meters", response_class=Response, responses=_GEOJSON_RESPONSE)
@@ -161,8 +141,8 @@ def meters_map(
     """Meters at their current service point's coordinates; same filters as `/api/meters`.
     The ETag lets a client that already holds the collection get ``304 Not Modified``."""
     with engine.connect() as conn:
-        features, skipped = _meter_features(meter_map_rows(conn, filters, bbox))
-    return _collection(request, features, skipped)
+        features, skipped = meter_features_json(meter_feature_rows(conn, filters, bbox))
+    return _feature_collection(request, features, skipped)
 
 
 def _concentrator_features(rows: Iterable[Any]) -> tuple[list[dict[str, Any]], int]:
