@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import itertools
 import json
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.engine import Connection, RowMapping
 from sqlalchemy.sql.util import find_tables
 
@@ -536,14 +538,8 @@ def _json_boolean(column: sa.ColumnElement[bool]) -> sa.ColumnElement[str]:
     return sa.case((column, "true"), else_="false")
 
 
-def meter_feature_rows(
-    conn: Connection, where: MeterFilter, bbox: BBox | None
-) -> sa.CursorResult[Any]:
-    """`meter_map_rows` with the database writing each feature's JSON `id` and `properties`:
-    rows of (id, longitude, latitude, altitude, properties), in serial number order. The
-    coordinates stay numbers because SQLite cannot print every double exactly; the caller
-    writes them."""
-    longitude, latitude = service_points.c.longitude, service_points.c.latitude
+def _meter_properties_json(conn: Connection) -> sa.ColumnElement[str]:
+    """A meter feature's `properties` object as JSON text, written by the database."""
     state = sa.case(
         {code: json.dumps(name) for code, name in enumerate(MAP_STATES)}, value=_map_flags()
     )
@@ -561,19 +557,82 @@ def meter_feature_rows(
     properties: sa.ColumnElement[str] = sa.literal("{", sa.Text)
     for index, (name, value) in enumerate(fields):
         properties = properties + sa.literal(f'{"," * bool(index)}"{name}":', sa.Text) + value
+    return properties + sa.literal("}", sa.Text)
+
+
+def meter_feature_rows(
+    conn: Connection, where: MeterFilter, bbox: BBox | None
+) -> sa.CursorResult[Any]:
+    """`meter_map_rows` with the database writing each feature's JSON `id` and `properties`:
+    rows of (id, longitude, latitude, altitude, properties), in serial number order. The
+    coordinates stay numbers because SQLite (3.40) cannot print every double exactly; the
+    caller writes them. PostgreSQL can: see `meter_features_written`."""
+    longitude, latitude = service_points.c.longitude, service_points.c.latitude
     query = (
         sa.select(
             _json_string(conn, meters.c.serial_number),
             longitude,
             latitude,
             service_points.c.altitude,
-            properties + sa.literal("}", sa.Text),
+            _meter_properties_json(conn),
         )
         .select_from(_METER_FROM)
         .where(*_located(where.conditions(), longitude, latitude, bbox))
         .order_by(meters.c.serial_number)
     )
     return conn.execute(query)
+
+
+_HALF_MAX = sys.float_info.max / 2
+
+
+def _pg_json_number(column: sa.ColumnElement[Any]) -> sa.ColumnElement[str]:
+    """A double as Python's `repr` writes it: PostgreSQL prints the shortest exact digits too,
+    but a whole number without the ".0" (and 1e15 up to 1e16 with an exponent, still the
+    same value)."""
+    text = sa.cast(column, sa.Text)
+    return sa.case((text.regexp_match("^-?[0-9]+$"), text + ".0"), else_=text)
+
+
+def meter_features_written(
+    conn: Connection, where: MeterFilter, bbox: BBox | None
+) -> tuple[str, int]:
+    """PostgreSQL only: the features array of `/api/map/meters` as JSON text, every feature
+    written and joined by the database in serial number order, and the number of meters left
+    out for want of finite coordinates (longitude + latitude must not overflow, as in
+    `math.isfinite(lon + lat)`; halves are compared so the sum itself cannot overflow)."""
+    longitude, latitude = service_points.c.longitude, service_points.c.latitude
+    altitude = service_points.c.altitude
+    located = (longitude * 0.5 + latitude * 0.5).between(-_HALF_MAX, _HALF_MAX)
+    height = sa.case(
+        (
+            (altitude * 0.5).between(-_HALF_MAX, _HALF_MAX),
+            sa.literal(",", sa.Text) + _pg_json_number(altitude),
+        ),
+        else_="",
+    )
+    feature = (
+        sa.literal('{"type":"Feature","id":', sa.Text)
+        + _json_string(conn, meters.c.serial_number)
+        + sa.literal(',"geometry":{"type":"Point","coordinates":[', sa.Text)
+        + _pg_json_number(longitude)
+        + sa.literal(",", sa.Text)
+        + _pg_json_number(latitude)
+        + height
+        + sa.literal(']},"properties":', sa.Text)
+        + _meter_properties_json(conn)
+        + sa.literal("}", sa.Text)
+    )
+    features = sa.func.string_agg(
+        feature, aggregate_order_by(sa.literal(",", sa.Text), meters.c.serial_number)
+    ).filter(located)
+    query = (
+        sa.select(features, sa.func.count(), sa.func.count().filter(located))
+        .select_from(_METER_FROM)
+        .where(*_located(where.conditions(), longitude, latitude, bbox))
+    )
+    text, total, shown = conn.execute(query).one()
+    return f"[{text or ''}]", total - shown
 
 
 def concentrator_map_rows(

@@ -2,8 +2,8 @@
 
 A map asks for the whole fleet at once (100,000 meters and more), so each endpoint runs one
 select and skips response models: the concentrators' builds plain dicts from row tuples and
-serialises them once; the meters' has the database write each feature's id and properties
-as JSON text, leaving only the coordinates to Python (see `meter_feature_rows`). Records
+serialises them once; the meters' has the database write the features as JSON text: all
+of it on PostgreSQL, all but the coordinates on SQLite (see `meter_feature_rows`). Records
 without usable coordinates are left out and counted in `skipped_without_coordinates`, so
 the map can say how many it cannot show.
 """
@@ -22,7 +22,12 @@ from pydantic import AfterValidator
 from smmc.web.api.deps import ConcentratorFilterDep, EngineDep, MeterFilterDep
 from smmc.web.caching import validated_response
 from smmc.web.problems import problem_responses
-from smmc.web.queries import BBox, concentrator_map_rows, meter_feature_rows
+from smmc.web.queries import (
+    BBox,
+    concentrator_map_rows,
+    meter_feature_rows,
+    meter_features_written,
+)
 
 GEOJSON_MEDIA_TYPE = "application/geo+json"
 _finite = math.isfinite
@@ -141,7 +146,10 @@ def meters_map(
     """Meters at their current service point's coordinates; same filters as `/api/meters`.
     The ETag lets a client that already holds the collection get ``304 Not Modified``."""
     with engine.connect() as conn:
-        features, skipped = meter_features_json(meter_feature_rows(conn, filters, bbox))
+        if conn.dialect.name == "postgresql":
+            features, skipped = meter_features_written(conn, filters, bbox)
+        else:
+            features, skipped = meter_features_json(meter_feature_rows(conn, filters, bbox))
     return _feature_collection(request, features, skipped)
 
 
