@@ -80,6 +80,7 @@ def odd_fleet(db: Engine, assets: AssetFactory) -> AssetFactory:
     positions: list[tuple[float | None, float | None, float | None]] = [
         (-70.66, -33.45, 530.5),
         (-71.0, -33.0, 500.0),
+        (-72.0, -34.0, 999999999999999.0),
         (-70.76, -33.07000000000001, None),
         (0.1 + 0.2, -0.0, 1e-05),
         (-135.31713395112314, 0.00013164905615561245, 3556.1601463115585),

@@ -591,7 +591,8 @@ def _pg_json_number(column: sa.ColumnElement[Any]) -> sa.ColumnElement[str]:
     but a whole number without the ".0" (and 1e15 up to 1e16 with an exponent, still the
     same value)."""
     text = sa.cast(column, sa.Text)
-    return sa.case((text.regexp_match("^-?[0-9]+$"), text + ".0"), else_=text)
+    whole = sa.and_(column == sa.func.trunc(column), sa.func.abs(column) < 1e15)
+    return sa.case((whole, text + ".0"), else_=text)
 
 
 def meter_features_written(
