@@ -9,14 +9,43 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import pytest
+import sqlalchemy as sa
 from fastapi.testclient import TestClient
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
+from smmc.store import tables
+from smmc.web import queries
 from smmc.web.api.maps import _point, parse_bbox
-from smmc.web.queries import MAP_STATES, MeterFilter, meter_map_rows
+from smmc.web.queries import MAP_STATES, BBox, MeterFilter
 
 if TYPE_CHECKING:
     from conftest import AssetFactory
+
+
+def meter_map_rows(conn: Connection, where: MeterFilter, bbox: BBox | None) -> sa.CursorResult[Any]:
+    """The query the Python rendering read: meters at their current service point."""
+    longitude, latitude = tables.service_points.c.longitude, tables.service_points.c.latitude
+    query = (
+        sa.select(
+            tables.meters.c.serial_number,
+            longitude,
+            latitude,
+            tables.service_points.c.altitude,
+            tables.service_points.c.name,
+            tables.service_points.c.comuna,
+            tables.concentrators.c.name,
+            tables.meters.c.tag,
+            tables.meters.c.host,
+            tables.meters.c.commissioned,
+            tables.meters.c.reachable,
+            tables.meters.c.in_dc_table,
+        )
+        .select_from(queries._METER_FROM)
+        .where(*queries._located(where.conditions(), longitude, latitude, bbox))
+        .order_by(tables.meters.c.serial_number)
+    )
+    return conn.execute(query)
+
 
 ODD_NAMES = ['quote " and \\ backslash', "line\nbreak\ttab\x01\x1f", "Ñuñoa é ✓ 🛰", "sep\u2028"]
 

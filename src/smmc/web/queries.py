@@ -502,31 +502,6 @@ def _located(
     return [*conditions, sa.or_(unlocated, bbox.contains(longitude, latitude))]
 
 
-def meter_map_rows(conn: Connection, where: MeterFilter, bbox: BBox | None) -> sa.CursorResult[Any]:
-    """Meters located at their current service point, as plain tuples for speed."""
-    longitude, latitude = service_points.c.longitude, service_points.c.latitude
-    query = (
-        sa.select(
-            meters.c.serial_number,
-            longitude,
-            latitude,
-            service_points.c.altitude,
-            service_points.c.name,
-            service_points.c.comuna,
-            concentrators.c.name,
-            meters.c.tag,
-            meters.c.host,
-            meters.c.commissioned,
-            meters.c.reachable,
-            meters.c.in_dc_table,
-        )
-        .select_from(_METER_FROM)
-        .where(*_located(where.conditions(), longitude, latitude, bbox))
-        .order_by(meters.c.serial_number)
-    )
-    return conn.execute(query)
-
-
 def _json_string(conn: Connection, column: sa.ColumnElement[Any]) -> sa.ColumnElement[str]:
     """A text column as a JSON string literal (or `null`), quoted by the database."""
     if conn.dialect.name == "sqlite":
@@ -563,7 +538,8 @@ def _meter_properties_json(conn: Connection) -> sa.ColumnElement[str]:
 def meter_feature_rows(
     conn: Connection, where: MeterFilter, bbox: BBox | None
 ) -> sa.CursorResult[Any]:
-    """`meter_map_rows` with the database writing each feature's JSON `id` and `properties`:
+    """Meters located at their current service point, with the database writing each
+    feature's JSON `id` and `properties`:
     rows of (id, longitude, latitude, altitude, properties), in serial number order. The
     coordinates stay numbers because SQLite (3.40) cannot print every double exactly; the
     caller writes them. PostgreSQL can: see `meter_features_written`."""
