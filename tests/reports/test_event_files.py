@@ -27,7 +27,7 @@ from smmc.store.events import (
     SpontaneousRecord,
     apply_events,
     record_spontaneous,
-    record_work_order_result,
+    work_order_occurrence,
 )
 
 SEED_ON = bytes.fromhex("011300184E6B001214030902071532314C564D3530414530303038313602")
@@ -175,24 +175,34 @@ def test_work_order_results_are_the_seed_hpe_rows(db: Engine) -> None:
     _seed_meter(db)
     at = datetime(2021, 7, 21, 18, 8, 36, 123000, tzinfo=UTC)
     with db.begin() as conn:
-        record_work_order_result(
+        apply_events(
             conn,
-            "UAAEEDN17700583967",
-            ok=True,
-            at=at,
-            correlation_id="140962_7101936-CORTE_20210721100728",
-            description="",
-            disconnected=True,
-            external_request=True,
-            breaker_state=0,
+            occurrences=[
+                work_order_occurrence(
+                    "UAAEEDN17700583967",
+                    ok=True,
+                    at=at,
+                    correlation_id="140962_7101936-CORTE_20210721100728",
+                    description="",
+                    disconnected=True,
+                    external_request=True,
+                    breaker_state=0,
+                )
+            ],
         )
-        record_work_order_result(
+        apply_events(
             conn,
-            "UAAEEDN17700583967",
-            ok=False,
-            at=at + timedelta(seconds=1),
-            correlation_id="20072021203741610-WSCONSULTASMT",
-            description="[READ_BILLING_PREVIOUSPERIOD] [TB_ACK_21] NODE NOT REACHABLE AGENT",
+            occurrences=[
+                work_order_occurrence(
+                    "UAAEEDN17700583967",
+                    ok=False,
+                    at=at + timedelta(seconds=1),
+                    correlation_id="20072021203741610-WSCONSULTASMT",
+                    description=(
+                        "[READ_BILLING_PREVIOUSPERIOD] [TB_ACK_21] NODE NOT REACHABLE AGENT"
+                    ),
+                )
+            ],
         )
     with db.connect() as conn:
         rows = hpe_rows(conn, date(2021, 7, 21))

@@ -22,7 +22,7 @@ from smmc.store.events import (
     pending_outbox,
     record_spontaneous,
     record_status_words,
-    record_work_order_result,
+    work_order_occurrence,
 )
 
 T0 = datetime(2021, 1, 1, 22, 56, 12, 536000, tzinfo=UTC)
@@ -451,13 +451,17 @@ def test_outbox_payloads_are_the_canonical_json_of_their_message(db: Engine) -> 
     _fleet(db)
     with db.begin() as conn:
         record_status_words(conn, "UAAEEDN17700583960", {"normal1": 3}, T0, "push")
-        record_work_order_result(
+        apply_events(
             conn,
-            "UAAEEDN17700583961",
-            ok=False,
-            at=T0,
-            correlation_id='wo-"7"',
-            description='Medidor no respondió "timeout" \\ ñ',
+            occurrences=[
+                work_order_occurrence(
+                    "UAAEEDN17700583961",
+                    ok=False,
+                    at=T0,
+                    correlation_id='wo-"7"',
+                    description='Medidor no respondió "timeout" \\ ñ',
+                )
+            ],
         )
         record_status_words(conn, "UAAEEDN17700583960", {"normal1": 0}, T0, "push")
     with db.connect() as conn:

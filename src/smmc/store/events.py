@@ -49,7 +49,6 @@ __all__ = [
     "pending_outbox",
     "record_spontaneous",
     "record_status_words",
-    "record_work_order_result",
     "work_order_occurrence",
 ]
 
@@ -931,39 +930,6 @@ def record_status_words(
     return apply_events(conn, [Observation(METER, meter, values, observed_at, source)])
 
 
-def record_work_order_result(
-    conn: Connection,
-    meter: str,
-    *,
-    ok: bool,
-    at: datetime,
-    correlation_id: str | None,
-    description: str,
-    disconnected: bool = False,
-    external_request: bool | None = None,
-    breaker_state: int | None = None,
-) -> Applied:
-    """A work order's outcome as a high-priority event (the seed's HPE rows): 3.21.87.30 OK,
-    3.21.87.85 failed with the error text, 3.31.17.68 for a completed disconnection. The
-    activity executors store theirs in batches of `work_order_occurrence` (one
-    `apply_events` per transaction, next to ``work_order_events``)."""
-    return apply_events(
-        conn,
-        occurrences=[
-            work_order_occurrence(
-                meter,
-                ok=ok,
-                at=at,
-                correlation_id=correlation_id,
-                description=description,
-                disconnected=disconnected,
-                external_request=external_request,
-                breaker_state=breaker_state,
-            )
-        ],
-    )
-
-
 def work_order_occurrence(
     meter: str,
     *,
@@ -975,7 +941,10 @@ def work_order_occurrence(
     external_request: bool | None = None,
     breaker_state: int | None = None,
 ) -> Occurrence:
-    """The occurrence `record_work_order_result` applies, for a batch of several."""
+    """A work order's outcome as a high-priority event (the seed's HPE rows): 3.21.87.30 OK,
+    3.21.87.85 failed with the error text, 3.31.17.68 for a completed disconnection. The
+    activity executors apply theirs in batches (one `apply_events` per transaction, next to
+    ``work_order_events``)."""
     key = "WO_DISCONNECTED" if ok and disconnected else "WO_OK" if ok else "WO_FAILED"
     extra = {"externalrequest": external_request, "breakerstate": breaker_state}
     raw = json.dumps({k: v for k, v in extra.items() if v is not None}) or None
