@@ -19,7 +19,6 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.engine import Connection, RowMapping
-from sqlalchemy.sql.util import find_tables
 
 from smmc.domain.assets import (
     LifecycleState,
@@ -37,9 +36,7 @@ from smmc.store.tables import (
     service_points,
     substations,
     transformers,
-    work_orders,
 )
-from smmc.store.work_orders import WorkOrderFilter, WorkOrderQueue
 
 current_link = meter_links.alias("current_link")
 
@@ -707,31 +704,6 @@ def meter_map_columns(conn: Connection) -> MapColumns:
     ).select_from(_LOCATED_METER_FROM)
     lon, lat, codes, total, shown = conn.execute(query).one()
     return MapColumns(lon or "", lat or "", codes or "", total - shown)
-
-
-def list_work_orders(queue: WorkOrderQueue, filters: WorkOrderFilter, page: Page) -> Listing:
-    """The works view: a page of orders (newest first) and the total, as
-    `WorkOrderQueue.list_orders` gives them, without its cost over 100,000 orders. The count
-    and the page's ids read `work_orders` alone (its view index) unless a filter names a
-    joined table; the listing's joins are outer joins on unique keys, so leaving them out
-    never changes the rows. Only the page's ids are then joined and read in full."""
-    query = queue._listing_query(filters)
-    where = query.whereclause
-    if where is None or set(find_tables(where, check_columns=True)) <= {work_orders}:
-        ids = sa.select(work_orders.c.id).where(*([] if where is None else [where]))
-    else:
-        ids = query.with_only_columns(work_orders.c.id)
-    newest = work_orders.c.id.desc()
-    with queue.engine.connect() as conn:
-        total = conn.execute(sa.select(sa.func.count()).select_from(ids.subquery())).scalar_one()
-        chosen = list(
-            conn.execute(ids.order_by(newest).limit(page.limit).offset(page.offset)).scalars()
-        )
-        rows: Sequence[RowMapping] = []
-        if chosen:
-            page_query = query.where(work_orders.c.id.in_(chosen)).order_by(newest)
-            rows = conn.execute(page_query).mappings().all()
-    return Listing(rows, int(total))
 
 
 def utc_hour(column: sa.ColumnElement[Any], dialect: sa.Dialect) -> sa.ColumnElement[Any]:

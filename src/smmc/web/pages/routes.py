@@ -375,17 +375,15 @@ def works(request: Request, principal: Viewer, page: int = 1) -> HTMLResponse:
     except FilterError as exc:
         error = str(exc)
         query = WorksQuery(WorkOrderFilter(), {})
-    listing = queries.list_work_orders(
-        _queue(request), query.filters, queries.Page(PAGE_SIZE, (page - 1) * PAGE_SIZE)
-    )
+    rows, total = _queue(request).list_orders(query.filters, PAGE_SIZE, (page - 1) * PAGE_SIZE)
     return _page(
         request,
         "works.html",
         principal,
-        rows=listing.rows,
-        total=listing.total,
+        rows=rows,
+        total=total,
         page=page,
-        pages=max(1, -(-listing.total // PAGE_SIZE)),
+        pages=max(1, -(-total // PAGE_SIZE)),
         query=query,
         error=error,
         views=list(View),
