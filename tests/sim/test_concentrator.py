@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import datetime as dt
 import itertools
@@ -657,11 +658,23 @@ async def test_node_lost_mid_session_gets_an_exception_response_and_a_logged_cod
     assert parse_error(str(rows[0][6].value)).key is ErrorKey.NODE_NOT_REACHABLE
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((HOST, 0))
-        port: int = probe.getsockname()[1]
-        return port
+FLEET_HOST = "127.78.0.1"  # its own loopback address: no client socket of another test uses it
+
+
+def free_ports(host: str, count: int) -> int:
+    """The first of ``count`` consecutive ports free on ``host`` (the fleet numbers its DCs
+    from one port up); a run that is not wholly free is skipped."""
+    while True:
+        with contextlib.ExitStack() as stack:
+            first = stack.enter_context(socket.socket())
+            first.bind((host, 0))
+            port: int = first.getsockname()[1]
+            try:
+                for offset in range(1, count):
+                    stack.enter_context(socket.socket()).bind((host, port + offset))
+            except OSError:
+                continue
+            return port
 
 
 async def test_fleet_runner_serves_every_concentrator_through_the_hook() -> None:
@@ -670,7 +683,9 @@ async def test_fleet_runner_serves_every_concentrator_through_the_hook() -> None
         base,
         anomalies=NO_ANOMALIES,
         faults=FaultRates(0.0, 0.0, 0.0, 0.0, 0.0),
-        concentrators=dataclasses.replace(base.concentrators, host=HOST, first_port=free_port()),
+        concentrators=dataclasses.replace(
+            base.concentrators, host=FLEET_HOST, first_port=free_ports(FLEET_HOST, 2)
+        ),
     )
     plan = fleet.build(NOW)
     clock = SimClock(plan.epoch, 1.0, 1, wall=Wall(NOW))
@@ -690,7 +705,7 @@ async def test_fleet_runner_serves_every_concentrator_through_the_hook() -> None
             assert sorted(n.index for n in dc.nodes.values()) == [
                 i for i in range(len(plan)) if plan.meter(i).concentrator == dc.spec.index
             ]
-            async with DlmsClient.connect(HOST, dc.port, management(dc)) as client:
+            async with DlmsClient.connect(FLEET_HOST, dc.port, management(dc)) as client:
                 assert (await client.get(1, SERIAL, 2)).value == dc.spec.serial.encode()
     assert len(created) == 1
     assert all(not dc.running for dc in dcs)
