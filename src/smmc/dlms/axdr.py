@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 import struct
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any, Final, NamedTuple, TypeAlias
@@ -26,6 +26,8 @@ __all__ = [
     "CompactArray",
     "Data",
     "DataTag",
+    "EncodedData",
+    "StructurePacker",
     "TypeDescription",
     "decode_data",
     "decode_length",
@@ -367,6 +369,48 @@ _NULL: Final = Data(DataTag.NULL_DATA, None)
 _DONT_CARE: Final = Data(DataTag.DONT_CARE, None)
 
 
+class EncodedData(Data):
+    """A ``Data`` value given by its A-XDR encoding, which the encoder copies as it is.
+
+    For answers built as bytes (a simulated concentrator's thousands of profile rows, see
+    :class:`StructurePacker`): no ``Data`` per cell is made and nothing is encoded twice.
+    ``value`` is decoded on use. The octets must be one complete encoding: only the tag is
+    checked here; a trailing excess surfaces as ``DecodeError`` when ``value`` is read.
+    """
+
+    __slots__ = ("encoded",)
+    encoded: bytes
+
+    def __init__(self, encoded: bytes) -> None:
+        if not encoded or encoded[0] not in DataTag._value2member_map_:
+            raise EncodeError(f"not an A-XDR encoding: {encoded[:8].hex()}")
+        object.__setattr__(self, "tag", DataTag(encoded[0]))
+        object.__setattr__(self, "encoded", bytes(encoded))
+
+    @classmethod
+    def array_of(cls, items: Sequence[bytes]) -> EncodedData:
+        """An array of the already encoded ``items``."""
+        return cls(b"".join((bytes((DataTag.ARRAY,)), encode_length(len(items)), *items)))
+
+    @property
+    def value(self) -> Value:
+        decoded, end = decode_data(self.encoded)
+        if end != len(self.encoded):
+            raise DecodeError(f"{len(self.encoded) - end} octets after the value", end)
+        return decoded.value
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Data):
+            return NotImplemented
+        return self.tag is other.tag and self.value == other.value
+
+    def __hash__(self) -> int:
+        return hash((self.tag, self.value))
+
+    def __repr__(self) -> str:
+        return f"EncodedData({self.encoded.hex()})"
+
+
 # --------------------------------------------------------------------------------------------
 # Encoding
 # --------------------------------------------------------------------------------------------
@@ -502,8 +546,12 @@ def _encode_value(out: bytearray, tag: DataTag, value: Any, depth: int) -> None:
 
 
 def _encode(out: bytearray, d: Data, depth: int) -> None:
-    if d.__class__ is not Data and not isinstance(d, Data):
-        raise EncodeError(f"expected Data, got {type(d).__name__}")
+    if d.__class__ is not Data:
+        if isinstance(d, EncodedData):
+            out += d.encoded
+            return
+        if not isinstance(d, Data):
+            raise EncodeError(f"expected Data, got {type(d).__name__}")
     tag = d.tag
     if tag.__class__ is not DataTag:
         try:
@@ -519,6 +567,59 @@ def encode_data(d: Data) -> bytes:
     out = bytearray()
     _encode(out, d, 0)
     return bytes(out)
+
+
+class StructurePacker:
+    """Encodes structures of one shape with a single ``struct.pack``.
+
+    ``members`` gives each member's tag and, for an octet-string, its length (``-1`` for a
+    fixed-size number). ``pack(*values)`` returns the octets ``encode_data`` gives for the
+    structure of those values, without a ``Data`` per member: for profile rows served by
+    the thousand. Range checks are ``struct``'s (an out-of-range number raises
+    ``EncodeError``; unlike the ``Data`` constructors it takes a ``bool`` as 0/1).
+    """
+
+    __slots__ = ("_args", "_octets", "_pack", "width")
+
+    def __init__(self, members: Sequence[tuple[DataTag, int]]) -> None:
+        if not 0 < len(members) < 0x80:
+            raise EncodeError(f"a packed structure has 1..127 members, got {len(members)}")
+        fmt = [">"]
+        args: list[object] = []
+        octets: list[tuple[int, int]] = []
+        head = bytes((_T_STRUCT, len(members)))
+        for index, (tag, length) in enumerate(members):
+            if tag is DataTag.OCTET_STRING and length >= 0:
+                prefix = head + bytes((tag,)) + encode_length(length)
+                value_format = f"{length}s"
+                octets.append((index, length))
+            elif tag in _FIXED_STRUCTS and length < 0:
+                prefix = head + bytes((tag,))
+                value_format = _FIXED_STRUCTS[tag].format[1:]
+            else:
+                raise EncodeError(f"cannot pack a {tag.name.lower()} member of length {length}")
+            head = b""
+            fmt.append(f"{len(prefix)}s{value_format}")
+            args += (prefix, None)
+        self._pack = struct.Struct("".join(fmt)).pack
+        self._args = args
+        self._octets = tuple(octets)
+        self.width = len(members)
+
+    def pack(self, *values: int | float | bytes) -> bytes:
+        """The encoded structure of ``values``, one per member."""
+        if len(values) != self.width:
+            raise EncodeError(f"{len(values)} values for a structure of {self.width}")
+        for index, length in self._octets:
+            value = values[index]
+            if not isinstance(value, bytes) or len(value) != length:
+                raise EncodeError(f"member {index + 1} must be {length} octets, got {value!r}")
+        args = self._args[:]
+        args[1::2] = values
+        try:
+            return self._pack(*args)
+        except struct.error as exc:
+            raise EncodeError(f"cannot pack {values!r}: {exc}") from None
 
 
 def _encode_description(out: bytearray, desc: TypeDescription, depth: int) -> None:

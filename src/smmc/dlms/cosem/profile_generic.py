@@ -265,10 +265,13 @@ class ProfileGeneric(CosemObject):
         except DecodeError as exc:
             raise CosemAccessError(AccessResult.TYPE_UNMATCHED, str(exc)) from None
         if isinstance(descriptor, RangeDescriptor):
-            rows = self._by_range(descriptor)
-        else:
-            rows = self._by_entry(descriptor)
-        return Data.array(Data.structure(r) for r in rows)
+            return self._range_buffer(descriptor)
+        return Data.array(Data.structure(r) for r in self._by_entry(descriptor))
+
+    def _range_buffer(self, descriptor: RangeDescriptor) -> Data:
+        """The buffer a range read answers. A profile that computes its rows may build this
+        value directly (already encoded, see ``EncodedData``) instead of a ``Data`` per cell."""
+        return Data.array(Data.structure(r) for r in self._by_range(descriptor))
 
     def _set(self, attribute: int, value: Data) -> None:
         if attribute == 3:
