@@ -26,6 +26,7 @@ import asyncio
 import contextlib
 import dataclasses
 import datetime as dt
+import functools
 import hashlib
 import logging
 import socket
@@ -33,6 +34,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import ClassVar, Literal
 
 from smmc.dlms.apdu import (
@@ -51,7 +53,7 @@ from smmc.dlms.apdu.selective_access import (
     CaptureObjectDefinition,
     RangeDescriptor,
 )
-from smmc.dlms.axdr import Data
+from smmc.dlms.axdr import Data, DataTag, EncodedData, StructurePacker, decode_data
 from smmc.dlms.connection import (
     AssociationRefused,
     Released,
@@ -92,7 +94,6 @@ from smmc.sim.clock import SimClock
 from smmc.sim.fleet import ConcentratorSpec, FleetPlan, MeterSpec
 from smmc.sim.meter_device import MeterDevices
 from smmc.sim.meter_model import (
-    BillingRow,
     ExtendedWord1,
     ExtendedWord2,
     MeterModel,
@@ -312,6 +313,46 @@ def _date_time(moment: dt.datetime) -> Data:
     return Data.octet_string(CosemDateTime.from_datetime(moment).to_bytes())
 
 
+@functools.lru_cache(maxsize=4096)
+def _keyed_clock_octets(key: tuple[dt.datetime, dt.tzinfo | None, int]) -> bytes:
+    return CosemDateTime.from_datetime(key[0]).to_bytes()
+
+
+def _clock_octets(moment: dt.datetime) -> bytes:
+    """The 12 octets of a clock value; the rows of a DC repeat a few hundred of them.
+
+    The cache key holds the zone and ``fold``: aware datetimes of one zone compare equal
+    across a DST fold, but their octets differ in deviation and status.
+    """
+    return _keyed_clock_octets((moment, moment.tzinfo, moment.fold))
+
+
+@functools.lru_cache(maxsize=64)
+def _row_packer(serial_length: int, values: DataTag, count: int, status: bool) -> StructurePacker:
+    """Clock · serial (· status) · ``count`` values: the layout of the collected rows."""
+    head = [(DataTag.OCTET_STRING, 12), (DataTag.OCTET_STRING, serial_length)]
+    if status:
+        head.append((DataTag.UNSIGNED, -1))
+    return StructurePacker(head + [(values, -1)] * count)
+
+
+def _billing_values(model: MeterModel, at: dt.datetime) -> list[int]:
+    """Per energy (A+, A−, R+, R−) the total and T1..T6 registers."""
+    registers = model.registers(at)
+    sets = (
+        registers.active_import,
+        registers.active_export,
+        registers.reactive_import,
+        registers.reactive_export,
+    )
+    return [v for r in sets for v in (r.total, *r.tiers)]
+
+
+def _status_values(model: MeterModel, at: dt.datetime) -> tuple[int, int, int, int]:
+    words = model.status_words(at)
+    return words.normal1, words.normal2, words.extended1, words.extended2
+
+
 def _text(value: str) -> Data:
     return Data.visible_string(value)
 
@@ -342,20 +383,37 @@ class _ComputedData(CosemObject):
 
 Window = tuple[dt.datetime, dt.datetime]
 Row = tuple[Data, ...]
+Keep = Callable[[bytes], bool]
+Fetch = Callable[[dt.datetime, dt.datetime, Keep], list[bytes]]
+"""The rows captured in ``(start, end]`` whose clock octets ``keep`` accepts, oldest
+first, each an encoded structure (rows ``keep`` refuses are never computed in full)."""
+
+
+def _keep_all(clock: bytes) -> bool:
+    return True
+
+
+def _cells(encoded: bytes) -> Row:
+    row = decode_data(encoded)[0].value
+    if not isinstance(row, tuple):
+        raise TypeError(f"a collected row must be a structure, got {encoded[:1].hex()}")
+    return row
 
 
 class _WindowProfile(ProfileGeneric):
     """A profile whose rows are computed for the asked time range, not stored.
 
-    A range read on the clock column computes only that range; a plain read of the buffer
-    (and ``entries_in_use``) covers ``default_window`` (the last day).
+    A range read on the clock column computes only that range and, for all the columns,
+    answers the rows as encoded (one ``EncodedData``): the range filter's verdict on each
+    distinct clock value is taken once, before the row is computed. A plain read of the
+    buffer (and ``entries_in_use``) covers ``default_window`` (the last day).
     """
 
     def __init__(
         self,
         logical_name: Obis,
         columns: Sequence[CaptureObjectDefinition],
-        fetch: Callable[[dt.datetime, dt.datetime], list[Row]],
+        fetch: Fetch,
         default_window: Callable[[], Window],
         tz: dt.tzinfo,
         capture_period: int = 0,
@@ -368,22 +426,40 @@ class _WindowProfile(ProfileGeneric):
 
     def rows(self) -> list[Row]:
         start, end = self._window or self._default_window()
-        return self._fetch(start, end)
+        return [_cells(encoded) for encoded in self._fetch(start, end, _keep_all)]
 
-    def _by_range(self, descriptor: RangeDescriptor) -> list[Row]:
+    def _clock_window(self, descriptor: RangeDescriptor) -> Window | None:
+        """What to compute for a range on the clock: the models give ``(start, end]`` and
+        the range is inclusive, so one second wider; the filter then keeps ``[start, end]``."""
         if descriptor.restricting_object != CLOCK_TIME:
-            return super()._by_range(descriptor)
+            return None
         try:
             bounds = [
                 decode_date_time(value).to_datetime()
                 for value in (descriptor.from_value, descriptor.to_value)
             ]
         except (DecodeError, CosemAccessError):
-            return super()._by_range(descriptor)
+            return None
         start, end = (b if b.tzinfo else b.replace(tzinfo=self._tz) for b in bounds)
-        # The models give (start, end]; the range is inclusive, so widen by a second and
-        # let the base class keep exactly [start, end].
-        self._window = (start - dt.timedelta(seconds=1), end)
+        return start - dt.timedelta(seconds=1), end
+
+    def _range_buffer(self, descriptor: RangeDescriptor) -> Data:
+        window = self._clock_window(descriptor)
+        if window is None or descriptor.selected_values:
+            return super()._range_buffer(descriptor)
+        accepts = self._range_filter(descriptor.from_value, descriptor.to_value)
+        verdicts: dict[bytes, bool] = {}
+
+        def keep(clock: bytes) -> bool:
+            verdict = verdicts.get(clock)
+            if verdict is None:
+                verdict = verdicts[clock] = accepts(Data.octet_string(clock))
+            return verdict
+
+        return EncodedData.array_of(self._fetch(*window, keep))
+
+    def _by_range(self, descriptor: RangeDescriptor) -> list[Row]:
+        self._window = self._clock_window(descriptor)
         try:
             return super()._by_range(descriptor)
         finally:
@@ -789,73 +865,77 @@ class ConcentratorServer:
         end = min(end, self.clock.now())
         return (start, end) if start < end else None
 
-    def _load_profile_rows(self, start: dt.datetime, end: dt.datetime) -> list[Row]:
+    def _load_profile_rows(self, start: dt.datetime, end: dt.datetime, keep: Keep) -> list[bytes]:
         window = self._clamp(start, end)
         if window is None:
             return []
-        rows: list[tuple[dt.datetime, int, Row]] = []
+        rows: list[tuple[dt.datetime, int, bytes]] = []
+        append = rows.append
         for node in self._collected():
-            serial = Data.octet_string(node.serial.encode("ascii"))
+            serial = node.serial.encode("ascii")
+            pack = _row_packer(len(serial), DataTag.DOUBLE_LONG_UNSIGNED, 4, True).pack
+            address = node.node_address
             for row in self.model(node.index).load_profile(*window):
-                values = (
-                    row.active_import_wh,
-                    row.active_export_wh,
-                    row.reactive_import_varh,
-                    row.reactive_export_varh,
-                )
-                data = (
-                    _date_time(row.clock),
-                    serial,
-                    Data.unsigned(int(row.status)),
-                    *(Data.double_long_unsigned(v) for v in values),
-                )
-                rows.append((row.captured_utc, node.node_address, data))
-        return [data for _, _, data in sorted(rows, key=lambda r: (r[0], r[1]))]
+                clock = _clock_octets(row.clock)
+                if keep(clock):
+                    encoded = pack(
+                        clock,
+                        serial,
+                        int(row.status),
+                        row.active_import_wh,
+                        row.active_export_wh,
+                        row.reactive_import_varh,
+                        row.reactive_export_varh,
+                    )
+                    append((row.captured_utc, address, encoded))
+        rows.sort(key=itemgetter(0, 1))
+        return [encoded for _, _, encoded in rows]
 
-    def _closures(self, start: dt.datetime, end: dt.datetime) -> list[tuple[Node, Row, BillingRow]]:
+    def _closures(
+        self,
+        start: dt.datetime,
+        end: dt.datetime,
+        keep: Keep,
+        values: Callable[[MeterModel, dt.datetime], Sequence[int]],
+        tag: DataTag,
+    ) -> list[bytes]:
+        """A row per daily closure captured by now in the window whose clock ``keep``
+        accepts, in capture order: clock · serial · ``values`` of the meter at the capture
+        (as ``tag``); a closure the model refuses (before installation) is left out."""
         window = self._clamp(start, end + dt.timedelta(days=1))
         if window is None:
             return []
         now = self.clock.now()
         first = window[0].astimezone(self._tz).date() - dt.timedelta(days=1)
         last = end.astimezone(self._tz).date()
-        found: list[tuple[Node, Row, BillingRow]] = []
+        found: list[tuple[dt.datetime, int, Node, bytes]] = []
         for node in self._collected():
             model = self.model(node.index)
             day = first
             while day <= last:
-                try:
-                    billing = model.billing_row(day)
-                except MeterModelError:
-                    billing = None
-                if billing is not None and billing.captured_utc <= now:
-                    head = (_date_time(billing.clock), Data.octet_string(node.serial.encode()))
-                    found.append((node, head, billing))
+                capture = model.billing_capture(day)
+                if capture is not None and capture[0] <= now:
+                    clock = _clock_octets(capture[1])
+                    if keep(clock):
+                        found.append((capture[0], node.node_address, node, clock))
                 day += dt.timedelta(days=1)
-        found.sort(key=lambda item: (item[2].captured_utc, item[0].node_address))
-        return found
-
-    def _daily_rows(self, start: dt.datetime, end: dt.datetime) -> list[Row]:
+        found.sort(key=itemgetter(0, 1))
         rows = []
-        for _, head, billing in self._closures(start, end):
-            registers = billing.registers
-            sets = (
-                registers.active_import,
-                registers.active_export,
-                registers.reactive_import,
-                registers.reactive_export,
-            )
-            values = [v for r in sets for v in (r.total, *r.tiers)]
-            rows.append(head + tuple(Data.double_long_unsigned(v) for v in values))
+        for captured, _, node, clock in found:
+            try:
+                cells = values(self.model(node.index), captured)
+            except MeterModelError:
+                continue
+            serial = node.serial.encode("ascii")
+            packer = _row_packer(len(serial), tag, len(cells), False)
+            rows.append(packer.pack(clock, serial, *cells))
         return rows
 
-    def _status_rows(self, start: dt.datetime, end: dt.datetime) -> list[Row]:
-        rows = []
-        for node, head, billing in self._closures(start, end):
-            words = self.model(node.index).status_words(billing.captured_utc)
-            values = (words.normal1, words.normal2, words.extended1, words.extended2)
-            rows.append(head + tuple(Data.long_unsigned(v) for v in values))
-        return rows
+    def _daily_rows(self, start: dt.datetime, end: dt.datetime, keep: Keep) -> list[bytes]:
+        return self._closures(start, end, keep, _billing_values, DataTag.DOUBLE_LONG_UNSIGNED)
+
+    def _status_rows(self, start: dt.datetime, end: dt.datetime, keep: Keep) -> list[bytes]:
+        return self._closures(start, end, keep, _status_values, DataTag.LONG_UNSIGNED)
 
     # -- connections -------------------------------------------------------------------------
 

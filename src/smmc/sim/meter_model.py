@@ -775,18 +775,26 @@ class MeterModel:
             )
         return rows
 
+    def billing_capture(self, day: date) -> tuple[datetime, datetime] | None:
+        """When the daily closure of ``day`` is captured: the true instant (UTC) and the
+        meter's clock then, without its registers (the costly part of ``billing_row``)."""
+        midnight = local_day_bounds(day + timedelta(days=1), self.time_zone)[0]
+        true = self._reached(midnight.timestamp())
+        if true is None:
+            return None
+        clock = self._meter_local(max(midnight.timestamp(), self.meter_seconds(true)))
+        return _instant(true), clock
+
     def billing_row(self, day: date) -> BillingRow | None:
         """Daily closure of ``day``: registers at the meter clock's next local midnight.
 
         A clock set forward over that midnight captures at the set (the clock then shows
         the later time); None only if the clock history never reaches that midnight.
         """
-        midnight = local_day_bounds(day + timedelta(days=1), self.time_zone)[0]
-        true = self._reached(midnight.timestamp())
-        if true is None:
+        capture = self.billing_capture(day)
+        if capture is None:
             return None
-        captured = _instant(true)
-        clock = self._meter_local(max(midnight.timestamp(), self.meter_seconds(true)))
+        captured, clock = capture
         return BillingRow(day, captured, clock, self.registers(captured))
 
     # --- status ---------------------------------------------------------------------------
