@@ -28,6 +28,8 @@ from smmc.sim.concentrator import (
     COLLECTED_STATUS_OBIS,
     MANAGEMENT_CLIENT,
     ConcentratorServer,
+    _billing_values,
+    _status_values,
 )
 from smmc.sim.fleet import ClockDrift, FaultRates, default_fleet
 from smmc.sim.meter_device import MeterDevices
@@ -103,20 +105,11 @@ def _load_profile(dc: ConcentratorServer, start: dt.datetime, end: dt.datetime) 
 
 
 def _billing(model: MeterModel, at: dt.datetime) -> list[Data]:
-    registers = model.registers(at)
-    sets = (
-        registers.active_import,
-        registers.active_export,
-        registers.reactive_import,
-        registers.reactive_export,
-    )
-    return [Data.double_long_unsigned(v) for r in sets for v in (r.total, *r.tiers)]
+    return [Data.double_long_unsigned(v) for v in _billing_values(model, at)]
 
 
 def _words(model: MeterModel, at: dt.datetime) -> list[Data]:
-    words = model.status_words(at)
-    values = (words.normal1, words.normal2, words.extended1, words.extended2)
-    return [Data.long_unsigned(v) for v in values]
+    return [Data.long_unsigned(v) for v in _status_values(model, at)]
 
 
 def _closures(
