@@ -588,10 +588,17 @@ class MeterModel:
 
     def _advance(self, slot: int) -> None:
         """Move the checkpoint forward to ``slot``, keeping an anchor at each UTC midnight;
-        a day's run of slots is summed as arrays when ``_simple`` and the tiers allow."""
+        a day's run of slots is summed as arrays when ``_simple`` and the tiers allow.
+
+        A run stops at the first slot whose middle is at or after a clock set (the clock
+        set at installation, too): ``_block_tiers`` takes a run without a set inside."""
         values = self._ck_values
         while self._ck_slot < slot:
             stop = min(slot, (self._ck_slot // _SLOTS_PER_DAY + 1) * _SLOTS_PER_DAY)
+            for origin, _, _ in self._clock:
+                cut = math.ceil((origin - SLOT_SECONDS // 2) / SLOT_SECONDS)
+                if self._ck_slot < cut < stop:
+                    stop = cut
             tiers = self._block_tiers(self._ck_slot, stop) if self._simple() else None
             if tiers is not None:
                 energies = self._consumption.slot_values_block(self._ck_slot, stop - self._ck_slot)
