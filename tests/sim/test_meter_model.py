@@ -433,3 +433,20 @@ def test_slot_block_equals_slot_by_slot(
     consumption = ConsumptionModel(seed, HOUSEHOLD_TYPES[household], polyphase, pv, TZ)
     block = consumption.slot_values_block(first, count).tolist()
     assert block == [list(consumption.slot_values(s)) for s in range(first, first + count)]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.floats(min_value=-3000.0, max_value=3000.0),
+    st.sampled_from([1, 5, 15, 60]),
+    st.floats(min_value=-86400.0, max_value=4 * 86400.0),
+    st.floats(min_value=0.0, max_value=3 * 86400.0),
+)
+def test_steady_captures_are_the_stepped_ones(
+    drift_ppm: float, minutes: int, offset: float, length: float
+) -> None:
+    """One clock segment and one capture period: the boundaries as one array give what
+    the walk boundary by boundary gives, to the last bit of every instant."""
+    meter = model(drift_ppm=drift_ppm, capture_minutes=minutes)
+    low = INSTALLED.timestamp() + offset
+    assert meter._steady_captures(low, low + length) == meter._stepped_captures(low, low + length)

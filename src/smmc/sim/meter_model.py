@@ -152,6 +152,15 @@ class BillingRow:
     registers: Registers
 
 
+# A row's status bits as plain ints, and every combination as the flag: a look-up per row
+# instead of enum arithmetic.
+_POWER_DOWN = int(LoadProfileStatus.POWER_DOWN)
+_CLOCK_ADJUSTED = int(LoadProfileStatus.CLOCK_ADJUSTED)
+_CLOCK_INVALID = int(LoadProfileStatus.CLOCK_INVALID)
+_DAYLIGHT_SAVING = int(LoadProfileStatus.DAYLIGHT_SAVING)
+_ROW_STATUSES = tuple(LoadProfileStatus(bits) for bits in range(256))
+
+
 def _seconds(moment: datetime) -> float:
     if moment.tzinfo is None:
         raise MeterModelError(f"times must be timezone-aware, got {moment.isoformat()}")
@@ -160,6 +169,13 @@ def _seconds(moment: datetime) -> float:
 
 def _instant(seconds: float) -> datetime:
     return datetime.fromtimestamp(seconds, UTC)
+
+
+@functools.lru_cache(maxsize=8192)
+def _local_clock(meter_seconds: float, time_zone: str) -> datetime:
+    """A meter clock value as local time: the fleet's meters capture at the same few
+    boundaries of their own clocks, so each is converted once."""
+    return to_local(_instant(meter_seconds), time_zone)
 
 
 def _overlap(start: float, end: float, periods: list[tuple[float, float]]) -> float:
@@ -658,6 +674,12 @@ class MeterModel:
     def _captures(self, start: datetime, end: datetime) -> list[tuple[float, float, float]]:
         """(meter seconds, true seconds, true seconds of previous capture) in meter range."""
         low, high = _seconds(start), _seconds(end)
+        if len(self._clock) == 1 and len(self._periods) == 1:
+            return self._steady_captures(low, high)
+        return self._stepped_captures(low, high)
+
+    def _stepped_captures(self, low: float, high: float) -> list[tuple[float, float, float]]:
+        """``_captures`` boundary by boundary, through clock sets and period changes."""
         result: list[tuple[float, float, float]] = []
         minutes = self._period_at(low)
         cursor = float((math.floor(low / (minutes * 60)) + 1) * minutes * 60)
@@ -677,6 +699,31 @@ class MeterModel:
             minutes = self._period_at(cursor)
             cursor = float((math.floor(cursor / (minutes * 60)) + 1) * minutes * 60)
         return result
+
+    def _steady_captures(self, low: float, high: float) -> list[tuple[float, float, float]]:
+        """``_captures`` with one clock segment and one capture period (most meters): every
+        boundary is reached, at ``origin + (meter - value) / (1 + rate)`` as ``true_seconds``
+        computes it, here for all the boundaries as one array (the same IEEE operations)."""
+        step = self._periods[0][1] * 60
+        first = math.floor(low / step) + 1
+        last = math.floor(high / step)
+        while last * step > high:
+            last -= 1
+        while (last + 1) * step <= high:
+            last += 1
+        if last < first:
+            return []
+        origin, value, rate = self._clock[0]
+        boundaries = (np.arange(first - 1, last + 1, dtype=np.int64) * step).astype(np.float64)
+        reached = (origin + (boundaries - value) / (1 + rate)).tolist()
+        installed = self._installed
+        return [
+            (meter, true_end, true_start)
+            for meter, true_end, true_start in zip(
+                boundaries[1:].tolist(), reached[1:], reached[:-1], strict=True
+            )
+            if installed <= true_start < true_end
+        ]
 
     def _capture_deltas(self, captures: list[tuple[float, float, float]]) -> list[list[int]]:
         """Per capture, each energy's growth (all tiers) from its previous capture to it.
@@ -698,46 +745,42 @@ class MeterModel:
                     ]
                 )
             return deltas
-        first = math.floor(min(c[2] for c in captures) / SLOT_SECONDS)
-        last = math.floor(max(c[1] for c in captures) / SLOT_SECONDS)
+        ends = np.array([c[1] for c in captures])
+        starts = np.array([c[2] for c in captures])
+        first = math.floor(starts.min() / SLOT_SECONDS)
+        last = math.floor(ends.max() / SLOT_SECONDS)
         block = self._consumption.slot_values_block(first, last - first + 1)
         running = np.zeros((len(block) + 1, _KINDS), dtype=np.int64)
         np.cumsum(block, axis=0, out=running[1:])
-        slots: list[list[int]] = block.tolist()
-        sums: list[list[int]] = running.tolist()
 
-        def level(at: float) -> list[int]:
-            slot = math.floor(at / SLOT_SECONDS)
-            index = slot - first
-            start = slot * SLOT_SECONDS
-            if at <= start:
-                return sums[index]
-            share = (at - start) / SLOT_SECONDS
-            part = slots[index] if share >= 1.0 else [math.floor(v * share) for v in slots[index]]
-            return [a + b for a, b in zip(sums[index], part, strict=True)]
+        def level(at: npt.NDArray[np.float64]) -> npt.NDArray[np.int64]:
+            """Running sums up to each instant: whole slots, then ``floor(value × share)``
+            of the slot it falls in (nothing of it when it falls on the slot's start)."""
+            slot = np.floor(at / SLOT_SECONDS).astype(np.int64)
+            begin = slot * SLOT_SECONDS
+            share = (at - begin) / SLOT_SECONDS
+            part = np.floor(block[slot - first] * share[:, None]).astype(np.int64)
+            part[at <= begin] = 0
+            levels: npt.NDArray[np.int64] = running[slot - first] + part
+            return levels
 
-        deltas = []
-        levels: dict[float, list[int]] = {}  # a capture's end is usually the next one's start
-        for _, true_end, true_start in captures:
-            before = levels.get(true_start) or level(true_start)
-            after = levels[true_end] = level(true_end)
-            deltas.append([a - b for a, b in zip(after, before, strict=True)])
-        return deltas
+        growth: list[list[int]] = (level(ends) - level(starts)).tolist()
+        return growth
 
     def _meter_local(self, meter_seconds: float) -> datetime:
-        return to_local(_instant(meter_seconds), self.time_zone)
+        return _local_clock(meter_seconds, self.time_zone)
 
     def _row_status(self, low: float, high: float, clock: datetime) -> LoadProfileStatus:
-        status = LoadProfileStatus(0)
-        if _overlap(low, high, self._outages) > 0:
-            status |= LoadProfileStatus.POWER_DOWN
+        status = 0
+        if self._outages and _overlap(low, high, self._outages) > 0:
+            status = _POWER_DOWN
         if any(low < origin <= high for origin, _, _ in self._clock[1:]):
-            status |= LoadProfileStatus.CLOCK_ADJUSTED
+            status |= _CLOCK_ADJUSTED
         if abs(self.meter_seconds(high) - high) > self.clock_tolerance_s:
-            status |= LoadProfileStatus.CLOCK_INVALID
+            status |= _CLOCK_INVALID
         if clock.dst():
-            status |= LoadProfileStatus.DAYLIGHT_SAVING
-        return status
+            status |= _DAYLIGHT_SAVING
+        return _ROW_STATUSES[status]
 
     def load_profile(self, start: datetime, end: datetime) -> list[LoadProfileRow]:
         """Rows whose capture time on the meter clock lies in ``(start, end]``."""
