@@ -450,3 +450,29 @@ def test_steady_captures_are_the_stepped_ones(
     meter = model(drift_ppm=drift_ppm, capture_minutes=minutes)
     low = INSTALLED.timestamp() + offset
     assert meter._steady_captures(low, low + length) == meter._stepped_captures(low, low + length)
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    SEEDS,
+    st.one_of(st.integers(0, 3 * 86400), st.integers(0, 3 * 96).map(lambda n: n * 900)),
+    st.sampled_from([0.0, 3.5]),
+)
+def test_rogue_pv_in_arrays_gives_the_reference_values(
+    seed: int, since: int, pv_kwp: float
+) -> None:
+    """Unauthorised PV from any instant (a slot's start or inside one): the arrays spliced
+    at its first slot against the slot-by-slot reference, for the day's profile, the
+    closure and registers before and after it."""
+    anomaly = Anomaly(
+        AnomalyKind.EXPORT_WITHOUT_NET_BILLING, INSTALLED + timedelta(seconds=since), None, 6
+    )
+    day = date(2026, 4, 1)
+
+    def everything() -> tuple[object, ...]:
+        return _everything(model(seed, pv_kwp=pv_kwp, anomalies=(anomaly,)), day)
+
+    fast = everything()
+    with pytest.MonkeyPatch.context() as patched:
+        patched.setattr(MeterModel, "_simple", lambda self: False)
+        assert fast == everything()

@@ -580,9 +580,25 @@ class MeterModel:
         return result
 
     def _simple(self) -> bool:
-        """No breaker, outage or rogue-PV history: every slot holds the consumption model's
-        energy as it is, so a run of slots can be computed as one array."""
-        return not (self._breaker or self._outages or self._rogue_pv)
+        """No breaker or outage history: every slot holds a consumption model's energy as it
+        is, so a run of slots can be computed as one array (``_slot_block``)."""
+        return not (self._breaker or self._outages)
+
+    def _slot_block(self, first: int, count: int) -> npt.NDArray[np.int64]:
+        """The energies of ``count`` slots from ``first`` as ``_slot_values`` gives them
+        with ``_simple`` history: the consumption model's, then from its start on each
+        rogue PV's (the last one listed wins, as there)."""
+        block = self._consumption.slot_values_block(first, count)
+        for since, pv in self._rogue_pv:
+            begin = math.ceil(since / SLOT_SECONDS)  # the first slot starting at or after
+            while (begin - 1) * SLOT_SECONDS >= since:
+                begin -= 1
+            while begin * SLOT_SECONDS < since:
+                begin += 1
+            begin = max(begin, first)
+            if begin < first + count:
+                block[begin - first :] = pv.slot_values_block(begin, first + count - begin)
+        return block
 
     def _block_tiers(self, start: int, stop: int) -> npt.NDArray[np.int64] | None:
         """Tiers of slots ``[start, stop)`` (within one UTC day, one-hot rows) from the
@@ -617,7 +633,7 @@ class MeterModel:
                     stop = cut
             tiers = self._block_tiers(self._ck_slot, stop) if self._simple() else None
             if tiers is not None:
-                energies = self._consumption.slot_values_block(self._ck_slot, stop - self._ck_slot)
+                energies = self._slot_block(self._ck_slot, stop - self._ck_slot)
                 # (kind, tier) sums in the order of ``values``: kind-major, as in _raw.
                 sums: list[int] = (energies.T @ tiers).ravel().tolist()
                 values[:] = [a + b for a, b in zip(values, sums, strict=True)]
@@ -749,7 +765,7 @@ class MeterModel:
         starts = np.array([c[2] for c in captures])
         first = math.floor(starts.min() / SLOT_SECONDS)
         last = math.floor(ends.max() / SLOT_SECONDS)
-        block = self._consumption.slot_values_block(first, last - first + 1)
+        block = self._slot_block(first, last - first + 1)
         running = np.zeros((len(block) + 1, _KINDS), dtype=np.int64)
         np.cumsum(block, axis=0, out=running[1:])
 
@@ -774,7 +790,7 @@ class MeterModel:
         status = 0
         if self._outages and _overlap(low, high, self._outages) > 0:
             status = _POWER_DOWN
-        if any(low < origin <= high for origin, _, _ in self._clock[1:]):
+        if len(self._clock) > 1 and any(low < origin <= high for origin, _, _ in self._clock[1:]):
             status |= _CLOCK_ADJUSTED
         if abs(self.meter_seconds(high) - high) > self.clock_tolerance_s:
             status |= _CLOCK_INVALID
