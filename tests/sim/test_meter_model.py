@@ -19,6 +19,7 @@ from smmc.sim.meter_model import (
     MeterModelError,
     NormalWord1,
     Registers,
+    _instant,
 )
 
 TZ = "America/Santiago"
@@ -476,3 +477,25 @@ def test_rogue_pv_in_arrays_gives_the_reference_values(
     with pytest.MonkeyPatch.context() as patched:
         patched.setattr(MeterModel, "_simple", lambda self: False)
         assert fast == everything()
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.floats(min_value=-3000.0, max_value=3000.0),
+    st.floats(min_value=0.0, max_value=10 * 86400.0),
+    st.floats(min_value=0.0, max_value=86400.0),
+)
+def test_row_statuses_in_arrays_are_the_row_by_row_ones(
+    drift_ppm: float, offset: float, length: float
+) -> None:
+    """A clock never set: the invalid-clock bits of all rows at once (over the tolerance
+    from a few hours to days, over the DST change of 2026-04-05) are each row's."""
+    meter = model(drift_ppm=drift_ppm)
+    low = INSTALLED.timestamp() + offset
+    captures = meter._captures(_instant(low), _instant(low + length))
+    clocks = [meter._meter_local(m) for m, _, _ in captures]
+    expected = [
+        meter._row_status(start, end, clock)
+        for (_, end, start), clock in zip(captures, clocks, strict=True)
+    ]
+    assert meter._row_statuses(captures, clocks) == expected

@@ -798,23 +798,40 @@ class MeterModel:
             status |= _DAYLIGHT_SAVING
         return _ROW_STATUSES[status]
 
+    def _row_statuses(
+        self, captures: list[tuple[float, float, float]], clocks: list[datetime]
+    ) -> list[LoadProfileStatus]:
+        """``_row_status`` of each capture. A clock never set has no adjustment to find and
+        no outage means no power-down: the invalid-clock test then runs on all the rows as
+        one array (``meter_seconds``' IEEE operations)."""
+        if len(self._clock) > 1 or self._outages:
+            return [
+                self._row_status(low, high, clock)
+                for (_, high, low), clock in zip(captures, clocks, strict=True)
+            ]
+        origin, value, rate = self._clock[0]
+        ends = np.array([high for _, high, _ in captures], dtype=np.float64)
+        error = value + (ends - origin) * (1 + rate) - ends
+        invalid: list[bool] = (np.abs(error) > self.clock_tolerance_s).tolist()
+        return [
+            _ROW_STATUSES[(_CLOCK_INVALID if bad else 0) | (_DAYLIGHT_SAVING if clock.dst() else 0)]
+            for bad, clock in zip(invalid, clocks, strict=True)
+        ]
+
     def load_profile(self, start: datetime, end: datetime) -> list[LoadProfileRow]:
         """Rows whose capture time on the meter clock lies in ``(start, end]``."""
-        rows = []
         captures = self._captures(start, end)
-        for (meter, true_end, true_start), deltas in zip(
-            captures, self._capture_deltas(captures), strict=True
-        ):
-            clock = self._meter_local(meter)
-            rows.append(
-                LoadProfileRow(
-                    _instant(true_end),
-                    clock,
-                    self._row_status(true_start, true_end, clock),
-                    *deltas,
-                )
+        clocks = [self._meter_local(meter) for meter, _, _ in captures]
+        return [
+            LoadProfileRow(_instant(true_end), clock, status, *growth)
+            for (_, true_end, _), clock, status, growth in zip(
+                captures,
+                clocks,
+                self._row_statuses(captures, clocks),
+                self._capture_deltas(captures),
+                strict=True,
             )
-        return rows
+        ]
 
     def load_profile_day(self, day: date) -> list[LoadProfileRow]:
         """The rows of one local day of the meter's own clock (92/96/100 at 15 min)."""
