@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import operator
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -118,6 +119,7 @@ _CURRENT_L1 = Obis(1, 0, 31, 25, 0, 255)
 _EVENT_KEY = "TIER_SUM_VIOLATION"
 _SOURCE = "collection"
 _MAX_LISTED = 20  # rejected rows and unknown serials listed in a result
+_INTERVAL_KEY = operator.itemgetter(0, 1, 2)  # meter, reading type, interval end
 
 
 def _bad(text: str) -> FieldFailure:
@@ -569,7 +571,7 @@ def _store(engine: Engine, batch: _Batch, order: LeasedOrder, received: datetime
     """Everything an order read, in one transaction; the tier-sum events of sets stored for
     the first time, and the ``created MeterReadings`` of what was newly stored (for meters
     whose energy profile uploads), go out in the same transaction."""
-    batch.intervals.sort(key=lambda v: (v.meter_id, v.reading_type_id, v.interval_end))
+    batch.intervals.sort(key=_INTERVAL_KEY)
     with engine.begin() as conn:
         intervals = ingest_intervals(conn, batch.intervals, received_at=received)
         fresh = new_register_reads(conn, batch.registers)
@@ -594,7 +596,14 @@ def _store(engine: Engine, batch: _Batch, order: LeasedOrder, received: datetime
         if batch.words or occurrences:
             apply_events(conn, batch.words, occurrences, now=received)
         offered = batch.intervals if intervals.inserted else []
-        messages = queue_collected(conn, batch.serials, offered, fresh, now=received)
+        messages = queue_collected(
+            conn,
+            batch.serials,
+            offered,
+            fresh,
+            now=received,
+            all_new=intervals.inserted == intervals.offered,
+        )
     return {
         "intervals_offered": intervals.offered,
         "intervals_new": intervals.inserted,
