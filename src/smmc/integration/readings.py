@@ -20,11 +20,12 @@ import json
 import math
 import operator
 import uuid
+from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from itertools import groupby, repeat
+from itertools import repeat
 from typing import Any
 
 import sqlalchemy as sa
@@ -230,16 +231,13 @@ def _queue(
     return len(rows)
 
 
-class _Scaled(dict[float, str]):
-    """Stored values rendered in the unit of one reading-type code, each distinct value
-    once (a day's load profile repeats few values)."""
+class _Scaled(dict[tuple[int, float], str]):
+    """(reading type id, stored value) → the value in the unit of the type's code, each
+    distinct pair rendered once (a day's load profile repeats few values)."""
 
-    def __init__(self, code: str) -> None:
-        super().__init__()
-        self.code = code
-
-    def __missing__(self, value: float) -> str:
-        text = self[value] = scaled_value(value, self.code)
+    def __missing__(self, key: tuple[int, float]) -> str:
+        type_id, value = key
+        text = self[key] = scaled_value(value, reading_type_by_id(type_id).code)
         return text
 
 
@@ -278,15 +276,32 @@ def _offered_entries(
         ).scalar_one()
     if stored != len(values):
         return None
+    ordered = sorted(values, key=_KEY)
     stamps = {moment: moment.astimezone(UTC).isoformat() for moment in set(map(_END, values))}
-    scaled = {type_id: _Scaled(reading_type_by_id(type_id).code) for type_id in type_ids}
+    pairs = list(
+        map(
+            list,
+            zip(
+                map(stamps.__getitem__, map(_END, ordered)),
+                map(
+                    _Scaled().__getitem__,
+                    zip(map(_TYPE, ordered), map(_VALUE, ordered), strict=True),
+                ),
+                strict=True,
+            ),
+        )
+    )
     blocks: dict[int, list[dict[str, Any]]] = {}
     sizes: dict[int, int] = {}
-    for (meter_id, type_id), rows in groupby(sorted(values, key=_KEY), _METER_TYPE):
-        render = scaled[type_id]
-        pairs = [[stamps[moment], render[value]] for _, _, moment, value, _ in rows]
-        blocks.setdefault(meter_id, []).append({"reading_type": render.code, "values": pairs})
-        sizes[meter_id] = sizes.get(meter_id, 0) + len(pairs)
+    first = 0
+    # Counted in key order: each meter and type is one run of the ordered values.
+    for (meter_id, type_id), count in Counter(map(_METER_TYPE, ordered)).items():
+        code = reading_type_by_id(type_id).code
+        blocks.setdefault(meter_id, []).append(
+            {"reading_type": code, "values": pairs[first : first + count]}
+        )
+        sizes[meter_id] = sizes.get(meter_id, 0) + count
+        first += count
     return [
         ({"meter": serial, "blocks": blocks[ids[serial]], "registers": []}, sizes[ids[serial]])
         for serial in eligible
