@@ -278,17 +278,13 @@ def _offered_entries(
         return None
     ordered = sorted(values, key=_KEY)
     stamps = {moment: moment.astimezone(UTC).isoformat() for moment in set(map(_END, values))}
+    # (time, value) tuples: JSON writes them as the read-back's lists, and the collector
+    # stops tracking a tuple of strings (a day of a DC is hundreds of thousands of pairs).
     pairs = list(
-        map(
-            list,
-            zip(
-                map(stamps.__getitem__, map(_END, ordered)),
-                map(
-                    _Scaled().__getitem__,
-                    zip(map(_TYPE, ordered), map(_VALUE, ordered), strict=True),
-                ),
-                strict=True,
-            ),
+        zip(
+            map(stamps.__getitem__, map(_END, ordered)),
+            map(_Scaled().__getitem__, zip(map(_TYPE, ordered), map(_VALUE, ordered), strict=True)),
+            strict=True,
         )
     )
     blocks: dict[int, list[dict[str, Any]]] = {}

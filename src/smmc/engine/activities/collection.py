@@ -743,6 +743,9 @@ class ConcentratorCollectionExecutor(_CollectionExecutor):
         columns = _capture_objects(daily_columns, "collected daily closure capture objects")
         _dc_daily(daily, columns, by_serial, tz, batch)
         _dc_words(words, by_serial, tz, batch)
+        # The rows as read (tens of thousands of objects) need not outlive their decoding:
+        # every live object makes the collector's full passes during the store longer.
+        del load, daily, words
         return await self.finish(order, plan, batch)
 
 
