@@ -202,6 +202,7 @@ def test_collected_rows_come_out_per_meter_and_channel_in_utc() -> None:
         *(IntervalValue(9, A_PLUS.id, ends[k], float(10 * k), 0) for k in range(3)),
         *(IntervalValue(9, reverse, ends[k], float(10 * k + 3), 0) for k in range(3)),
     ]
+    assert all(type(value) is IntervalValue for value in batch.intervals)
     assert all(value.interval_end.tzinfo is dt.UTC for value in batch.intervals)
     assert batch.rejected == [
         "collected load profile row 7: energy is not an integer (VISIBLE_STRING)"

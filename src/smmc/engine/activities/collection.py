@@ -35,6 +35,7 @@ import operator
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from itertools import repeat
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
@@ -347,8 +348,8 @@ def _dc_load_profile(
     what = "collected load profile"
     stamps: dict[bytes, datetime] = {}
     qualities: dict[int, int] = {}
-    read: dict[int, tuple[CollectedMeter, list[tuple[datetime, int, tuple[int, ...]]]]] = {}
-    known: dict[bytes, list[tuple[datetime, int, tuple[int, ...]]] | None] = {}
+    read: dict[int, tuple[CollectedMeter, _Taken]] = {}
+    known: dict[bytes, _Taken | None] = {}
     for number, row in enumerate(rows, start=1):
         try:
             if len(row) != 7:
@@ -362,7 +363,7 @@ def _dc_load_profile(
                     batch.unknown_serials.add(serial)
                     target = None
                 else:
-                    target = read.setdefault(meter.id, (meter, []))[1]
+                    target = read.setdefault(meter.id, (meter, ([], [], [])))[1]
                 if type(raw) is bytes:
                     known[raw] = target
             if target is None:
@@ -389,18 +390,29 @@ def _dc_load_profile(
         except ValueError as exc:
             batch.reject(f"{what} row {number}", str(exc))
             continue
-        target.append((end, quality, values))
-    append = batch.intervals.append
+        ends, flags, energies = target
+        ends.append(end)
+        flags.append(quality)
+        energies.append(values)
     for meter_id in sorted(read):
-        meter, taken = read[meter_id]
+        meter, (ends, flags, energies) = read[meter_id]
         for kind in sorted(meter.load_types, key=_TYPE_ID):
             if kind.energy is not None:
-                column = _DC_LOAD_ENERGIES.index(kind.energy)
-                for end, quality, values in taken:
-                    append(IntervalValue(meter.id, kind.id, end, float(values[column]), quality))
+                column = operator.itemgetter(_DC_LOAD_ENERGIES.index(kind.energy))
+                fields = zip(
+                    repeat(meter_id),
+                    repeat(kind.id),
+                    ends,
+                    map(float, map(column, energies)),
+                    flags,
+                    strict=False,
+                )
+                # tuple.__new__ builds each IntervalValue (a NamedTuple) in C.
+                batch.intervals.extend(map(tuple.__new__, repeat(IntervalValue), fields))
 
 
 _UNSEEN: Any = object()
+_Taken = tuple[list[datetime], list[int], list[tuple[int, ...]]]  # ends, qualities, energies
 _TYPE_ID = operator.attrgetter("id")
 
 
