@@ -43,6 +43,7 @@ import contextlib
 import cProfile
 import dataclasses
 import functools
+import gc
 import json
 import multiprocessing
 import os
@@ -316,6 +317,30 @@ def _remember_backends(engine: Engine, pids: set[int]) -> None:
         sa.event.listen(engine, "connect", remember)
 
 
+class GcClock:
+    """CPU time spent in the garbage collector's passes, in whichever thread ran them, and
+    how many full (generation 2) passes there were."""
+
+    def __init__(self) -> None:
+        self.cpu_s = 0.0
+        self.full = 0
+        self._began = threading.local()
+
+    def __enter__(self) -> GcClock:
+        gc.callbacks.append(self._note)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        gc.callbacks.remove(self._note)
+
+    def _note(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._began.cpu = time.thread_time()
+            return
+        self.cpu_s += time.thread_time() - getattr(self._began, "cpu", time.thread_time())
+        self.full += info["generation"] == 2
+
+
 async def _collect_work_orders(
     args: argparse.Namespace, url: str, master_key: bytes
 ) -> dict[str, Any]:
@@ -351,10 +376,12 @@ async def _collect_work_orders(
             lease_for=timedelta(hours=1),
         ),
     )
-    wall, cpu = time.perf_counter(), _cpu()
-    batches = scheduler.run_due()
-    await worker.run_until_idle()
+    wall, cpu, loop_cpu = time.perf_counter(), _cpu(), time.thread_time()
+    with GcClock() as collector:
+        batches = scheduler.run_due()
+        await worker.run_until_idle()
     elapsed, used = time.perf_counter() - wall, _cpu() - cpu
+    loop_used = time.thread_time() - loop_cpu
     server_cpu = _backend_cpu(pids)
     w = work_orders.c
     with engine.connect() as conn:
@@ -368,6 +395,10 @@ async def _collect_work_orders(
         "via": "work orders (scheduler + worker + collection executors)",
         "wall_s": round(elapsed, 1),
         "cpu_s": round(used, 1),
+        "event_loop_cpu_s": round(loop_used, 1),
+        "threads_cpu_s": round(used - loop_used, 1),
+        "gc_cpu_s": round(collector.cpu_s, 1),
+        "gc_full_passes": collector.full,
         "server_cpu_s": None if server_cpu is None else round(server_cpu, 1),
         "peak_rss_mib": round(_peak_mib()),
         "orders": states,

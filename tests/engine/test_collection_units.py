@@ -173,6 +173,42 @@ def test_collected_rows_decoded_rejected_and_unknown() -> None:
     assert batch.rejected[1].startswith("collected load profile row 4: clock column")
 
 
+def test_collected_rows_come_out_per_meter_and_channel_in_utc() -> None:
+    """Rows as a DC sends them (by time, the meters interleaved) come out in the store's key
+    order; a bad cell in a column no meter stores still rejects the row."""
+    minus3 = dt.timezone(dt.timedelta(hours=-3))
+    first = dt.datetime(2026, 4, 4, 0, 15, tzinfo=minus3)
+    meters = {
+        "B": CollectedMeter(9, "B", (interval_type(Energy.REACTIVE_REVERSE), A_PLUS), frozenset()),
+        "A": CollectedMeter(4, "A", (A_PLUS,), frozenset()),
+    }
+    rows = [
+        (
+            _stamp(first + k * Q),
+            Data.octet_string(serial.encode()),
+            Data.unsigned(0),
+            *(Data.double_long_unsigned(10 * k + n) for n in range(4)),
+        )
+        for k in range(3)
+        for serial in ("B", "A")
+    ]
+    rows.append((*rows[0][:6], Data.visible_string("x")))
+    batch = _Batch()
+    _dc_load_profile(rows, meters, TZ, batch)
+    reverse = interval_type(Energy.REACTIVE_REVERSE).id
+    ends = [(first + k * Q).astimezone(dt.UTC) for k in range(3)]
+    assert batch.intervals == [
+        *(IntervalValue(4, A_PLUS.id, ends[k], float(10 * k), 0) for k in range(3)),
+        *(IntervalValue(9, A_PLUS.id, ends[k], float(10 * k), 0) for k in range(3)),
+        *(IntervalValue(9, reverse, ends[k], float(10 * k + 3), 0) for k in range(3)),
+    ]
+    assert all(type(value) is IntervalValue for value in batch.intervals)
+    assert all(value.interval_end.tzinfo is dt.UTC for value in batch.intervals)
+    assert batch.rejected == [
+        "collected load profile row 7: energy is not an integer (VISIBLE_STRING)"
+    ]
+
+
 _SERIAL = CaptureObjectDefinition(1, Obis(0, 0, 96, 1, 0, 255), 2)
 
 

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from test_outbox import outbox_rows, schema_check
 
 from smmc.domain.readings import (
@@ -43,36 +43,38 @@ def validate(shared_dir: Path) -> Callable[[bytes], Message]:
     return schema_check(shared_dir, "openwms-epri-2011/xsd/MeterReadings.xsd")
 
 
+def add_meters(conn: Connection) -> dict[str, int]:
+    """M1 uploads everything, M2 uploads but no daily closure, M3 uploads nothing, M4 has no
+    profile: serial → meter id."""
+    dc = conn.execute(
+        t.concentrators.insert().values(name="DC-1").returning(t.concentrators.c.id)
+    ).scalar_one()
+    ids = {}
+    for serial in ("M1", "M2", "M3", "M4"):
+        ids[serial] = conn.execute(
+            t.meters.insert()
+            .values(serial_number=serial, concentrator_id=dc)
+            .returning(t.meters.c.id)
+        ).scalar_one()
+    for serial, upload, closure in (("M1", True, True), ("M2", True, False), ("M3", False, True)):
+        assign_energy_profiles(
+            conn,
+            ids[serial],
+            daily_closure=DEFAULT_DAILY_CLOSURE_PROFILE.name,
+            load_profile=None,
+            is_upload=upload,
+            is_daily_closure=closure,
+        )
+    return ids
+
+
 @pytest.fixture
 def fleet(db: Engine) -> Engine:
-    """M1 uploads everything, M2 uploads but no daily closure, M3 uploads nothing, M4 has no
-    profile; each has a day of 15-minute values and a daily-closure register set."""
+    """The meters of `add_meters`, each with a day of 15-minute values and a daily-closure
+    register set."""
     forward = reading_type(FORWARD)
     with db.begin() as conn:
-        dc = conn.execute(
-            t.concentrators.insert().values(name="DC-1").returning(t.concentrators.c.id)
-        ).scalar_one()
-        ids = {}
-        for serial in ("M1", "M2", "M3", "M4"):
-            ids[serial] = conn.execute(
-                t.meters.insert()
-                .values(serial_number=serial, concentrator_id=dc)
-                .returning(t.meters.c.id)
-            ).scalar_one()
-        for serial, upload, closure in (
-            ("M1", True, True),
-            ("M2", True, False),
-            ("M3", False, True),
-        ):
-            assign_energy_profiles(
-                conn,
-                ids[serial],
-                daily_closure=DEFAULT_DAILY_CLOSURE_PROFILE.name,
-                load_profile=None,
-                is_upload=upload,
-                is_daily_closure=closure,
-            )
-        for meter_id in ids.values():
+        for meter_id in add_meters(conn).values():
             ingest_intervals(
                 conn,
                 [

@@ -698,6 +698,8 @@ _TAGS: Final[tuple[DataTag | None, ...]] = tuple(
 )
 
 _T_NULL: Final = DataTag.NULL_DATA
+_T_FLOAT32: Final = DataTag.FLOAT32
+_T_FLOAT64: Final = DataTag.FLOAT64
 _T_BOOL: Final = DataTag.BOOLEAN
 _T_OCTET: Final = DataTag.OCTET_STRING
 _TRUE: Final = Data(DataTag.BOOLEAN, True)
@@ -844,6 +846,10 @@ def _decode_rows(buf: bytes, pos: int, end: int, n: int, depth: int, items: list
     each is read with one precompiled ``unpack_from``. At the first structure that differs
     it stops, and the caller decodes the rest generically, so results and errors are those
     of the generic decoder.
+
+    The rows of a profile repeat their clocks, serials, status bytes and many values: a
+    ``Data`` (immutable) is built once per column and value and shared, the look-up of a
+    whole row done by one ``map`` (a float column is not shared: 0.0 equals -0.0).
     """
     first, pos = _decode_container(buf, pos + 1, end, _T_STRUCT, depth)
     items.append(first)
@@ -856,6 +862,9 @@ def _decode_rows(buf: bytes, pos: int, end: int, n: int, depth: int, items: list
     set_tag = _set_tag
     set_value = _set_value
     struct_tag = _T_STRUCT
+    get = dict.get
+    shared: list[dict[Any, Data]] = [{} for _ in tags]
+    kept = [tag is not _T_FLOAT32 and tag is not _T_FLOAT64 for tag in tags]
     for _ in range(n - 1):
         if pos + size > end:
             break
@@ -863,16 +872,22 @@ def _decode_rows(buf: bytes, pos: int, end: int, n: int, depth: int, items: list
         if fields[0::2] != prefixes:
             break
         pos += size
-        members: list[Data] = []
-        add = members.append
-        for tag, value in zip(tags, fields[1::2], strict=True):
-            d = new(Data)
-            set_tag(d, tag)
-            set_value(d, value)
-            add(d)
+        values = fields[1::2]
+        members: tuple[Any, ...] = tuple(map(get, shared, values))  # None: not seen yet
+        if not all(members):
+            built: list[Data] = []
+            for d, cells, keep, tag, value in zip(members, shared, kept, tags, values, strict=True):
+                if d is None:
+                    d = new(Data)
+                    set_tag(d, tag)
+                    set_value(d, value)
+                    if keep:
+                        cells[value] = d
+                built.append(d)
+            members = tuple(built)
         row = new(Data)
         set_tag(row, struct_tag)
-        set_value(row, tuple(members))
+        set_value(row, members)
         append(row)
     return pos
 

@@ -15,20 +15,33 @@ closures, whose ``is_daily_closure`` is true too.
 
 from __future__ import annotations
 
+import functools
 import json
+import math
+import operator
 import uuid
-from collections.abc import Mapping, Sequence
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from itertools import repeat
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from smmc.domain.readings import READING_TYPES, Energy, ReadingKind, reading_type_by_id
+from smmc.domain.readings import (
+    READING_TYPES,
+    Energy,
+    ReadingKind,
+    ReadingType,
+    reading_type_by_id,
+)
+from smmc.domain.work_orders import load_policies
 from smmc.integration.payloads import MeterReading
 from smmc.integration.soap import MAX_VALUES, CimService
+from smmc.integration.soap import _scaled as scaled_value
 from smmc.store import tables as t
 from smmc.store.outbox import READINGS, queue_messages
 from smmc.store.readings import IntervalValue, RegisterRead
@@ -45,6 +58,11 @@ __all__ = [
 NORMAL = "normal"
 _NAMESPACE = uuid.UUID("0c6f4d52-7a1b-4e8f-b3d9-5e2a61c8f047")
 _METERS_PER_READ = 200
+MAX_MESSAGE_VALUES = 10_000
+"""Values per ``MeterReadings`` message unless the caller says otherwise."""
+_METER, _TYPE, _END, _VALUE = (operator.itemgetter(n) for n in range(4))
+_KEY = operator.itemgetter(0, 1, 2)
+_METER_TYPE = operator.itemgetter(0, 1)
 _SHORTEST_INTERVAL = timedelta(
     minutes=min(rt.minutes for rt in READING_TYPES if rt.minutes is not None)
 )
@@ -72,6 +90,11 @@ def eligible_meters(
         query = query.where(m.serial_number.in_(list(meters)))
     with _connected(bind) as conn:
         return list(conn.execute(query).scalars())
+
+
+_policies = functools.cache(load_policies)
+"""The shipped work-order policies, parsed once: ``stored_readings`` needs a service, not
+its queue's policies, and parsing the YAML cost more than reading a concentrator's day."""
 
 
 def _connected(bind: Engine | Connection) -> AbstractContextManager[Connection]:
@@ -119,7 +142,7 @@ def queue_meter_readings(
     end: datetime,
     *,
     meters: Sequence[str] | None = None,
-    max_values: int = 10_000,
+    max_values: int = MAX_MESSAGE_VALUES,
     now: datetime | None = None,
 ) -> int:
     """Write the period's readings of the eligible meters (all, or those of ``meters``) to
@@ -133,54 +156,153 @@ def queue_meter_readings(
         raise ValueError("start and end: aware datetimes")
     if end < start or (end == start and group is ReadingGroup.LOAD_PROFILE):
         raise ValueError("start and end: start before end (or equal, for daily closures)")
-    register = group is ReadingGroup.DAILY_CLOSURE
-    types = [rt for rt in READING_TYPES if (rt.kind is ReadingKind.REGISTER) == register]
     with _connected(bind) as conn:
-        service = CimService(conn.engine, WorkOrderQueue(conn.engine))
-        serials = eligible_meters(conn, group, meters)
-        messages: list[list[dict[str, Any]]] = []
-        current: list[dict[str, Any]] = []
-        size = 0
-        per_read = _meters_per_read(group, end - start, len(types))
-        for first in range(0, len(serials), per_read):
-            chunk = serials[first : first + per_read]
-            for item in service.stored_readings(chunk, types, [(start, end)], conn=conn):
-                entry, values = _as_json(item)
-                if values == 0:
-                    continue
-                if current and size + values > max_values:
-                    messages.append(current)
-                    current, size = [], 0
-                current.append(entry)
-                size += values
-        if current:
+        entries = _stored_entries(conn, group, start, end, eligible_meters(conn, group, meters))
+        return _queue(conn, group, start, end, entries, max_values, now)
+
+
+def _group_types(group: ReadingGroup) -> list[ReadingType]:
+    register = group is ReadingGroup.DAILY_CLOSURE
+    return [rt for rt in READING_TYPES if (rt.kind is ReadingKind.REGISTER) == register]
+
+
+def _stored_entries(
+    conn: Connection, group: ReadingGroup, start: datetime, end: datetime, serials: list[str]
+) -> Iterator[tuple[dict[str, Any], int]]:
+    """The meters' stored readings of the period, as ``GetMeterReadings`` answers them."""
+    types = _group_types(group)
+    service = CimService(conn.engine, WorkOrderQueue(conn.engine, _policies()))
+    per_read = _meters_per_read(group, end - start, len(types))
+    for first in range(0, len(serials), per_read):
+        chunk = serials[first : first + per_read]
+        for item in service.stored_readings(chunk, types, [(start, end)], conn=conn):
+            yield _as_json(item)
+
+
+def _queue(
+    conn: Connection,
+    group: ReadingGroup,
+    start: datetime,
+    end: datetime,
+    entries: Iterable[tuple[dict[str, Any], int]],
+    max_values: int,
+    now: datetime | None,
+) -> int:
+    """The meters' entries as outbox rows of at most ``max_values`` values (a meter is
+    never split; a meter without values is left out); returns how many messages."""
+    messages: list[list[dict[str, Any]]] = []
+    current: list[dict[str, Any]] = []
+    size = 0
+    for entry, values in entries:
+        if values == 0:
+            continue
+        if current and size + values > max_values:
             messages.append(current)
-        stamp = now or datetime.now(UTC)
-        rows = []
-        for index, entries in enumerate(messages, start=1):
-            message_id = readings_message_id(group, start, end, [e["meter"] for e in entries])
-            body = {
+            current, size = [], 0
+        current.append(entry)
+        size += values
+    if current:
+        messages.append(current)
+    stamp = now or datetime.now(UTC)
+    rows = []
+    for index, items in enumerate(messages, start=1):
+        message_id = readings_message_id(group, start, end, [e["meter"] for e in items])
+        body = {
+            "message_id": message_id,
+            "kind": READINGS,
+            "group": group.value,
+            "index": index,
+            "count": len(messages),
+            "period_start": start.isoformat(),
+            "period_end": end.isoformat(),
+            "meters": items,
+        }
+        rows.append(
+            {
                 "message_id": message_id,
                 "kind": READINGS,
-                "group": group.value,
-                "index": index,
-                "count": len(messages),
-                "period_start": start.isoformat(),
-                "period_end": end.isoformat(),
-                "meters": entries,
+                "priority": NORMAL,
+                "payload": json.dumps(body),
+                "created_at": stamp,
+                "delivered_at": None,
             }
-            rows.append(
-                {
-                    "message_id": message_id,
-                    "kind": READINGS,
-                    "priority": NORMAL,
-                    "payload": json.dumps(body),
-                    "created_at": stamp,
-                    "delivered_at": None,
-                }
-            )
-        queue_messages(conn, rows)
+        )
+    queue_messages(conn, rows)
     return len(rows)
+
+
+class _Scaled(dict[tuple[int, float], str]):
+    """(reading type id, stored value) → the value in the unit of the type's code, each
+    distinct pair rendered once (a day's load profile repeats few values)."""
+
+    def __missing__(self, key: tuple[int, float]) -> str:
+        type_id, value = key
+        text = self[key] = scaled_value(value, reading_type_by_id(type_id).code)
+        return text
+
+
+def _offered_entries(
+    conn: Connection,
+    serials: Mapping[int, str],
+    meters: list[str],
+    intervals: Sequence[IntervalValue],
+    start: datetime,
+    end: datetime,
+) -> list[tuple[dict[str, Any], int]] | None:
+    """The load-profile entries of the eligible meters built from ``intervals``, which the
+    caller has just stored, all of them new — exactly what reading them back would give,
+    provided the store holds nothing else of those meters in ``(start, end]`` (counted
+    here; ``None`` when it does, or when a value is a negative zero, which SQLite stores
+    as zero)."""
+    eligible = eligible_meters(conn, ReadingGroup.LOAD_PROFILE, meters)
+    ids = {serial: meter_id for meter_id, serial in serials.items()}
+    wanted = {ids[serial] for serial in eligible}
+    values = intervals if len(eligible) == len(meters) else [v for v in intervals if v[0] in wanted]
+    amounts = list(map(_VALUE, values))
+    if min(map(math.copysign, repeat(1.0), filter((0.0).__eq__, amounts)), default=1.0) < 0:
+        return None
+    iv = t.interval_readings.c
+    type_ids = [rt.id for rt in _group_types(ReadingGroup.LOAD_PROFILE)]
+    meter_ids = sorted(wanted)
+    stored = 0
+    for first in range(0, len(meter_ids), _METERS_PER_READ):
+        stored += conn.execute(
+            sa.select(sa.func.count()).where(
+                iv.meter_id.in_(meter_ids[first : first + _METERS_PER_READ]),
+                iv.reading_type_id.in_(type_ids),
+                iv.interval_end > start,
+                iv.interval_end <= end,
+            )
+        ).scalar_one()
+    if stored != len(values):
+        return None
+    ordered = sorted(values, key=_KEY)
+    stamps = {moment: moment.astimezone(UTC).isoformat() for moment in set(map(_END, values))}
+    # (time, value) tuples: JSON writes them as the read-back's lists, and the collector
+    # stops tracking a tuple of strings (a day of a DC is hundreds of thousands of pairs).
+    pairs = list(
+        zip(
+            map(stamps.__getitem__, map(_END, ordered)),
+            map(_Scaled().__getitem__, zip(map(_TYPE, ordered), map(_VALUE, ordered), strict=True)),
+            strict=True,
+        )
+    )
+    blocks: dict[int, list[dict[str, Any]]] = {}
+    sizes: dict[int, int] = {}
+    first = 0
+    # Counted in key order: each meter and type is one run of the ordered values.
+    for (meter_id, type_id), count in Counter(map(_METER_TYPE, ordered)).items():
+        code = reading_type_by_id(type_id).code
+        blocks.setdefault(meter_id, []).append(
+            {"reading_type": code, "values": pairs[first : first + count]}
+        )
+        sizes[meter_id] = sizes.get(meter_id, 0) + count
+        first += count
+    return [
+        ({"meter": serial, "blocks": blocks[ids[serial]], "registers": []}, sizes[ids[serial]])
+        for serial in eligible
+        if ids[serial] in blocks
+    ]
 
 
 def queue_collected(
@@ -190,13 +312,16 @@ def queue_collected(
     closures: Sequence[RegisterRead],
     *,
     now: datetime | None = None,
+    all_new: bool = False,
 ) -> int:
     """What a collection has just stored, out to Legacy in the collection's transaction:
     the new closures (``closures``: the register sets stored for the first time) over the
     span of their capture instants, and the load profile and measurands of the meters that
     were offered ``intervals`` over the span those intervals cover. Only eligible meters;
     returns how many messages. A meter whose values in that span were partly stored
-    before has them sent again, in a message with its own MessageID."""
+    before has them sent again, in a message with its own MessageID. ``all_new``: every
+    one of ``intervals`` was stored by this transaction, so the messages may be built from
+    them instead of read back (a day of a concentrator is hundreds of thousands of values)."""
     count = 0
     if closures:
         meters = sorted({serials[read.meter_id] for read in closures})
@@ -206,14 +331,18 @@ def queue_collected(
             conn, ReadingGroup.DAILY_CLOSURE, low, high, meters=meters, now=now
         )
     if intervals:
-        meters = sorted({serials[value.meter_id] for value in intervals})
-        low = min(
-            value.interval_end
-            - timedelta(minutes=reading_type_by_id(value.reading_type_id).minutes or 0)
-            for value in intervals
-        )
-        high = max(value.interval_end for value in intervals)
-        count += queue_meter_readings(
-            conn, ReadingGroup.LOAD_PROFILE, low, high, meters=meters, now=now
-        )
+        meters = sorted({serials[meter_id] for meter_id in map(_METER, intervals)})
+        lengths = {
+            type_id: timedelta(minutes=reading_type_by_id(type_id).minutes or 0)
+            for type_id in set(map(_TYPE, intervals))
+        }
+        ends = list(map(_END, intervals))
+        low = min(map(operator.sub, ends, map(lengths.__getitem__, map(_TYPE, intervals))))
+        high = max(ends)
+        group = ReadingGroup.LOAD_PROFILE
+        entries = _offered_entries(conn, serials, meters, intervals, low, high) if all_new else None
+        if entries is None:
+            count += queue_meter_readings(conn, group, low, high, meters=meters, now=now)
+        else:
+            count += _queue(conn, group, low, high, entries, MAX_MESSAGE_VALUES, now)
     return count
