@@ -5,6 +5,11 @@ associates (lowest, LLS or HLS-GMAC, ciphered or not, as the settings say) and r
 association on exit. Every method sends one confirmed request and waits for its answer;
 block transfers are handled inside :class:`~smmc.dlms.connection.ClientConnection`.
 
+A server that accepts successive associations on one connection (a concentrator does) may
+be spoken to over a :class:`Link` the caller keeps: ``DlmsClient.over(link, settings)``
+associates over it and leaves it open after a clean release, ready for the next one, and
+closes it after anything else.
+
 Errors are the :mod:`smmc.dlms.errors` hierarchy: ``AssociationRejected``, ``AccessDenied``
 (read-write-denied), ``ServiceError`` (any other data-access-result or action result, with
 its code), ``DecodeError``, ``CipheringError``/``ReplayError``, ``DlmsTimeout`` and
@@ -17,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import select
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import NoReturn, Protocol, TypeVar, cast
@@ -64,7 +70,7 @@ from smmc.dlms.framing.wrapper import WrapperDecoder, WrapperFrame
 from smmc.dlms.obis import Obis
 from smmc.dlms.security import InvocationCounterGuard
 
-__all__ = ["ClientSettings", "DlmsClient", "SecurityPolicy"]
+__all__ = ["ClientSettings", "DlmsClient", "Link", "SecurityPolicy"]
 
 Row = tuple[Data, ...]
 AttributeRef = tuple[int, Obis, int] | tuple[int, Obis, int, SelectiveAccessDescriptor | None]
@@ -80,7 +86,9 @@ class _Transport(Protocol):
 
     async def receive(self) -> bytes: ...
 
-    async def close(self) -> None: ...
+    async def finish(self) -> None:
+        """End the link layer's own connection (HDLC DISC); the socket stays open."""
+        ...
 
 
 class _Stream(asyncio.Protocol):
@@ -150,9 +158,47 @@ class _Stream(asyncio.Protocol):
         if self._writable is not None:
             await self._writable
 
-    async def close(self) -> None:
+    @property
+    def idle(self) -> bool:
+        """Open, nothing unread, and the peer has not closed or reset it — checked on the
+        socket itself too, so an end the event loop has not read yet counts."""
+        transport = self._transport
+        if transport is None or transport.is_closing() or self._ended or self._buffer:
+            return False
+        poll = select.poll()
+        poll.register(transport.get_extra_info("socket").fileno(), select.POLLIN)
+        return not poll.poll(0)  # readable while idle: an end, a reset or unasked-for bytes
+
+    def close(self) -> None:
         if self._transport is not None:
             self._transport.close()
+
+
+class Link:
+    """One TCP connection to a DLMS server, kept by the caller across successive
+    associations (see :meth:`DlmsClient.over`)."""
+
+    def __init__(self, stream: _Stream) -> None:
+        self._stream = stream
+        self.associations = 0
+
+    @classmethod
+    async def open(cls, host: str, port: int, timeout: float) -> Link:
+        """Connect; `DlmsTimeout` after ``timeout`` seconds, `OSError` when refused."""
+        try:
+            async with asyncio.timeout(timeout):
+                _, stream = await asyncio.get_running_loop().create_connection(_Stream, host, port)
+        except TimeoutError:
+            raise DlmsTimeout(f"no TCP connection to {host}:{port}") from None
+        return cls(stream)
+
+    @property
+    def idle(self) -> bool:
+        """Fit to carry a new association: open, quiet, not closed by the server."""
+        return self._stream.idle
+
+    def close(self) -> None:
+        self._stream.close()
 
 
 class _WrapperTransport:
@@ -181,8 +227,8 @@ class _WrapperTransport:
             )
         return frame.payload
 
-    async def close(self) -> None:
-        await self._stream.close()
+    async def finish(self) -> None:
+        return None
 
 
 class _HdlcTransport:
@@ -229,13 +275,10 @@ class _HdlcTransport:
             await self._pump()
         return self._apdus.popleft()
 
-    async def close(self) -> None:
-        try:
-            if self._link.state is HdlcState.CONNECTED:
-                self._link.disconnect()
-                await self._stream.write(self._link.data_to_send())
-        finally:
-            await self._stream.close()
+    async def finish(self) -> None:
+        if self._link.state is HdlcState.CONNECTED:
+            self._link.disconnect()
+            await self._stream.write(self._link.data_to_send())
 
 
 class DlmsClient:
@@ -267,22 +310,43 @@ class DlmsClient:
         ``guard`` holds the server's last invocation counters (restore it from storage);
         ``on_invocation_counter`` receives our next counter each time one is used.
         """
-        try:
-            async with asyncio.timeout(settings.connect_timeout):
-                _, stream = await asyncio.get_running_loop().create_connection(_Stream, host, port)
-        except TimeoutError:
-            raise DlmsTimeout(f"no TCP connection to {host}:{port}") from None
+        link = await Link.open(host, port, settings.connect_timeout)
+        async with cls.over(
+            link, settings, guard=guard, on_invocation_counter=on_invocation_counter, keep=False
+        ) as client:
+            yield client
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def over(
+        cls,
+        link: Link,
+        settings: ClientSettings,
+        *,
+        guard: InvocationCounterGuard | None = None,
+        on_invocation_counter: Callable[[int], None] | None = None,
+        keep: bool = True,
+    ) -> AsyncIterator[DlmsClient]:
+        """Associate over an open ``link``, yield the client and release, as `connect`.
+
+        With ``keep``, after a clean release (the body raised nothing, the server confirmed
+        the release) a wrapper link stays open for the next association; after anything
+        else it is closed, so a link is never reused mid-association or after an error. An
+        HDLC link is closed too: its DISC ends the connection's use.
+        """
         transport: _Transport
         if settings.transport == "hdlc":
-            transport = _HdlcTransport(stream, settings)
+            transport = _HdlcTransport(link._stream, settings)
         else:
             transport = _WrapperTransport(
-                stream, settings.client_sap, settings.server_logical_address
+                link._stream, settings.client_sap, settings.server_logical_address
             )
         connection = ClientConnection(
             settings, guard=guard, on_invocation_counter=on_invocation_counter
         )
         client = cls(transport, connection, settings)
+        link.associations += 1
+        clean = False
         body_failed = True
         try:
             await client._with_timeout(transport.open())
@@ -294,8 +358,13 @@ class DlmsClient:
                 if connection.state is State.ASSOCIATED and not connection.busy:
                     with contextlib.suppress(*((DlmsError,) if body_failed else ())):
                         await client._release()
+                        clean = not body_failed
             finally:
-                await transport.close()
+                if not (clean and keep) or settings.transport == "hdlc":
+                    try:
+                        await transport.finish()
+                    finally:
+                        link.close()
 
     # -- services --------------------------------------------------------------------------
 
