@@ -175,7 +175,7 @@ def provision(fleet: Fleet, workdir: Path) -> tuple[sa.Engine, SecretBox]:
 
 async def run_batch(
     engine: sa.Engine, box: SecretBox, permits: int, rounds: int, in_flight: int
-) -> tuple[int, float, float, float, dict[str, int]]:
+) -> tuple[int, float, float, float, dict[str, int], tuple[int, int]]:
     queue = WorkOrderQueue(engine)
     with engine.connect() as conn:
         names = list(conn.execute(sa.select(t.concentrators.c.name)).scalars())
@@ -200,6 +200,7 @@ async def run_batch(
     started, loop_cpu = time.monotonic(), time.thread_time()
     await worker.run_until_idle()
     elapsed, loop_cpu = time.monotonic() - started, time.thread_time() - loop_cpu
+    drivers.close()
     with engine.connect() as conn:
         states: dict[str, int] = {
             str(state): int(count)
@@ -207,7 +208,8 @@ async def run_batch(
                 sa.select(t.work_orders.c.state, sa.func.count()).group_by(t.work_orders.c.state)
             )
         }
-    return len(serials) * rounds, started, elapsed, loop_cpu, states
+    connections = (drivers.links.opened, drivers.links.reused)
+    return len(serials) * rounds, started, elapsed, loop_cpu, states, connections
 
 
 def free_port_base(count: int) -> int:
@@ -255,7 +257,7 @@ def main() -> None:
             if not ready.wait(120):
                 raise SystemExit("the simulator did not start")
             cpu_before = time.process_time()
-            orders, started, elapsed, loop_cpu, states = asyncio.run(
+            orders, started, elapsed, loop_cpu, states, (opened, reused) = asyncio.run(
                 run_batch(engine, box, permits, args.rounds, in_flight)
             )
             cpu = time.process_time() - cpu_before
@@ -270,6 +272,7 @@ def main() -> None:
         f"latency {latency} s/exchange, {permits} permit(s) per DC, {in_flight} in flight"
     )
     print(f"orders: {orders}, states: {states}")
+    print(f"TCP connections to concentrators: {opened} opened, {reused} reused")
     print(f"wall time: {elapsed:.2f} s, {done / elapsed:.1f} completed meter operations/s")
     print(
         f"head-end CPU (all threads): {cpu:.2f} s, "
