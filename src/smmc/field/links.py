@@ -57,10 +57,11 @@ class LinkPool:
         return await Link.open(*endpoint, connect_timeout)
 
     def give_back(self, endpoint: Endpoint, link: Link, keep: int) -> None:
-        """Keep ``link`` for the next session if it is fit and fewer than ``keep`` idle
-        links to ``endpoint`` are kept; close it otherwise."""
+        """Keep ``link`` for the next session if it is open and fewer than ``keep`` idle
+        links to ``endpoint`` are kept; close it otherwise (whether it is still fit is
+        checked when it is taken)."""
         idle = self._idle.setdefault(endpoint, [])
-        if not link.idle or len(idle) >= keep:
+        if link.closed or len(idle) >= keep:
             link.close()
             if not idle:
                 del self._idle[endpoint]
