@@ -109,14 +109,15 @@ def serve(fleet: Fleet, latency: float, ready: Event, stop: Event, out: Any) -> 
 
 class CpuProbes:
     """CPU seconds (``time.thread_time`` of the calling thread) and calls of selected
-    blocking functions, which the head-end runs in its worker threads."""
+    blocking functions, which the head-end runs in its worker threads; a probe ``inside``
+    another is counted in its own line only."""
 
     def __init__(self) -> None:
         self.cpu: defaultdict[str, float] = defaultdict(float)
         self.calls: Counter[str] = Counter()
         self._lock = threading.Lock()
 
-    def wrap(self, owner: Any, name: str, label: str) -> None:
+    def wrap(self, owner: Any, name: str, label: str, inside: str | None = None) -> None:
         original = getattr(owner, name)
 
         def probe(*args: Any, **kwargs: Any) -> Any:
@@ -128,6 +129,8 @@ class CpuProbes:
                 with self._lock:
                     self.cpu[label] += spent
                     self.calls[label] += 1
+                    if inside is not None:
+                        self.cpu[inside] -= spent
 
         setattr(owner, name, probe)
 
@@ -136,7 +139,7 @@ def install_probes() -> CpuProbes:
     probes = CpuProbes()
     probes.wrap(WorkOrderQueue, "lease", "store: lease")
     probes.wrap(WorkOrderQueue, "record_many", "store: outcomes")
-    probes.wrap(activities_base, "record_events", "store: events")
+    probes.wrap(activities_base, "store_events", "store: events", inside="store: outcomes")
     probes.wrap(CredentialStore, "meters", "store: credentials")
     probes.wrap(CounterStore, "reserve_many", "store: counter blocks")
     probes.wrap(CounterStore, "save_received_many", "store: replay guards")

@@ -18,6 +18,7 @@ import socket
 from dataclasses import dataclass
 from datetime import timedelta
 
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
 from smmc.domain.work_orders import Outcome, State
@@ -72,9 +73,10 @@ class Worker:
         self._lost: set[int] = set()
         self._keeper: asyncio.Task[None] | None = None
         self.finished: dict[State, int] = {}
-        # Outcomes of attempts finishing close together: one transaction for all of them.
+        # Outcomes of attempts finishing close together, with what the executors left to
+        # store with them (their events): one transaction for all of them.
         self._outcomes: Coalescer[tuple[LeasedOrder, Outcome], State | None] = Coalescer(
-            queue.record_many
+            self._record
         )
 
     def stop(self) -> None:
@@ -186,6 +188,18 @@ class Worker:
             return None
         self.finished[state] = self.finished.get(state, 0) + 1
         return state
+
+    def _record(self, items: list[tuple[LeasedOrder, Outcome]]) -> list[State | None]:
+        """Blocking: store the outcomes and the registry's rows that go with them."""
+        writers = self.registry.outcome_writers()
+        if not writers:
+            return self.queue.record_many(items)
+
+        def also(conn: Connection, recorded: list[tuple[LeasedOrder, State | None]]) -> None:
+            for writer in writers:
+                writer(conn, recorded)
+
+        return self.queue.record_many(items, also)
 
     async def _execute(self, order: LeasedOrder) -> Outcome:
         executor = self.registry.get(order.activity)

@@ -684,9 +684,15 @@ class WorkOrderQueue:
             )
         return state
 
-    def record_many(self, items: Sequence[tuple[LeasedOrder, Outcome]]) -> list[State | None]:
+    def record_many(
+        self,
+        items: Sequence[tuple[LeasedOrder, Outcome]],
+        also: Callable[[Connection, list[tuple[LeasedOrder, State | None]]], None] | None = None,
+    ) -> list[State | None]:
         """`record` for many attempts in one transaction (one commit instead of one per
-        order); the state of each, or None where the lease was lost."""
+        order); the state of each, or None where the lease was lost. ``also(conn, orders
+        and their states)`` runs in that transaction: rows stored with the outcomes or not
+        at all."""
         if not items:
             return []
         with self.transaction() as conn:
@@ -789,6 +795,10 @@ class WorkOrderQueue:
                     updates,
                 )
             self._open_field_orders(conn, failed, now)
+            if also is not None:
+                also(
+                    conn, [(order, state) for (order, _), state in zip(items, states, strict=True)]
+                )
             return states
 
     @staticmethod
