@@ -37,10 +37,10 @@ class LinkPool:
     """Idle links per endpoint, newest last (taken first: least likely to have expired)."""
 
     idle_timeout: float
-    _idle: dict[Endpoint, list[_Idle]] = field(default_factory=dict)
-    opened: int = 0
-    reused: int = 0
-    replaced: int = 0
+    _idle: dict[Endpoint, list[_Idle]] = field(default_factory=dict, init=False)
+    opened: int = field(default=0, init=False)  # new connections
+    reused: int = field(default=0, init=False)  # idle ones taken again
+    replaced: int = field(default=0, init=False)  # idle ones found dead when taken
 
     async def take(self, endpoint: Endpoint, connect_timeout: float) -> Link:
         """An idle link to ``endpoint`` found alive, else a new one."""
