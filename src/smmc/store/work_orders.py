@@ -1101,7 +1101,7 @@ def _candidates_query(default_permits: int, by_activity: bool) -> sa.Select[Any]
     room = sa.case(
         (wo.c.concentrator_id.is_(None), 1),
         else_=sa.func.coalesce(cp.max_sessions, default_permits) - sa.func.coalesce(running.c.n, 0),
-    ).label("room")
+    )
     group = sa.func.coalesce(wo.c.concentrator_id, -wo.c.meter_id)
     rank = (
         sa.func.row_number()
@@ -1109,7 +1109,7 @@ def _candidates_query(default_permits: int, by_activity: bool) -> sa.Select[Any]
         .label("rank")
     )
     due = (
-        sa.select(wo.c.id, wo.c.priority, wo.c.scheduled_at, rank, room)
+        sa.select(wo.c.id, wo.c.priority, wo.c.scheduled_at, rank, room.label("room"))
         .select_from(wo)
         .outerjoin(running, running.c.concentrator_id == wo.c.concentrator_id)
         .outerjoin(t.concentrator_permits, cp.concentrator_id == wo.c.concentrator_id)
@@ -1118,6 +1118,9 @@ def _candidates_query(default_permits: int, by_activity: bool) -> sa.Select[Any]
             wo.c.state.in_([s.value for s in LEASABLE_STATES]),
             wo.c.scheduled_at <= sa.bindparam("now"),
             busy.c.meter_id.is_(None),
+            # Before the window, not only after it: the orders of a concentrator without a
+            # free permit are not ranked at all (most of the queue, when the DCs are busy).
+            room > 0,
         )
     )
     if by_activity:
