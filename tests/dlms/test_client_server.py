@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import socket
 import time
@@ -407,6 +408,31 @@ async def test_a_link_is_not_idle_once_the_server_closed_it() -> None:
         time.sleep(0.05)
         assert not link.idle
         link.close()
+
+
+async def test_an_answer_trickling_in_times_out_at_the_request_deadline() -> None:
+    """The timeout bounds the whole request, not each wait for the next bytes."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(4096)
+        writer.write(bytes.fromhex("0001 0001 0010 ffff"))  # a wrapper header, 65,535 to come
+        with contextlib.suppress(ConnectionError):
+            while True:
+                await asyncio.sleep(0.02)
+                writer.write(b"\x00")
+                await writer.drain()
+
+    trickling = await asyncio.start_server(handle, HOST, 0)
+    port = trickling.sockets[0].getsockname()[1]
+    loop = asyncio.get_running_loop()
+    try:
+        started = loop.time()
+        with pytest.raises(DlmsTimeout):
+            async with DlmsClient.connect(HOST, port, replace(PUBLIC, timeout=0.3)):
+                pass
+        assert 0.3 <= loop.time() - started < 2.0
+    finally:
+        trickling.close()
 
 
 async def test_a_link_is_closed_after_a_timeout() -> None:

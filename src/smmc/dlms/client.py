@@ -93,7 +93,11 @@ class _Transport(Protocol):
 
 class _Stream(asyncio.Protocol):
     """The TCP socket as an asyncio protocol: what arrives is buffered until read, one
-    future wakes the reader (no StreamReader/StreamWriter layers in between)."""
+    future wakes the reader (no StreamReader/StreamWriter layers in between).
+
+    ``deadline`` (event-loop time) bounds every wait for the peer: past it the wait raises
+    `TimeoutError`. A timer is armed only when a read or a write has to wait, not per
+    request as ``asyncio.timeout`` would."""
 
     def __init__(self) -> None:
         self._transport: asyncio.Transport | None = None
@@ -102,6 +106,7 @@ class _Stream(asyncio.Protocol):
         self._writable: asyncio.Future[None] | None = None
         self._ended = False
         self._error: Exception | None = None
+        self.deadline: float | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.Transport, transport)
@@ -134,11 +139,21 @@ class _Stream(asyncio.Protocol):
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(None)
 
+    async def _wait(self, future: asyncio.Future[None]) -> None:
+        if self.deadline is None:
+            await future
+            return
+        timer = asyncio.get_running_loop().call_at(self.deadline, _time_out, future)
+        try:
+            await future
+        finally:
+            timer.cancel()
+
     async def read(self) -> bytes:
         if not self._buffer and not self._ended:
             self._waiter = asyncio.get_running_loop().create_future()
             try:
-                await self._waiter
+                await self._wait(self._waiter)
             finally:
                 self._waiter = None
         if self._buffer:
@@ -156,7 +171,7 @@ class _Stream(asyncio.Protocol):
             raise ProtocolError("the connection is closed")
         self._transport.write(data)
         if self._writable is not None:
-            await self._writable
+            await self._wait(self._writable)
 
     @property
     def closed(self) -> bool:
@@ -178,6 +193,11 @@ class _Stream(asyncio.Protocol):
     def close(self) -> None:
         if self._transport is not None:
             self._transport.close()
+
+
+def _time_out(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_exception(TimeoutError())
 
 
 class Link:
@@ -296,8 +316,13 @@ class DlmsClient:
     """One association with one logical device; use :meth:`connect`."""
 
     def __init__(
-        self, transport: _Transport, connection: ClientConnection, settings: ClientSettings
+        self,
+        stream: _Stream,
+        transport: _Transport,
+        connection: ClientConnection,
+        settings: ClientSettings,
     ) -> None:
+        self._stream = stream
         self._transport = transport
         self._connection = connection
         self.settings = settings
@@ -355,7 +380,7 @@ class DlmsClient:
         connection = ClientConnection(
             settings, guard=guard, on_invocation_counter=on_invocation_counter
         )
-        client = cls(transport, connection, settings)
+        client = cls(link._stream, transport, connection, settings)
         link.associations += 1
         clean = False
         body_failed = True
@@ -481,12 +506,16 @@ class DlmsClient:
             raise ProtocolError(f"unexpected {type(event).__name__} during release")
 
     async def _with_timeout(self, awaitable: Awaitable[T]) -> T:
+        """``awaitable``, its waits for the server bounded by the settings' timeout."""
+        stream = self._stream
+        stream.deadline = asyncio.get_running_loop().time() + self.settings.timeout
         try:
-            async with asyncio.timeout(self.settings.timeout):  # no extra task, unlike wait_for
-                return await awaitable
+            return await awaitable
         except TimeoutError:
             self._connection.abort()
             raise DlmsTimeout(f"no answer within {self.settings.timeout} s") from None
+        finally:
+            stream.deadline = None
 
     async def _request(self, queue: Callable[[], object]) -> ClientEvent:
         async with self._lock:
