@@ -109,14 +109,15 @@ def serve(fleet: Fleet, latency: float, ready: Event, stop: Event, out: Any) -> 
 
 class CpuProbes:
     """CPU seconds (``time.thread_time`` of the calling thread) and calls of selected
-    blocking functions, which the head-end runs in its worker threads."""
+    blocking functions, which the head-end runs in its worker threads; a probe ``inside``
+    another is counted in its own line only."""
 
     def __init__(self) -> None:
         self.cpu: defaultdict[str, float] = defaultdict(float)
         self.calls: Counter[str] = Counter()
         self._lock = threading.Lock()
 
-    def wrap(self, owner: Any, name: str, label: str) -> None:
+    def wrap(self, owner: Any, name: str, label: str, inside: str | None = None) -> None:
         original = getattr(owner, name)
 
         def probe(*args: Any, **kwargs: Any) -> Any:
@@ -128,6 +129,8 @@ class CpuProbes:
                 with self._lock:
                     self.cpu[label] += spent
                     self.calls[label] += 1
+                    if inside is not None:
+                        self.cpu[inside] -= spent
 
         setattr(owner, name, probe)
 
@@ -136,7 +139,7 @@ def install_probes() -> CpuProbes:
     probes = CpuProbes()
     probes.wrap(WorkOrderQueue, "lease", "store: lease")
     probes.wrap(WorkOrderQueue, "record_many", "store: outcomes")
-    probes.wrap(activities_base, "record_events", "store: events")
+    probes.wrap(activities_base, "store_events", "store: events", inside="store: outcomes")
     probes.wrap(CredentialStore, "meters", "store: credentials")
     probes.wrap(CounterStore, "reserve_many", "store: counter blocks")
     probes.wrap(CounterStore, "save_received_many", "store: replay guards")
@@ -175,7 +178,7 @@ def provision(fleet: Fleet, workdir: Path) -> tuple[sa.Engine, SecretBox]:
 
 async def run_batch(
     engine: sa.Engine, box: SecretBox, permits: int, rounds: int, in_flight: int
-) -> tuple[int, float, float, float, dict[str, int]]:
+) -> tuple[int, float, float, float, dict[str, int], tuple[int, int]]:
     queue = WorkOrderQueue(engine)
     with engine.connect() as conn:
         names = list(conn.execute(sa.select(t.concentrators.c.name)).scalars())
@@ -200,6 +203,7 @@ async def run_batch(
     started, loop_cpu = time.monotonic(), time.thread_time()
     await worker.run_until_idle()
     elapsed, loop_cpu = time.monotonic() - started, time.thread_time() - loop_cpu
+    drivers.close()
     with engine.connect() as conn:
         states: dict[str, int] = {
             str(state): int(count)
@@ -207,7 +211,8 @@ async def run_batch(
                 sa.select(t.work_orders.c.state, sa.func.count()).group_by(t.work_orders.c.state)
             )
         }
-    return len(serials) * rounds, started, elapsed, loop_cpu, states
+    connections = (drivers.links.opened, drivers.links.reused)
+    return len(serials) * rounds, started, elapsed, loop_cpu, states, connections
 
 
 def free_port_base(count: int) -> int:
@@ -255,7 +260,7 @@ def main() -> None:
             if not ready.wait(120):
                 raise SystemExit("the simulator did not start")
             cpu_before = time.process_time()
-            orders, started, elapsed, loop_cpu, states = asyncio.run(
+            orders, started, elapsed, loop_cpu, states, (opened, reused) = asyncio.run(
                 run_batch(engine, box, permits, args.rounds, in_flight)
             )
             cpu = time.process_time() - cpu_before
@@ -270,6 +275,7 @@ def main() -> None:
         f"latency {latency} s/exchange, {permits} permit(s) per DC, {in_flight} in flight"
     )
     print(f"orders: {orders}, states: {states}")
+    print(f"TCP connections to concentrators: {opened} opened, {reused} reused")
     print(f"wall time: {elapsed:.2f} s, {done / elapsed:.1f} completed meter operations/s")
     print(
         f"head-end CPU (all threads): {cpu:.2f} s, "

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
+import socket
+import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
 
@@ -36,7 +39,7 @@ from smmc.dlms.apdu import (
     DataNotification,
 )
 from smmc.dlms.axdr import Data
-from smmc.dlms.client import ClientSettings, DlmsClient, SecurityPolicy
+from smmc.dlms.client import ClientSettings, DlmsClient, Link, SecurityPolicy
 from smmc.dlms.connection import (
     AssociationEstablished,
     AssociationRefused,
@@ -379,3 +382,63 @@ async def test_concurrent_ciphered_associations_never_share_a_server_counter(
     assert len(first) >= 6
     assert len(second) >= 6
     assert not set(first) & set(second)
+
+
+async def test_a_link_outlives_a_clean_release_and_closes_after_an_error(
+    server: DlmsServer,
+) -> None:
+    link = await Link.open(HOST, server.port, 5.0)
+    async with DlmsClient.over(link, PUBLIC) as client:
+        assert await client.get(3, ENERGY, 2) == Data.double_long_unsigned(123456)
+    assert link.idle  # released cleanly: open and quiet, fit for the next association
+    with pytest.raises(RuntimeError):
+        async with DlmsClient.over(link, PUBLIC):
+            raise RuntimeError("the caller's own failure")
+    assert not link.idle  # anything but a clean release closes it
+    assert link.associations == 2
+
+
+async def test_a_link_is_not_idle_once_the_server_closed_it() -> None:
+    with socket.create_server((HOST, 0)) as listener:
+        link = await Link.open(HOST, listener.getsockname()[1], 5.0)
+        assert link.idle
+        accepted, _ = listener.accept()
+        accepted.close()
+        # No await since: the end is in the socket, not yet read by the event loop.
+        time.sleep(0.05)
+        assert not link.idle
+        link.close()
+
+
+async def test_an_answer_trickling_in_times_out_at_the_request_deadline() -> None:
+    """The timeout bounds the whole request, not each wait for the next bytes."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(4096)
+        writer.write(bytes.fromhex("0001 0001 0010 ffff"))  # a wrapper header, 65,535 to come
+        with contextlib.suppress(ConnectionError):
+            while True:
+                await asyncio.sleep(0.02)
+                writer.write(b"\x00")
+                await writer.drain()
+
+    trickling = await asyncio.start_server(handle, HOST, 0)
+    port = trickling.sockets[0].getsockname()[1]
+    loop = asyncio.get_running_loop()
+    try:
+        started = loop.time()
+        with pytest.raises(DlmsTimeout):
+            async with DlmsClient.connect(HOST, port, replace(PUBLIC, timeout=0.3)):
+                pass
+        assert 0.3 <= loop.time() - started < 2.0
+    finally:
+        trickling.close()
+
+
+async def test_a_link_is_closed_after_a_timeout() -> None:
+    with socket.create_server((HOST, 0)) as silent:
+        link = await Link.open(HOST, silent.getsockname()[1], 5.0)
+        with pytest.raises(DlmsTimeout):
+            async with DlmsClient.over(link, replace(PUBLIC, timeout=0.1)):
+                pass
+        assert not link.idle

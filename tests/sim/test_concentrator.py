@@ -15,7 +15,7 @@ import pytest
 from smmc.dlms.apdu import AuthenticationMechanism, DataNotification
 from smmc.dlms.apdu.selective_access import CLOCK_TIME, CaptureObjectDefinition, EntryDescriptor
 from smmc.dlms.axdr import Data
-from smmc.dlms.client import ClientSettings, DlmsClient, SecurityPolicy
+from smmc.dlms.client import ClientSettings, DlmsClient, Link, SecurityPolicy
 from smmc.dlms.cosem.disconnect_control import DISCONNECT_CONTROL_OBIS
 from smmc.dlms.cosem_time import CosemDateTime
 from smmc.dlms.errors import AccessDenied, AssociationRejected, DlmsError
@@ -816,6 +816,39 @@ async def test_sequential_associations_never_overlap_in_the_record(
         async with DlmsClient.connect(HOST, dc.port, meter_settings(dc, node_address)) as c:
             await c.get(1, SERIAL, 2)
     assert (dc.record.peak, dc.record.opened, dc.record.overlapping()) == (1, METERS, 1)
+
+
+async def test_one_connection_carries_successive_associations(dc: ConcentratorServer) -> None:
+    first, second = nodes(dc)[:2]
+    link = await Link.open(HOST, dc.port, 5.0)
+    try:
+        for settings in (meter_settings(dc, first), management(dc), meter_settings(dc, second)):
+            async with DlmsClient.over(link, settings) as client:
+                await client.get(1, SERIAL, 2)
+                assert dc.record.active == 1
+            assert link.idle  # released: the DC keeps the connection open for the next one
+    finally:
+        link.close()
+    spans = sorted(dc.record.spans, key=lambda span: span.number)
+    assert [span.address for span in spans] == [
+        gateway_address(first),
+        1,
+        gateway_address(second),
+    ]
+    assert all(a.closed <= b.opened for a, b in itertools.pairwise(spans))
+    assert (dc.record.active, dc.record.peak, dc.record.opened) == (0, 1, 3)
+    assert dc.errors == []
+
+
+async def test_an_idle_connection_is_closed_quietly_at_the_idle_timeout() -> None:
+    async with make_dc(make_plan()) as dc:
+        dc.idle_timeout = 0.1
+        link = await Link.open(HOST, dc.port, 5.0)
+        async with DlmsClient.over(link, management(dc)) as client:
+            await client.get(1, SERIAL, 2)
+        await asyncio.sleep(0.3)
+        assert not link.idle  # the DC closed it: no association was open on it
+        assert dc.errors == []
 
 
 async def test_record_keeps_every_breaker_access_with_the_state_around_it(

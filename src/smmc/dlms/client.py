@@ -5,6 +5,11 @@ associates (lowest, LLS or HLS-GMAC, ciphered or not, as the settings say) and r
 association on exit. Every method sends one confirmed request and waits for its answer;
 block transfers are handled inside :class:`~smmc.dlms.connection.ClientConnection`.
 
+A server that accepts successive associations on one connection (a concentrator does) may
+be spoken to over a :class:`Link` the caller keeps: ``DlmsClient.over(link, settings)``
+associates over it and leaves it open after a clean release, ready for the next one, and
+closes it after anything else.
+
 Errors are the :mod:`smmc.dlms.errors` hierarchy: ``AssociationRejected``, ``AccessDenied``
 (read-write-denied), ``ServiceError`` (any other data-access-result or action result, with
 its code), ``DecodeError``, ``CipheringError``/``ReplayError``, ``DlmsTimeout`` and
@@ -17,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import select
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import NoReturn, Protocol, TypeVar, cast
@@ -64,7 +70,7 @@ from smmc.dlms.framing.wrapper import WrapperDecoder, WrapperFrame
 from smmc.dlms.obis import Obis
 from smmc.dlms.security import InvocationCounterGuard
 
-__all__ = ["ClientSettings", "DlmsClient", "SecurityPolicy"]
+__all__ = ["ClientSettings", "DlmsClient", "Link", "SecurityPolicy"]
 
 Row = tuple[Data, ...]
 AttributeRef = tuple[int, Obis, int] | tuple[int, Obis, int, SelectiveAccessDescriptor | None]
@@ -80,12 +86,18 @@ class _Transport(Protocol):
 
     async def receive(self) -> bytes: ...
 
-    async def close(self) -> None: ...
+    async def finish(self) -> None:
+        """End the link layer's own connection (HDLC DISC); the socket stays open."""
+        ...
 
 
 class _Stream(asyncio.Protocol):
     """The TCP socket as an asyncio protocol: what arrives is buffered until read, one
-    future wakes the reader (no StreamReader/StreamWriter layers in between)."""
+    future wakes the reader (no StreamReader/StreamWriter layers in between).
+
+    ``deadline`` (event-loop time) bounds every wait for the peer: past it the wait raises
+    `TimeoutError`. A timer is armed only when a read or a write has to wait, not per
+    request as ``asyncio.timeout`` would."""
 
     def __init__(self) -> None:
         self._transport: asyncio.Transport | None = None
@@ -94,6 +106,7 @@ class _Stream(asyncio.Protocol):
         self._writable: asyncio.Future[None] | None = None
         self._ended = False
         self._error: Exception | None = None
+        self.deadline: float | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.Transport, transport)
@@ -126,11 +139,21 @@ class _Stream(asyncio.Protocol):
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(None)
 
+    async def _wait(self, future: asyncio.Future[None]) -> None:
+        if self.deadline is None:
+            await future
+            return
+        timer = asyncio.get_running_loop().call_at(self.deadline, _time_out, future)
+        try:
+            await future
+        finally:
+            timer.cancel()
+
     async def read(self) -> bytes:
         if not self._buffer and not self._ended:
             self._waiter = asyncio.get_running_loop().create_future()
             try:
-                await self._waiter
+                await self._wait(self._waiter)
             finally:
                 self._waiter = None
         if self._buffer:
@@ -148,11 +171,65 @@ class _Stream(asyncio.Protocol):
             raise ProtocolError("the connection is closed")
         self._transport.write(data)
         if self._writable is not None:
-            await self._writable
+            await self._wait(self._writable)
 
-    async def close(self) -> None:
+    @property
+    def closed(self) -> bool:
+        """Closed by either side, as far as the event loop has seen."""
+        transport = self._transport
+        return transport is None or transport.is_closing() or self._ended
+
+    @property
+    def idle(self) -> bool:
+        """Open, nothing unread, and the peer has not closed or reset it — checked on the
+        socket itself too, so an end the event loop has not read yet counts."""
+        transport = self._transport
+        if transport is None or self.closed or self._buffer:
+            return False
+        poll = select.poll()
+        poll.register(transport.get_extra_info("socket").fileno(), select.POLLIN)
+        return not poll.poll(0)  # readable while idle: an end, a reset or unasked-for bytes
+
+    def close(self) -> None:
         if self._transport is not None:
             self._transport.close()
+
+
+def _time_out(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_exception(TimeoutError())
+
+
+class Link:
+    """One TCP connection to a DLMS server, kept by the caller across successive
+    associations (see :meth:`DlmsClient.over`)."""
+
+    def __init__(self, stream: _Stream) -> None:
+        self._stream = stream
+        self.associations = 0
+
+    @classmethod
+    async def open(cls, host: str, port: int, timeout: float) -> Link:
+        """Connect; `DlmsTimeout` after ``timeout`` seconds, `OSError` when refused."""
+        try:
+            async with asyncio.timeout(timeout):
+                _, stream = await asyncio.get_running_loop().create_connection(_Stream, host, port)
+        except TimeoutError:
+            raise DlmsTimeout(f"no TCP connection to {host}:{port}") from None
+        return cls(stream)
+
+    @property
+    def idle(self) -> bool:
+        """Fit to carry a new association: open, quiet, not closed by the server."""
+        return self._stream.idle
+
+    @property
+    def closed(self) -> bool:
+        """Closed by either side (cheaper than `idle`: no look at the socket)."""
+        return self._stream.closed
+
+    def close(self) -> None:
+        self._stream.close()
 
 
 class _WrapperTransport:
@@ -181,8 +258,8 @@ class _WrapperTransport:
             )
         return frame.payload
 
-    async def close(self) -> None:
-        await self._stream.close()
+    async def finish(self) -> None:
+        return None
 
 
 class _HdlcTransport:
@@ -229,21 +306,23 @@ class _HdlcTransport:
             await self._pump()
         return self._apdus.popleft()
 
-    async def close(self) -> None:
-        try:
-            if self._link.state is HdlcState.CONNECTED:
-                self._link.disconnect()
-                await self._stream.write(self._link.data_to_send())
-        finally:
-            await self._stream.close()
+    async def finish(self) -> None:
+        if self._link.state is HdlcState.CONNECTED:
+            self._link.disconnect()
+            await self._stream.write(self._link.data_to_send())
 
 
 class DlmsClient:
     """One association with one logical device; use :meth:`connect`."""
 
     def __init__(
-        self, transport: _Transport, connection: ClientConnection, settings: ClientSettings
+        self,
+        stream: _Stream,
+        transport: _Transport,
+        connection: ClientConnection,
+        settings: ClientSettings,
     ) -> None:
+        self._stream = stream
         self._transport = transport
         self._connection = connection
         self.settings = settings
@@ -267,22 +346,43 @@ class DlmsClient:
         ``guard`` holds the server's last invocation counters (restore it from storage);
         ``on_invocation_counter`` receives our next counter each time one is used.
         """
-        try:
-            async with asyncio.timeout(settings.connect_timeout):
-                _, stream = await asyncio.get_running_loop().create_connection(_Stream, host, port)
-        except TimeoutError:
-            raise DlmsTimeout(f"no TCP connection to {host}:{port}") from None
+        link = await Link.open(host, port, settings.connect_timeout)
+        async with cls.over(
+            link, settings, guard=guard, on_invocation_counter=on_invocation_counter, keep=False
+        ) as client:
+            yield client
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def over(
+        cls,
+        link: Link,
+        settings: ClientSettings,
+        *,
+        guard: InvocationCounterGuard | None = None,
+        on_invocation_counter: Callable[[int], None] | None = None,
+        keep: bool = True,
+    ) -> AsyncIterator[DlmsClient]:
+        """Associate over an open ``link``, yield the client and release, as `connect`.
+
+        With ``keep``, after a clean release (the body raised nothing, the server confirmed
+        the release) a wrapper link stays open for the next association; after anything
+        else it is closed, so a link is never reused mid-association or after an error. An
+        HDLC link is closed too: its DISC ends the connection's use.
+        """
         transport: _Transport
         if settings.transport == "hdlc":
-            transport = _HdlcTransport(stream, settings)
+            transport = _HdlcTransport(link._stream, settings)
         else:
             transport = _WrapperTransport(
-                stream, settings.client_sap, settings.server_logical_address
+                link._stream, settings.client_sap, settings.server_logical_address
             )
         connection = ClientConnection(
             settings, guard=guard, on_invocation_counter=on_invocation_counter
         )
-        client = cls(transport, connection, settings)
+        client = cls(link._stream, transport, connection, settings)
+        link.associations += 1
+        clean = False
         body_failed = True
         try:
             await client._with_timeout(transport.open())
@@ -294,8 +394,13 @@ class DlmsClient:
                 if connection.state is State.ASSOCIATED and not connection.busy:
                     with contextlib.suppress(*((DlmsError,) if body_failed else ())):
                         await client._release()
+                        clean = not body_failed
             finally:
-                await transport.close()
+                if not (clean and keep) or settings.transport == "hdlc":
+                    try:
+                        await transport.finish()
+                    finally:
+                        link.close()
 
     # -- services --------------------------------------------------------------------------
 
@@ -401,12 +506,16 @@ class DlmsClient:
             raise ProtocolError(f"unexpected {type(event).__name__} during release")
 
     async def _with_timeout(self, awaitable: Awaitable[T]) -> T:
+        """``awaitable``, its waits for the server bounded by the settings' timeout."""
+        stream = self._stream
+        stream.deadline = asyncio.get_running_loop().time() + self.settings.timeout
         try:
-            async with asyncio.timeout(self.settings.timeout):  # no extra task, unlike wait_for
-                return await awaitable
+            return await awaitable
         except TimeoutError:
             self._connection.abort()
             raise DlmsTimeout(f"no answer within {self.settings.timeout} s") from None
+        finally:
+            stream.deadline = None
 
     async def _request(self, queue: Callable[[], object]) -> ClientEvent:
         async with self._lock:

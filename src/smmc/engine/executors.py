@@ -7,15 +7,19 @@ tests plug in their own.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
 
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
-from smmc.domain.work_orders import ActivityType, Outcome
+from smmc.domain.work_orders import ActivityType, Outcome, State
 from smmc.store.work_orders import LeasedOrder
 
-__all__ = ["Executor", "ExecutorRegistry", "NoExecutor"]
+__all__ = ["Executor", "ExecutorRegistry", "NoExecutor", "OutcomeWriter"]
+
+# Called in the transaction that stores a batch of outcomes, with each order of the batch
+# and its new state (None: not stored, the lease was lost).
+OutcomeWriter = Callable[[Connection, Sequence[tuple[LeasedOrder, State | None]]], None]
 
 
 class NoExecutor(LookupError):
@@ -37,8 +41,17 @@ class ExecutorRegistry:
 
     def __init__(self, executors: Mapping[ActivityType, Executor] | None = None) -> None:
         self._executors: dict[ActivityType, Executor] = {}
+        self._writers: list[OutcomeWriter] = []
         for activity, executor in (executors or {}).items():
             self.register(activity, executor)
+
+    def add_outcome_writer(self, writer: OutcomeWriter) -> None:
+        """Rows the executors leave to be stored with their orders' outcomes (one
+        transaction: both or neither), e.g. the event of a final result."""
+        self._writers.append(writer)
+
+    def outcome_writers(self) -> tuple[OutcomeWriter, ...]:
+        return tuple(self._writers)
 
     def register(self, activity: ActivityType, executor: Executor) -> None:
         if activity in self._executors:

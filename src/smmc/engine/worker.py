@@ -12,12 +12,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import gc
 import logging
 import os
 import socket
 from dataclasses import dataclass
 from datetime import timedelta
 
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
 from smmc.domain.work_orders import Outcome, State
@@ -25,9 +27,13 @@ from smmc.engine.executors import ExecutorRegistry
 from smmc.field.batching import Coalescer
 from smmc.store.work_orders import LeasedOrder, WorkOrderQueue
 
-__all__ = ["Worker", "WorkerConfig", "default_worker_name"]
+__all__ = ["YOUNG_COLLECTION_THRESHOLD", "Worker", "WorkerConfig", "default_worker_name"]
 
 logger = logging.getLogger(__name__)
+
+YOUNG_COLLECTION_THRESHOLD = 50_000
+"""Allocations between two young-generation collections while the worker runs (Python's
+default is 700): each order allocates a few thousand short-lived objects."""
 
 
 def default_worker_name() -> str:
@@ -72,9 +78,10 @@ class Worker:
         self._lost: set[int] = set()
         self._keeper: asyncio.Task[None] | None = None
         self.finished: dict[State, int] = {}
-        # Outcomes of attempts finishing close together: one transaction for all of them.
+        # Outcomes of attempts finishing close together, with what the executors left to
+        # store with them (their events): one transaction for all of them.
         self._outcomes: Coalescer[tuple[LeasedOrder, Outcome], State | None] = Coalescer(
-            queue.record_many
+            self._record
         )
 
     def stop(self) -> None:
@@ -85,6 +92,7 @@ class Worker:
     async def run(self) -> None:
         """Lease and run until `stop`; then wait for the orders in flight, up to the drain
         timeout, and cancel what is left (their leases expire and they run again)."""
+        _settle_collector()
         try:
             while not self._stop.is_set():
                 self._wake.clear()
@@ -101,6 +109,7 @@ class Worker:
 
     async def run_until_idle(self) -> None:
         """Lease and run until nothing is due and nothing is in flight (tests, one-shot runs)."""
+        _settle_collector()
         while True:
             # An order finishing while the lease ran may have freed its concentrator after
             # the lease looked: only a lease that started with nothing in flight proves idle.
@@ -187,6 +196,18 @@ class Worker:
         self.finished[state] = self.finished.get(state, 0) + 1
         return state
 
+    def _record(self, items: list[tuple[LeasedOrder, Outcome]]) -> list[State | None]:
+        """Blocking: store the outcomes and the registry's rows that go with them."""
+        writers = self.registry.outcome_writers()
+        if not writers:
+            return self.queue.record_many(items)
+
+        def also(conn: Connection, recorded: list[tuple[LeasedOrder, State | None]]) -> None:
+            for writer in writers:
+                writer(conn, recorded)
+
+        return self.queue.record_many(items, also)
+
     async def _execute(self, order: LeasedOrder) -> Outcome:
         executor = self.registry.get(order.activity)
         remaining = (order.deadline - self.queue.clock()).total_seconds()
@@ -228,3 +249,11 @@ class Worker:
     def _renew(self, orders: list[LeasedOrder]) -> list[LeasedOrder]:
         """Renew each lease (blocking); returns the orders whose lease was lost."""
         return [o for o in orders if self.queue.renew(o, self.config.lease_for) is None]
+
+
+def _settle_collector() -> None:
+    """What start-up built (modules, engines, the registry, the drivers) lives as long as
+    the process: out of the cyclic collector's way, whose full collections would otherwise
+    traverse it again and again; and young collections less often."""
+    gc.freeze()
+    gc.set_threshold(YOUNG_COLLECTION_THRESHOLD, *gc.get_threshold()[1:])

@@ -24,7 +24,7 @@ from sqlalchemy.engine import Engine
 
 from smmc.dlms.apdu import AuthenticationMechanism
 from smmc.dlms.axdr import Data, DataTag
-from smmc.dlms.client import ClientSettings, DlmsClient, SecurityPolicy
+from smmc.dlms.client import ClientSettings, DlmsClient, Link, SecurityPolicy
 from smmc.dlms.cosem_time import CosemDateTime
 from smmc.dlms.errors import (
     AccessDenied,
@@ -50,6 +50,7 @@ from smmc.field.credentials import (
     MeterAccess,
 )
 from smmc.field.errors import FieldFailure, UnknownDevice
+from smmc.field.links import LinkPool
 from smmc.field.sessions import SessionManager
 from smmc.store.secrets import SecretBox
 
@@ -114,13 +115,22 @@ def gateway_address(node_address: int) -> int:
 @dataclass(frozen=True, slots=True)
 class DriverSettings:
     """``system_title`` is this head-end's (one per installation: the meters' replay guards
-    key on it); ``gateway_timeout`` covers a PLC medium shared with other sessions."""
+    key on it); ``gateway_timeout`` covers a PLC medium shared with other sessions.
+
+    ``reuse_connections``: consecutive sessions with a concentrator (gateway or management)
+    share one TCP connection (`smmc.field.links`), kept idle at most
+    ``idle_connection_timeout`` seconds — below the DC's own idle timeout; the
+    concentrators in ``fresh_connections`` (ids) get a new connection per session, for a
+    DC that does not take a new association after a release."""
 
     system_title: bytes = b"SMMC\x00\x00\x00\x01"
     timeout: float = 10.0
     gateway_timeout: float = 60.0
     connect_timeout: float = 5.0
     max_pdu_size: int = 1024
+    reuse_connections: bool = True
+    idle_connection_timeout: float = 20.0
+    fresh_connections: frozenset[int] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -411,7 +421,48 @@ class FieldDrivers:
         self._accesses = Coalescer(self._open_meters)
         self._reservations = Coalescer(self.counters.reserve_many)
         self._guards = Coalescer(self.counters.save_received_many)
+        self.links = LinkPool(self.settings.idle_connection_timeout)
         self.resynchronised = 0
+
+    def close(self) -> None:
+        """Close the idle connections kept for the next sessions (the worker stops)."""
+        self.links.close()
+
+    @asynccontextmanager
+    async def _dlms(
+        self,
+        host: str,
+        port: int,
+        settings: ClientSettings,
+        concentrator: ConcentratorAccess | None,
+        guard: InvocationCounterGuard | None = None,
+        on_invocation_counter: Callable[[int], None] | None = None,
+    ) -> AsyncIterator[DlmsClient]:
+        """One association at ``host:port``; with a concentrator (``concentrator``, whose
+        permit the caller holds) over a connection kept from its previous session when
+        the settings allow, and kept for its next one after a clean release."""
+        endpoint = (host, port)
+        keep = 0  # idle connections kept for the endpoint: up to the DC's permits, or none
+        if (
+            concentrator is not None
+            and self.settings.reuse_connections
+            and concentrator.id not in self.settings.fresh_connections
+        ):
+            keep = self.sessions.permits_of(concentrator.id)
+        timeout = settings.connect_timeout
+        link = await (self.links.take(endpoint, timeout) if keep else Link.open(*endpoint, timeout))
+        try:
+            async with DlmsClient.over(
+                link,
+                settings,
+                guard=guard,
+                on_invocation_counter=on_invocation_counter,
+                keep=keep > 0,
+            ) as client:
+                yield client
+        finally:
+            if keep:
+                self.links.give_back(endpoint, link, keep)
 
     # -- concentrators ------------------------------------------------------------------------
 
@@ -441,7 +492,7 @@ class FieldDrivers:
         async with AsyncExitStack() as stack:
             try:
                 client = await stack.enter_async_context(
-                    DlmsClient.connect(access.host, access.port, self._management_settings(access))
+                    self._dlms(access.host, access.port, self._management_settings(access), access)
                 )
             except (OSError, DlmsTimeout) as exc:
                 raise FieldFailure(_socket_failure(exc, True)) from exc
@@ -589,12 +640,13 @@ class FieldDrivers:
         while True:
             try:
                 return await stack.enter_async_context(
-                    DlmsClient.connect(
+                    self._dlms(
                         host,
                         port,
                         self._meter_settings(access, first_counter, public=False),
-                        guard=guard,
-                        on_invocation_counter=on_counter,
+                        access.concentrator,
+                        guard,
+                        on_counter,
                     )
                 )
             except ReplayError as exc:
@@ -614,8 +666,8 @@ class FieldDrivers:
         it sends, with this counter, is accepted)."""
         host, port = self._endpoint(access)
         try:
-            async with DlmsClient.connect(
-                host, port, self._meter_settings(access, 1, public=True)
+            async with self._dlms(
+                host, port, self._meter_settings(access, 1, public=True), access.concentrator
             ) as public:
                 value = _int(await public.get(1, METER_INVOCATION_COUNTER, 2))
         except (OSError, DlmsError) as exc:

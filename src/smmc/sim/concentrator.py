@@ -1,6 +1,8 @@
 """The simulated data concentrator (LVM): a DLMS server on the DC's own TCP endpoint.
 
-One socket, two kinds of association (see ``docs/protocol/concentrator.md``):
+One socket, two kinds of association (see ``docs/protocol/concentrator.md``), one at a time
+per TCP connection and any number one after the other (a released association leaves the
+connection open for the next AARQ):
 
 * wrapper destination wPort ``1`` — the DC's **management logical device**: its clock, the
   status word, the node table, the gateway acknowledgement log, node commissioning and the
@@ -961,17 +963,24 @@ class ConcentratorServer:
             if task is not None:
                 self._tasks.discard(task)
 
-    async def _read(self, reader: asyncio.StreamReader) -> bytes:
+    async def _read(self, reader: asyncio.StreamReader, idle: bool) -> bytes:
+        """The next bytes; ``b""`` when the client closed, or stayed silent for the idle
+        timeout on a connection that carries no association (``idle``: the DC closes it)."""
         try:
             return await asyncio.wait_for(reader.read(_MAX_READ), self.idle_timeout)
         except TimeoutError:
+            if idle:
+                return b""
             raise DlmsTimeout(f"client silent for {self.idle_timeout} s") from None
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Serve the associations of one connection, one after the other: after a release
+        the connection carries none until the next AARQ (or the next first frame) opens
+        one, to the management device or through the gateway, as its wPorts say."""
         decoder = WrapperDecoder()
         session: _Session | None = None
         try:
-            while data := await self._read(reader):
+            while data := await self._read(reader, session is None):
                 for frame in decoder.feed(data):
                     if session is None:
                         session = self._open(frame)
@@ -995,6 +1004,8 @@ class ConcentratorServer:
                     await writer.drain()
                     if close:
                         return
+                    if session.released:
+                        session = None
         finally:
             if session is not None:
                 self._end(session)
@@ -1175,7 +1186,7 @@ def _unused_port(host: str) -> int:
 
 
 class _Session:
-    """One TCP connection's association: to the management LD or through the gateway."""
+    """One association of a TCP connection: to the management LD or through the gateway."""
 
     def __init__(self, address: int, client_sap: int) -> None:
         self.address = address

@@ -684,18 +684,21 @@ class WorkOrderQueue:
             )
         return state
 
-    def record_many(self, items: Sequence[tuple[LeasedOrder, Outcome]]) -> list[State | None]:
+    def record_many(
+        self,
+        items: Sequence[tuple[LeasedOrder, Outcome]],
+        also: Callable[[Connection, list[tuple[LeasedOrder, State | None]]], None] | None = None,
+    ) -> list[State | None]:
         """`record` for many attempts in one transaction (one commit instead of one per
-        order); the state of each, or None where the lease was lost."""
+        order); the state of each, or None where the lease was lost. ``also(conn, orders
+        and their states)`` runs in that transaction: rows stored with the outcomes or not
+        at all."""
         if not items:
             return []
         with self.transaction() as conn:
-            query = sa.select(
-                wo.c.id, wo.c.deadline, wo.c.state, wo.c.lease_owner, wo.c.attempts
-            ).where(wo.c.id.in_(sorted({order.id for order, _ in items})))
-            if self.is_postgresql:
-                query = query.with_for_update()
-            current = {row["id"]: row for row in conn.execute(query).mappings()}
+            query = _recorded_statement(self.is_postgresql)
+            ids = sorted({order.id for order, _ in items})
+            current = {row["id"]: row for row in conn.execute(query, {"ids": ids}).mappings()}
             now = self.clock()
             states: list[State | None] = []
             attempts: list[dict[str, Any]] = []
@@ -753,42 +756,13 @@ class WorkOrderQueue:
                 if decision.state in (State.FAILED, State.EXPIRED):
                     failed.append(order.id)
             if attempts:
-                a = t.work_order_attempts.c
-                conn.execute(
-                    t.work_order_attempts.update()
-                    .where(
-                        a.work_order_id == sa.bindparam("b_order"),
-                        a.attempt == sa.bindparam("b_attempt"),
-                    )
-                    .values(
-                        ended_at=sa.bindparam("ended_at"),
-                        outcome=sa.bindparam("outcome"),
-                        error_text=sa.bindparam("error_text"),
-                    ),
-                    attempts,
-                )
-                conn.execute(
-                    wo.update()
-                    .where(wo.c.id == sa.bindparam("b_id"))
-                    .values(
-                        state=sa.bindparam("state"),
-                        result=sa.bindparam("result"),
-                        is_error=sa.bindparam("is_error"),
-                        error_text=sa.bindparam("error_text"),
-                        lease_owner=sa.bindparam("lease_owner"),
-                        lease_expires_at=sa.bindparam("lease_expires_at"),
-                        updated_at=sa.bindparam("updated_at"),
-                        scheduled_at=sa.func.coalesce(
-                            sa.bindparam("scheduled_at", type_=UtcDateTime()), wo.c.scheduled_at
-                        ),
-                        priority=sa.func.coalesce(
-                            sa.bindparam("priority", type_=sa.Integer()), wo.c.priority
-                        ),
-                        ended_at=sa.bindparam("ended_at", type_=UtcDateTime()),
-                    ),
-                    updates,
-                )
+                conn.execute(_END_ATTEMPTS_STATEMENT, attempts)
+                conn.execute(_SETTLE_STATEMENT, updates)
             self._open_field_orders(conn, failed, now)
+            if also is not None:
+                also(
+                    conn, [(order, state) for (order, _), state in zip(items, states, strict=True)]
+                )
             return states
 
     @staticmethod
@@ -1091,7 +1065,7 @@ def _candidates_query(default_permits: int, by_activity: bool) -> sa.Select[Any]
     room = sa.case(
         (wo.c.concentrator_id.is_(None), 1),
         else_=sa.func.coalesce(cp.max_sessions, default_permits) - sa.func.coalesce(running.c.n, 0),
-    ).label("room")
+    )
     group = sa.func.coalesce(wo.c.concentrator_id, -wo.c.meter_id)
     rank = (
         sa.func.row_number()
@@ -1099,7 +1073,7 @@ def _candidates_query(default_permits: int, by_activity: bool) -> sa.Select[Any]
         .label("rank")
     )
     due = (
-        sa.select(wo.c.id, wo.c.priority, wo.c.scheduled_at, rank, room)
+        sa.select(wo.c.id, wo.c.priority, wo.c.scheduled_at, rank, room.label("room"))
         .select_from(wo)
         .outerjoin(running, running.c.concentrator_id == wo.c.concentrator_id)
         .outerjoin(t.concentrator_permits, cp.concentrator_id == wo.c.concentrator_id)
@@ -1108,6 +1082,9 @@ def _candidates_query(default_permits: int, by_activity: bool) -> sa.Select[Any]
             wo.c.state.in_([s.value for s in LEASABLE_STATES]),
             wo.c.scheduled_at <= sa.bindparam("now"),
             busy.c.meter_id.is_(None),
+            # Before the window, not only after it: the orders of a concentrator without a
+            # free permit are not ranked at all (most of the queue, when the DCs are busy).
+            room > 0,
         )
     )
     if by_activity:
@@ -1164,6 +1141,47 @@ _START_STATEMENT = (
         updated_at=_NOW,
     )
 )
+
+
+# `record_many`'s, built once too: end each attempt (executemany: ``b_order``, ``b_attempt``,
+# ``ended_at``, ``outcome``, ``error_text``) and settle each order (``b_id`` and the values).
+_A = t.work_order_attempts.c
+_END_ATTEMPTS_STATEMENT = (
+    t.work_order_attempts.update()
+    .where(_A.work_order_id == sa.bindparam("b_order"), _A.attempt == sa.bindparam("b_attempt"))
+    .values(
+        ended_at=sa.bindparam("ended_at"),
+        outcome=sa.bindparam("outcome"),
+        error_text=sa.bindparam("error_text"),
+    )
+)
+_SETTLE_STATEMENT = (
+    wo.update()
+    .where(wo.c.id == sa.bindparam("b_id"))
+    .values(
+        state=sa.bindparam("state"),
+        result=sa.bindparam("result"),
+        is_error=sa.bindparam("is_error"),
+        error_text=sa.bindparam("error_text"),
+        lease_owner=sa.bindparam("lease_owner"),
+        lease_expires_at=sa.bindparam("lease_expires_at"),
+        updated_at=sa.bindparam("updated_at"),
+        scheduled_at=sa.func.coalesce(
+            sa.bindparam("scheduled_at", type_=UtcDateTime()), wo.c.scheduled_at
+        ),
+        priority=sa.func.coalesce(sa.bindparam("priority", type_=sa.Integer()), wo.c.priority),
+        ended_at=sa.bindparam("ended_at", type_=UtcDateTime()),
+    )
+)
+
+
+@functools.cache
+def _recorded_statement(for_update: bool) -> sa.Select[Any]:
+    """What `record_many` checks of the orders ``ids`` (locked on PostgreSQL)."""
+    query = sa.select(wo.c.id, wo.c.deadline, wo.c.state, wo.c.lease_owner, wo.c.attempts).where(
+        wo.c.id.in_(_IDS)
+    )
+    return query.with_for_update() if for_update else query
 
 
 @functools.cache

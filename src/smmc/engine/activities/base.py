@@ -4,7 +4,9 @@ outcomes, and the high-priority work-order event of each final result.
 An event is stored when the result is final for the order: a success, a failure that is not
 worth a retry, or the last attempt. (A retryable failure whose retry would pass the deadline
 ends EXPIRED in the queue without an event of its own: the queue, not the executor, decides
-that.) Event codes are IEC 61968-9 EndDeviceEventTypes (DOMAIN.md §4).
+that.) It is stored in the worker's transaction of the order's outcome (the registry's
+outcome writer, `FieldContext.write_events`): both or neither, so an attempt whose lease was
+lost leaves no event. Event codes are IEC 61968-9 EndDeviceEventTypes (DOMAIN.md §4).
 """
 
 from __future__ import annotations
@@ -18,9 +20,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from smmc.domain.work_orders import ActivityType, Outcome
+from smmc.domain.work_orders import ActivityType, Outcome, State
 from smmc.engine.executors import ExecutorRegistry
-from smmc.field.batching import Coalescer
 from smmc.field.drivers import FieldDrivers
 from smmc.field.errors import FieldFailure, UnknownDevice
 from smmc.store import tables as t
@@ -37,6 +38,7 @@ __all__ = [
     "event_row",
     "record_events",
     "register_field_executors",
+    "store_events",
 ]
 
 # (success, failure) per activity; anything not listed uses the generic pair.
@@ -98,60 +100,66 @@ def _already_final(conn: Connection, events: Sequence[PendingEvent]) -> set[int]
     return set(conn.execute(sa.select(e.work_order_id).where(e.work_order_id.in_(ids))).scalars())
 
 
+def store_events(conn: Connection, events: Sequence[PendingEvent]) -> None:
+    """Store events in ``conn``'s transaction (blocking): the ``work_order_events`` rows
+    and, for meter orders, the events layer's HPE records (`work_order_occurrence`), all
+    applied in one `apply_events` batch.
+
+    An order has one final event. A rerun's result (an earlier attempt's event is stored)
+    is not a second outcome: it is dropped here, so Legacy and the events layer hear of the
+    order once."""
+    done = _already_final(conn, events)
+    fresh = [event for event in events if event.row["work_order_id"] not in done]
+    if not fresh:
+        return
+    conn.execute(t.work_order_events.insert(), [dict(event.row) for event in fresh])
+    queue_outcomes(conn, [(event.row, event.ok) for event in fresh], _utc_now())
+    occurrences = [
+        work_order_occurrence(
+            event.meter_serial,
+            ok=event.ok,
+            at=event.row["occurred_at"],
+            correlation_id=event.correlation_id,
+            description=event.row["description"],
+            disconnected=event.disconnected,
+            breaker_state=event.row["breaker_state"],
+        )
+        for event in fresh
+        if event.meter_serial is not None
+    ]
+    if occurrences:
+        apply_events(conn, occurrences=occurrences)
+
+
 def record_events(engine: Engine, events: Sequence[PendingEvent]) -> None:
-    """Store events in one transaction (blocking): the ``work_order_events`` rows and, for
-    meter orders, the events layer's HPE records (`work_order_occurrence`), all applied in
-    one `apply_events` batch.
-
-    An order has one final event. A worker killed after storing it but before the order's
-    state leaves the order to run again, and that rerun's result is not a second outcome:
-    it is dropped here, so Legacy and the events layer hear of the order once."""
+    """`store_events` in a transaction of its own."""
     with engine.begin() as conn:
-        done = _already_final(conn, events)
-        fresh = [event for event in events if event.row["work_order_id"] not in done]
-        if not fresh:
-            return
-        conn.execute(t.work_order_events.insert(), [dict(event.row) for event in fresh])
-        queue_outcomes(conn, [(event.row, event.ok) for event in fresh], _utc_now())
-        occurrences = [
-            work_order_occurrence(
-                event.meter_serial,
-                ok=event.ok,
-                at=event.row["occurred_at"],
-                correlation_id=event.correlation_id,
-                description=event.row["description"],
-                disconnected=event.disconnected,
-                breaker_state=event.row["breaker_state"],
-            )
-            for event in fresh
-            if event.meter_serial is not None
-        ]
-        if occurrences:
-            apply_events(conn, occurrences=occurrences)
-
-
-def _record_batch(items: list[tuple[Engine, PendingEvent]]) -> list[None]:
-    """`record_events` for the events of attempts finishing close together, per engine."""
-    by_engine: dict[Engine, list[PendingEvent]] = {}
-    for engine, event in items:
-        by_engine.setdefault(engine, []).append(event)
-    for engine, events in by_engine.items():
-        record_events(engine, events)
-    return [None] * len(items)
-
-
-def _event_writer() -> Coalescer[tuple[Engine, PendingEvent], None]:
-    return Coalescer(_record_batch)
+        store_events(conn, events)
 
 
 @dataclass(slots=True)
 class FieldContext:
     """Shared by the executors of one worker. ``now`` is the head-end's clock (pushed to
-    point-to-point meters by MeterSync; tests give the simulator's)."""
+    point-to-point meters by MeterSync; tests give the simulator's). ``pending`` holds
+    the events of final results until the worker stores them with their outcomes."""
 
     drivers: FieldDrivers
     now: Callable[[], datetime] = field(default=_utc_now)
-    events: Coalescer[tuple[Engine, PendingEvent], None] = field(default_factory=_event_writer)
+    pending: dict[tuple[int, int], PendingEvent] = field(default_factory=dict)
+
+    def write_events(
+        self, conn: Connection, recorded: Sequence[tuple[LeasedOrder, State | None]]
+    ) -> None:
+        """The outcome writer: the events of the orders whose outcome is stored in
+        ``conn``'s transaction; those of attempts whose lease was lost are dropped."""
+        events = [
+            event
+            for order, state in recorded
+            if (event := self.pending.pop((order.id, order.attempt), None)) is not None
+            and state is not None
+        ]
+        if events:
+            store_events(conn, events)
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,8 +203,8 @@ class FieldExecutor:
             outcome = Outcome.success(result.payload)
         final = outcome.ok or not outcome.retryable or order.attempt >= order.max_attempts
         if final:
-            row = event_row(order, outcome, breaker_state, self.context.now())
-            await self.context.events.submit((engine, row))
+            event = event_row(order, outcome, breaker_state, self.context.now())
+            self.context.pending[(order.id, order.attempt)] = event
         return outcome
 
     def meter_id(self, order: LeasedOrder) -> int:
@@ -211,7 +219,7 @@ class FieldExecutor:
 
 
 def register_field_executors(registry: ExecutorRegistry, context: FieldContext) -> None:
-    """Register every field activity's executor."""
+    """Register every field activity's executor, and the writer of their events."""
     from smmc.engine.activities.collection import (
         ConcentratorCollectionExecutor,
         MeterCollectionExecutor,
@@ -237,3 +245,4 @@ def register_field_executors(registry: ExecutorRegistry, context: FieldContext) 
         MeterCollectionExecutor(context),
     ):
         registry.register(executor.activity, executor)
+    registry.add_outcome_writer(context.write_events)
