@@ -90,6 +90,7 @@ from smmc.field.drivers import (
     FieldDrivers,
 )
 from smmc.field.sessions import SessionLimits, SessionManager, load_permits
+from smmc.process import settle_heap
 from smmc.sim.clock import SimClock
 from smmc.sim.concentrator import ConcentratorServer
 from smmc.sim.fleet import FaultRates, Fleet, FleetPlan, default_fleet
@@ -187,6 +188,7 @@ async def _simulate(args: argparse.Namespace, share: int, pipe: Pipe) -> None:
     hook = functools.partial(_serve_share, share=share, shares=args.simulators)
     runner = FleetRunner(plan, clock, concentrators=hook)
     async with runner:
+        settle_heap()  # as `smmc sim run` does
         pipe.send("ready")
         await asyncio.to_thread(pipe.recv)  # "stop"
         pipe.send({"cpu_s": _cpu(), "peak_rss_mib": _peak_mib()})
@@ -376,6 +378,7 @@ async def _collect_work_orders(
             lease_for=timedelta(hours=1),
         ),
     )
+    settle_heap()  # as `smmc worker` does
     wall, cpu, loop_cpu = time.perf_counter(), _cpu(), time.thread_time()
     with GcClock() as collector:
         batches = scheduler.run_due()

@@ -46,6 +46,7 @@ from smmc.engine.worker import Worker, WorkerConfig
 from smmc.field.credentials import CounterStore, CredentialStore
 from smmc.field.drivers import DriverSettings, FieldDrivers
 from smmc.field.sessions import SessionLimits, SessionManager, load_permits
+from smmc.process import settle_heap
 from smmc.sim.anomalies import AnomalyRates
 from smmc.sim.clock import SimClock
 from smmc.sim.concentrator import ConcentratorFleet
@@ -97,6 +98,7 @@ def serve(fleet: Fleet, latency: float, ready: Event, stop: Event, out: Any) -> 
             return made
 
         async with FleetRunner(plan, clock, concentrators=hook):
+            settle_heap()  # as `smmc sim run` does
             ready.set()
             cpu = time.process_time()
             await asyncio.get_running_loop().run_in_executor(None, stop.wait)
@@ -200,6 +202,7 @@ async def run_batch(
     worker = Worker(
         queue, registry, WorkerConfig(name="bench", max_in_flight=in_flight, poll_interval=0.05)
     )
+    settle_heap()  # as `smmc worker` does
     started, loop_cpu = time.monotonic(), time.thread_time()
     await worker.run_until_idle()
     elapsed, loop_cpu = time.monotonic() - started, time.thread_time() - loop_cpu

@@ -33,6 +33,7 @@ from work_orders import NOW, free_port_base, make_fleet
 
 from smmc.domain.geo import CHILE
 from smmc.domain.work_orders import ActivityType
+from smmc.process import settle_heap
 from smmc.sim.clock import SimClock
 from smmc.sim.concentrator import ConcentratorFleet, gateway_address
 from smmc.sim.fleet import FleetPlan
@@ -109,6 +110,7 @@ async def run(args: argparse.Namespace, url: str, workdir: Path) -> None:
 
     clock = SimClock(NOW, 1.0, fleet.time.history_days)
     async with FleetRunner(plan, clock, concentrators=hook):
+        settle_heap()  # as `smmc sim run` does
         sim_cpu = time.process_time()
         started = time.perf_counter()
         workers = [spawn(url, key, name, args.in_flight) for name in ("first", "second")]

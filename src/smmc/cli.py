@@ -27,6 +27,7 @@ from smmc.domain.provisioning import TemplateKind
 from smmc.engine.cli import wo_app, worker_command
 from smmc.events.cli import events_app
 from smmc.integration.cli import outbox_app
+from smmc.process import settle_heap
 from smmc.reports.cli import export_app
 from smmc.sim.cli import sim_app
 from smmc.store.db import create_engine, normalise_url
@@ -289,6 +290,7 @@ def demo(
     listener = events_service(
         engine, host="127.0.0.1", port=events_port, auto_sync=auto_sync_default()
     )
+    settle_heap()
     try:
         asyncio.run(_demo(api, port, runner, services, listener, (login, token), demo_dir))
     except RunnerError as exc:

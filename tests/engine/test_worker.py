@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 import random
 from collections import Counter, defaultdict
 from collections.abc import Callable
@@ -20,7 +19,7 @@ from wo_fixtures import Clock, add_fleet
 from smmc.domain.calendar import WorkingDayCalendar
 from smmc.domain.work_orders import ActivityType, Outcome, State, load_policies
 from smmc.engine.executors import ExecutorRegistry, NoExecutor
-from smmc.engine.worker import YOUNG_COLLECTION_THRESHOLD, Worker, WorkerConfig
+from smmc.engine.worker import Worker, WorkerConfig
 from smmc.store import tables as t
 from smmc.store.db import create_engine
 from smmc.store.work_orders import LeasedOrder, TargetRef, WorkOrderFilter, WorkOrderQueue
@@ -94,27 +93,6 @@ async def test_worker_completes_a_batch(db: Engine, queue: WorkOrderQueue) -> No
     row = queue.get(executor.calls[0][0])
     assert '"attempt": 1' in row["result"]
     assert worker.finished == {State.COMPLETED: 5}
-
-
-async def test_a_running_worker_freezes_what_start_up_built_for_the_collector(
-    db: Engine, queue: WorkOrderQueue
-) -> None:
-    threshold = gc.get_threshold()
-    gc.unfreeze()
-    worker = Worker(queue, ExecutorRegistry({ActivityType.READING: Recording()}), config("w"))
-    try:
-        await worker.run_until_idle()
-        assert gc.get_freeze_count() > 0
-        assert gc.get_threshold() == (YOUNG_COLLECTION_THRESHOLD, *threshold[1:])
-        gc.unfreeze()
-        gc.set_threshold(*threshold)
-        worker.stop()
-        await worker.run()
-        assert gc.get_freeze_count() > 0
-        assert gc.get_threshold()[0] == YOUNG_COLLECTION_THRESHOLD
-    finally:
-        gc.unfreeze()
-        gc.set_threshold(*threshold)
 
 
 async def test_worker_retries_with_backoff_then_succeeds(

@@ -7,7 +7,6 @@ import contextlib
 import csv
 import dataclasses
 import datetime as dt
-import gc
 import resource
 import socket
 from collections.abc import AsyncIterator
@@ -26,7 +25,6 @@ from smmc.sim.concentrator import PUBLIC_CLIENT
 from smmc.sim.fleet import Fleet, FleetPlan, default_fleet
 from smmc.sim.meter_device import CLOCK, HEAD_END_SAP, PUSH_SETUP, MeterDevices, alarm_bits
 from smmc.sim.runner import (
-    YOUNG_COLLECTION_THRESHOLD,
     FleetRunner,
     RunnerError,
     parse_destination,
@@ -128,20 +126,6 @@ async def test_concentrators_are_served_on_their_own_endpoints() -> None:
     for endpoint in dcs:
         with pytest.raises(ConnectionRefusedError):
             await asyncio.open_connection(endpoint.host, endpoint.port)
-
-
-async def test_a_started_fleet_freezes_what_start_up_built_for_the_collector() -> None:
-    threshold = gc.get_threshold()
-    gc.unfreeze()
-    plan, clock = prepare(small_fleet(free_port(), count=1), start=NOW)
-    try:
-        async with FleetRunner(plan, clock):
-            assert gc.get_freeze_count() > 0
-            assert gc.get_threshold()[0] == YOUNG_COLLECTION_THRESHOLD
-            assert gc.get_threshold()[1:] == threshold[1:]
-    finally:
-        gc.unfreeze()
-        gc.set_threshold(*threshold)
 
 
 async def test_an_address_in_use_fails_the_start_and_frees_the_others() -> None:

@@ -43,6 +43,7 @@ from smmc.engine.scheduler import Scheduler, ScheduleScope
 from smmc.engine.worker import Worker, WorkerConfig, default_worker_name
 from smmc.field.drivers import FieldDrivers
 from smmc.field.sessions import SessionLimits, SessionManager, load_permits
+from smmc.process import settle_heap
 from smmc.store.db import create_engine
 from smmc.store.migrate import upgrade
 from smmc.store.secrets import SecretBox
@@ -481,4 +482,5 @@ def worker_command(
         err.print("[yellow]no executors registered: no work order will be run by this worker")
     if worker is None and not scheduler:
         raise typer.Exit(1)
+    settle_heap()
     asyncio.run(_serve(worker, Scheduler(queue) if scheduler else None, asyncio.Event()))

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import gc
 import logging
 import os
 import socket
@@ -27,13 +26,9 @@ from smmc.engine.executors import ExecutorRegistry
 from smmc.field.batching import Coalescer
 from smmc.store.work_orders import LeasedOrder, WorkOrderQueue
 
-__all__ = ["YOUNG_COLLECTION_THRESHOLD", "Worker", "WorkerConfig", "default_worker_name"]
+__all__ = ["Worker", "WorkerConfig", "default_worker_name"]
 
 logger = logging.getLogger(__name__)
-
-YOUNG_COLLECTION_THRESHOLD = 50_000
-"""Allocations between two young-generation collections while the worker runs (Python's
-default is 700): each order allocates a few thousand short-lived objects."""
 
 
 def default_worker_name() -> str:
@@ -92,7 +87,6 @@ class Worker:
     async def run(self) -> None:
         """Lease and run until `stop`; then wait for the orders in flight, up to the drain
         timeout, and cancel what is left (their leases expire and they run again)."""
-        _settle_collector()
         try:
             while not self._stop.is_set():
                 self._wake.clear()
@@ -109,7 +103,6 @@ class Worker:
 
     async def run_until_idle(self) -> None:
         """Lease and run until nothing is due and nothing is in flight (tests, one-shot runs)."""
-        _settle_collector()
         while True:
             # An order finishing while the lease ran may have freed its concentrator after
             # the lease looked: only a lease that started with nothing in flight proves idle.
@@ -249,11 +242,3 @@ class Worker:
     def _renew(self, orders: list[LeasedOrder]) -> list[LeasedOrder]:
         """Renew each lease (blocking); returns the orders whose lease was lost."""
         return [o for o in orders if self.queue.renew(o, self.config.lease_for) is None]
-
-
-def _settle_collector() -> None:
-    """What start-up built (modules, engines, the registry, the drivers) lives as long as
-    the process: out of the cyclic collector's way, whose full collections would otherwise
-    traverse it again and again; and young collections less often."""
-    gc.freeze()
-    gc.set_threshold(YOUNG_COLLECTION_THRESHOLD, *gc.get_threshold()[1:])

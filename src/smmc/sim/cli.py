@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from smmc.process import settle_heap
 from smmc.sim.legacy import legacy_app
 
 if TYPE_CHECKING:
@@ -83,6 +84,7 @@ async def _serve_until_stopped(runner: FleetRunner) -> None:
         loop.add_signal_handler(signum, stop.set)
     try:
         async with runner:
+            settle_heap()
             describe_fleet(runner)
             console.print("Serving. Press Ctrl+C to stop.")
             await stop.wait()

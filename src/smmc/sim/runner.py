@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import gc
 import logging
 import resource
 from collections.abc import AsyncIterator, Callable
@@ -53,11 +52,6 @@ __all__ = [
 ]
 
 _LOG = logging.getLogger(__name__)
-
-YOUNG_COLLECTION_THRESHOLD = 50_000
-"""Allocations between two young-generation collections once the fleet is served (Python's
-default is 700): serving builds a meter's device at its first association in one burst of
-thousands of objects that live on in the cache."""
 
 ConcentratorHook = Callable[
     [FleetPlan, MeterDevices, SimClock], AbstractAsyncContextManager[object]
@@ -236,11 +230,6 @@ class FleetRunner:
         except BaseException:
             await self.stop()
             raise
-        # What start-up built (modules, the plan, the servers) lives as long as the process:
-        # out of the cyclic collector's way, whose full collections would otherwise traverse
-        # it again and again while the devices are built (a quarter of the serving CPU).
-        gc.freeze()
-        gc.set_threshold(YOUNG_COLLECTION_THRESHOLD, *gc.get_threshold()[1:])
 
     async def _start_meters(self) -> None:
         for index in self.point_to_point:
