@@ -40,8 +40,7 @@ from smmc.domain.readings import (
 )
 from smmc.domain.work_orders import load_policies
 from smmc.integration.payloads import MeterReading
-from smmc.integration.soap import MAX_VALUES, CimService
-from smmc.integration.soap import _scaled as scaled_value
+from smmc.integration.soap import MAX_VALUES, CimService, scaled_value
 from smmc.store import tables as t
 from smmc.store.outbox import READINGS, queue_messages
 from smmc.store.readings import IntervalValue, RegisterRead

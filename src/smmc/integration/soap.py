@@ -87,6 +87,7 @@ __all__ = [
     "CimService",
     "ServiceSpec",
     "SoapAnswer",
+    "scaled_value",
     "soap_envelope",
     "soap_fault",
     "wsdl_text",
@@ -145,7 +146,7 @@ def wsdl_text(service: str, location: str) -> str:
     return text.replace("{{location}}", _xml_escape(location))
 
 
-def _scaled(value: float | int, code: str) -> str:
+def scaled_value(value: float | int, code: str) -> str:
     """A stored value in the unit of ``code``: divided by 10**multiplier (field 16), written
     without binary-float noise (0.112, not 0.11200000000000002)."""
     multiplier = int(code.split(".")[15])
@@ -553,7 +554,7 @@ class CimService:
         for meter_id, type_id, end, value in values:
             rt = reading_type_by_id(type_id)
             blocks.setdefault(meter_id, {}).setdefault(type_id, []).append(
-                Reading(_scaled(value, rt.code), end)
+                Reading(scaled_value(value, rt.code), end)
             )
         register_values: dict[int, list[tuple[str, Reading]]] = {}
         for row in sets:
@@ -562,7 +563,7 @@ class CimService:
                     continue
                 raw = row["total"] if rt.tier is None else row[f"t{rt.tier}"]
                 register_values.setdefault(row["meter_id"], []).append(
-                    (rt.code, Reading(_scaled(raw, rt.code), row["captured_at"]))
+                    (rt.code, Reading(scaled_value(raw, rt.code), row["captured_at"]))
                 )
         return tuple(
             MeterReading(
