@@ -958,7 +958,9 @@ class ConcentratorServer:
             _LOG.info("DC %s: transport error: %s", self.spec.name, exc)
         finally:
             writer.close()
-            with contextlib.suppress(OSError, ConnectionError):
+            # ``stop`` may cancel the task again while it waits here (a kept-open idle
+            # connection ends this way): quiet too.
+            with contextlib.suppress(OSError, ConnectionError, asyncio.CancelledError):
                 await writer.wait_closed()
             if task is not None:
                 self._tasks.discard(task)
