@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import gc
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy.engine import Engine
 
 from smmc.domain.events import MeterWords, Priority
@@ -338,6 +340,53 @@ def test_spontaneous_messages_are_stored_raw_with_the_reason(db: Engine) -> None
     assert [bytes(r["raw"]) for r in rows] == [b"\xff\x00", b"\x01\x13"]
     assert rows[0]["reason"] == "header FF00 is not 0113"
     assert rows[0]["decoded"] is False
+
+
+_TEXT = st.text(st.characters(exclude_categories=["Cs"], exclude_characters="\x00"), max_size=64)
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    received=st.datetimes(min_value=datetime(1990, 1, 1), max_value=datetime(2100, 1, 1)).map(
+        lambda moment: moment.replace(tzinfo=UTC)
+    ),
+    offset=st.integers(-14 * 60, 14 * 60),
+    port=st.integers(0, 2**31 - 1),
+    raw=st.binary(max_size=300),
+    device=st.none() | _TEXT,
+    reason=st.none() | _TEXT,
+    decoded=st.booleans(),
+)
+def test_bulk_rows_read_back_as_written(
+    db: Engine,
+    received: datetime,
+    offset: int,
+    port: int,
+    raw: bytes,
+    device: str | None,
+    reason: str | None,
+    decoded: bool,
+) -> None:
+    """The bulk path (binary COPY on PostgreSQL, executemany on SQLite) stores every value
+    as written: instants in any zone, NULLs, any text and bytes."""
+    zone = timezone(timedelta(minutes=offset))
+    record = SpontaneousRecord(
+        received.astimezone(zone), "tcp", "h", port, 58700, "DLMS_PUSH", raw, decoded,
+        device=device, device_time_local="2021-07-02 20:03:09", reason=reason,
+    )  # fmt: skip
+    with db.begin() as conn:
+        record_spontaneous(conn, [record])
+    m = t.spontaneous_messages.c
+    with db.connect() as conn:
+        row = (
+            conn.execute(sa.select(t.spontaneous_messages).order_by(m.id.desc())).mappings().first()
+        )
+    assert row is not None
+    assert row["received_at"] == received
+    assert (row["peer_port"], bytes(row["raw"]), row["device"]) == (port, raw, device)
+    assert (row["reason"], row["decoded"]) == (reason, decoded)
 
 
 def test_two_batches_in_one_transaction_update_the_same_words(db: Engine) -> None:
