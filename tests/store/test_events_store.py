@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gc
 import json
+import threading
+import time
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -21,6 +23,7 @@ from smmc.store.events import (
     SpontaneousRecord,
     apply_events,
     mark_delivered,
+    outage_scopes,
     pending_outbox,
     record_spontaneous,
     record_status_words,
@@ -494,6 +497,56 @@ def test_a_transformer_feeding_part_of_a_concentrator_is_its_own_incident(db: En
         (str(incidents[1]["transformer_id"]), True, None),
     ]
     assert incidents[1]["transformer_id"] != fed  # the concentrator's own transformer
+
+
+def test_two_writers_of_one_transformer_share_one_incident(db: Engine) -> None:
+    """Two transactions correlating the same scope at once (two listener lanes, or a lane
+    and an activity executor): the second waits for the first's commit and joins its
+    incident instead of opening another."""
+    if db.dialect.name != "postgresql":
+        pytest.skip("SQLite has one writer at a time")
+    _fleet(db, meters=2)
+    first, second = "UAAEEDN17700583960", "UAAEEDN17700583961"
+    done: list[int] = []
+
+    def join() -> None:
+        with db.begin() as conn:
+            applied = apply_events(conn, [Observation("meter", second, {"normal1": 1}, T0, "p")])
+        done.append(len(applied.incidents_opened))
+
+    with db.begin() as conn:
+        opened = apply_events(conn, [Observation("meter", first, {"normal1": 1}, T0, "p")])
+        other = threading.Thread(target=join)
+        other.start()
+        time.sleep(0.5)
+        assert not done  # waiting for this transaction's scope lock
+    other.join(10)
+    assert len(opened.incidents_opened) == 1
+    assert done == [0]
+    with db.connect() as conn:
+        incident = conn.execute(sa.select(t.outage_incidents)).mappings().one()
+        members = conn.execute(sa.select(t.outage_members.c.device)).scalars().all()
+    assert incident["power_off_events"] == 2
+    assert sorted(members) == [first, second]
+
+
+def test_outage_scopes_are_the_incident_keys(db: Engine) -> None:
+    _fleet(db)
+    with db.connect() as conn:
+        transformer = conn.execute(sa.select(t.transformers.c.id)).scalar_one()
+        scopes = outage_scopes(
+            conn,
+            [
+                ("meter", "UAAEEDN17700583960"),
+                ("concentrator", "21LVM50AE000816"),
+                ("meter", "NOT-IN-DB"),
+            ],
+        )
+    assert scopes == {
+        ("meter", "UAAEEDN17700583960"): ("transformer", str(transformer)),
+        ("concentrator", "21LVM50AE000816"): ("transformer", str(transformer)),
+        ("meter", "NOT-IN-DB"): ("meter", "NOT-IN-DB"),
+    }
 
 
 def test_outbox_payloads_are_the_canonical_json_of_their_message(db: Engine) -> None:

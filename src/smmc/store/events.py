@@ -11,6 +11,8 @@ from __future__ import annotations
 import gc
 import json
 import os
+import threading
+import zlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -46,6 +48,7 @@ __all__ = [
     "collector_paused",
     "default_catalog",
     "mark_delivered",
+    "outage_scopes",
     "pending_outbox",
     "record_spontaneous",
     "record_status_words",
@@ -432,10 +435,16 @@ def _bulk_insert(
         if raw is None:
             raise RuntimeError("the connection has no driver connection to COPY through")
         copy_sql = f"COPY {table} ({names}) FROM STDIN (FORMAT BINARY)"
-        with raw.cursor() as cursor, cursor.copy(copy_sql) as copy:
-            copy.set_types(_copy_types(table, tuple(columns)))
-            for row in rows:
-                copy.write_row(row)
+        driver_error = conn.dialect.loaded_dbapi.Error
+        try:
+            with raw.cursor() as cursor, cursor.copy(copy_sql) as copy:
+                copy.set_types(_copy_types(table, tuple(columns)))
+                for row in rows:
+                    copy.write_row(row)
+        except driver_error as exc:
+            # as SQLAlchemy's own statements raise it: a refused value is an IntegrityError
+            # or DataError, a lost server an OperationalError (callers tell them apart)
+            raise sa.exc.DBAPIError.instance(copy_sql, None, exc, driver_error) from exc
         return
     marks = ", ".join("?" for _ in columns)
     conn.exec_driver_sql(
@@ -566,14 +575,29 @@ class _Power(NamedTuple):
 
 
 def _power(kind: str, device: str, at: datetime, off: bool, where: _Device | None) -> _Power:
-    """Scope: the device's transformer, else its concentrator, else the device alone."""
+    return _Power(at, kind, device, off, where, _scope(kind, device, where))
+
+
+def _scope(kind: str, device: str, where: _Device | None) -> tuple[str, str]:
+    """The device's transformer, else its concentrator, else the device alone."""
     if where is not None and where.transformer_id is not None:
-        scope = (TRANSFORMER, str(where.transformer_id))
-    elif where is not None and where.concentrator is not None:
-        scope = (CONCENTRATOR, where.concentrator)
-    else:
-        scope = (kind, device)
-    return _Power(at, kind, device, off, where, scope)
+        return (TRANSFORMER, str(where.transformer_id))
+    if where is not None and where.concentrator is not None:
+        return (CONCENTRATOR, where.concentrator)
+    return (kind, device)
+
+
+def outage_scopes(
+    conn: Connection, devices: Iterable[tuple[str, str]]
+) -> dict[tuple[str, str], tuple[str, str]]:
+    """The outage scope of each ``(device_kind, device)``: the key its power changes are
+    correlated under. Writers that share a stream (the listener's lanes) split it by scope,
+    so every event of one incident applies in arrival order."""
+    keys = set(devices)
+    found = _resolve(conn, keys)
+    return {
+        (kind, device): _scope(kind, device, found.get((kind, device))) for kind, device in keys
+    }
 
 
 def apply_events(
@@ -594,20 +618,36 @@ def apply_events(
         return _apply(conn, observations, occurrences, catalog or default_catalog(), now)
 
 
-@contextmanager
-def collector_paused() -> Iterator[None]:
-    """Python's cyclic garbage collector paused for one batch. A batch allocates tens of
-    thousands of short-lived rows that reference counting frees anyway; the collections
-    they trigger cost ~8 µs per event (a sixth of the whole path) scanning long-lived
-    objects. A caller that paused it already keeps it paused."""
-    if not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
+class _CollectorPause:
+    """Pauses counted across threads: the collector comes back when the last overlapping
+    batch ends (the listener's lanes and its decoder run batches side by side)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._holders = 0
+        self._restore = False
+
+    @contextmanager
+    def __call__(self) -> Iterator[None]:
+        with self._lock:
+            if self._holders == 0:
+                self._restore = gc.isenabled()
+                gc.disable()
+            self._holders += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._holders -= 1
+                if self._holders == 0 and self._restore:
+                    gc.enable()
+
+
+collector_paused = _CollectorPause()
+"""Python's cyclic garbage collector paused for one batch (``with collector_paused():``). A
+batch allocates tens of thousands of short-lived rows that reference counting frees anyway;
+the collections they trigger cost ~8 µs per event (a sixth of the whole path) scanning
+long-lived objects. A caller that paused it already keeps it paused."""
 
 
 def _apply(
@@ -811,6 +851,8 @@ def _correlate(conn: Connection, batch: _Batch, applied: Applied) -> None:
     """Group power-offs into one incident per scope (transformer, else concentrator);
     restoration of the concentrator, or of every member, closes it with its duration."""
     power = sorted(batch.power, key=itemgetter(0))
+    if conn.dialect.name == "postgresql":
+        _lock_scopes(conn, {p.scope for p in power})
     incidents = _incidents(conn, {p.scope for p in power}, power[0].at - OUTAGE_WINDOW)
     members, still_off = _members(
         conn, sorted(r["id"] for r in incidents.values()), {(p.kind, p.device) for p in power}
@@ -883,6 +925,26 @@ def _correlate(conn: Connection, batch: _Batch, applied: Applied) -> None:
             batch.message("outage", Priority.HIGH.value, _incident_message(incident))
     _write_members(conn, batch, members)
     _save_incidents(conn, [r for r in incidents.values() if r["id"] in touched])
+
+
+_LOCK_OUTAGE_SCOPE = 3
+"""Advisory lock namespace of an outage scope (the first key of ``pg_advisory_xact_lock(int,
+int)``; ``smmc.store.work_orders`` uses 1 and 2)."""
+
+
+def _lock_scopes(conn: Connection, scopes: set[tuple[str, str]]) -> None:
+    """Hold each scope's advisory lock until commit, taken in one order (no deadlock).
+    Another writer correlating the same scope (a second lane, an activity executor) waits
+    here and then, under READ COMMITTED, reads this transaction's incident instead of
+    opening a second one."""
+    keys = sorted({zlib.crc32(f"{scope}:{key}".encode()) - 2**31 for scope, key in scopes})
+    conn.execute(
+        sa.text(
+            "SELECT pg_advisory_xact_lock(:space, k.key) "
+            "FROM unnest(CAST(:keys AS int[])) WITH ORDINALITY AS k(key, n) ORDER BY k.n"
+        ),
+        {"space": _LOCK_OUTAGE_SCOPE, "keys": keys},
+    )
 
 
 def _save_incidents(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
