@@ -53,7 +53,8 @@ class Received(NamedTuple):
     peer_port: int
 
 
-_Item = tuple[Received, Decoded]
+_Item = tuple[Received, Decoded | None]
+"""A message and its decoding (``None``: the lane that writes it decodes it)."""
 
 
 def _utc_now() -> datetime:
@@ -108,7 +109,7 @@ class SpontaneousListener:
         self.received = 0
         self.stored = 0
         self.undecoded = 0
-        self._queue: asyncio.Queue[Received] = asyncio.Queue()
+        self._queue: asyncio.Queue[_Item] = asyncio.Queue()
         self._server: asyncio.Server | None = None
         self._udp: asyncio.DatagramTransport | None = None
         self._writer: asyncio.Task[None] | None = None
@@ -169,7 +170,7 @@ class SpontaneousListener:
 
     def enqueue(self, item: Received) -> None:
         self.received += 1
-        self._queue.put_nowait(item)
+        self._queue.put_nowait((item, None))
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
@@ -202,14 +203,18 @@ class SpontaneousListener:
                 self._connections.discard(task)
 
     async def _write_forever(self) -> None:
-        """Decode each batch taken from the queue and hand its messages to their lanes; a
-        lane's queue holds at most a batch, so decoding stays at most a batch ahead."""
+        """One lane writes straight from the queue. Several: decode each batch taken from
+        the queue and hand its messages to their lanes; a lane's queue holds at most a
+        batch, so decoding stays at most a batch ahead."""
+        if self.lanes == 1:
+            await self._write_lane(self._queue)
+            return
         queues = [asyncio.Queue[_Item](maxsize=self.batch_size) for _ in range(self.lanes)]
         loop = asyncio.get_running_loop()
         lanes = [loop.create_task(self._write_lane(queue)) for queue in queues]
         try:
             while True:
-                batch = await _take(self._queue, self.batch_size)
+                batch = [item for item, _ in await _take(self._queue, self.batch_size)]
                 results = await asyncio.to_thread(self._decode, batch)
                 while True:
                     try:
@@ -258,8 +263,6 @@ class SpontaneousListener:
         given the fewest messages so far (and staying there). Undecoded messages carry no
         event and go to the first lane."""
         keys = [_device_key(result) for result in results]
-        if self.lanes == 1:
-            return [0] * len(results)
         with self.engine.connect() as conn:
             scopes = outage_scopes(conn, {key for key in keys if key is not None})
         lanes = []
@@ -317,15 +320,18 @@ class SpontaneousListener:
 
     def _store_batch(self, batch: list[_Item]) -> tuple[list[Applied], int]:
         items = [item for item, _ in batch]
-        results = [result for _, result in batch]
+        results = [
+            decode_message(item.data, item.received_at) if result is None else result
+            for item, result in batch
+        ]
+        batch[:] = list(zip(items, results, strict=True))  # a retry decodes nothing twice
         try:
             applied = [self._write(items, results)]
             undecoded = sum(1 for r in results if not r.decoded)
             batch.clear()
         except _CONTENT_ERRORS:
             applied, undecoded = [], 0
-            while batch:
-                item, result = batch[0]
+            for item, result in zip(items, results, strict=True):
                 try:
                     applied.append(self._write([item], [result]))
                     undecoded += 0 if result.decoded else 1
