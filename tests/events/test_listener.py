@@ -6,7 +6,9 @@ import asyncio
 import dataclasses
 import datetime as dt
 import socket
+from collections.abc import Mapping
 from types import MappingProxyType
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -216,10 +218,12 @@ async def test_a_database_outage_delays_but_neither_loses_nor_duplicates(
     real_write = listener._write
     failures = iter([True, False, True])  # each message meets one failed attempt first
 
-    def flaky(batch: list[Received], results: list[Decoded]) -> Applied:
+    def flaky(
+        batch: list[Received], results: list[Decoded], links: Mapping[Any, Any] | None = None
+    ) -> Applied:
         if next(failures, False):
             raise OperationalError("INSERT", {}, Exception("database is down"))
-        return real_write(batch, results)
+        return real_write(batch, results, links)
 
     monkeypatch.setattr(listener, "_write", flaky)
     async with listener:

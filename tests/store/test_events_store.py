@@ -22,8 +22,9 @@ from smmc.store.events import (
     Occurrence,
     SpontaneousRecord,
     apply_events,
+    device_links,
     mark_delivered,
-    outage_scopes,
+    outage_scope,
     pending_outbox,
     record_spontaneous,
     record_status_words,
@@ -530,23 +531,25 @@ def test_two_writers_of_one_transformer_share_one_incident(db: Engine) -> None:
     assert sorted(members) == [first, second]
 
 
-def test_outage_scopes_are_the_incident_keys(db: Engine) -> None:
+def test_device_links_give_the_incident_scope_and_are_taken_back(db: Engine) -> None:
     _fleet(db)
+    meter, dc = ("meter", "UAAEEDN17700583960"), ("concentrator", "21LVM50AE000816")
     with db.connect() as conn:
         transformer = conn.execute(sa.select(t.transformers.c.id)).scalar_one()
-        scopes = outage_scopes(
-            conn,
-            [
-                ("meter", "UAAEEDN17700583960"),
-                ("concentrator", "21LVM50AE000816"),
-                ("meter", "NOT-IN-DB"),
-            ],
-        )
+        links = device_links(conn, [meter, dc, ("meter", "NOT-IN-DB")])
+    assert set(links) == {meter, dc}
+    scopes = {key: outage_scope(*key, links.get(key)) for key in [meter, dc, ("meter", "X")]}
     assert scopes == {
-        ("meter", "UAAEEDN17700583960"): ("transformer", str(transformer)),
-        ("concentrator", "21LVM50AE000816"): ("transformer", str(transformer)),
-        ("meter", "NOT-IN-DB"): ("meter", "NOT-IN-DB"),
+        meter: ("transformer", str(transformer)),
+        dc: ("transformer", str(transformer)),
+        ("meter", "X"): ("meter", "X"),
     }
+    with db.begin() as conn:  # links given are used as given, not read again
+        elsewhere = {meter: links[meter]._replace(transformer_id=None)}
+        apply_events(conn, [Observation(*meter, {"normal1": 1}, T0, "p")], links=elsewhere)
+    with db.connect() as conn:
+        incident = conn.execute(sa.select(t.outage_incidents)).mappings().one()
+    assert (incident["scope"], incident["scope_key"]) == ("concentrator", "TD-95322")
 
 
 def test_outbox_payloads_are_the_canonical_json_of_their_message(db: Engine) -> None:

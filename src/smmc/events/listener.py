@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
@@ -31,10 +31,12 @@ from smmc.domain.spontaneous import DEFAULT_SPONTANEOUS_PORT
 from smmc.events.decode import MAX_MESSAGE, Decoded, decode_message, split_stream
 from smmc.store.events import (
     Applied,
+    DeviceLinks,
     SpontaneousRecord,
     apply_events,
     collector_paused,
-    outage_scopes,
+    device_links,
+    outage_scope,
     record_spontaneous,
 )
 
@@ -53,8 +55,9 @@ class Received(NamedTuple):
     peer_port: int
 
 
-_Item = tuple[Received, Decoded | None]
-"""A message and its decoding (``None``: the lane that writes it decodes it)."""
+_Item = tuple[Received, Decoded | None, DeviceLinks | None]
+"""A message, its decoding (``None``: the lane that writes it decodes it) and its device's
+links when the lane split looked them up."""
 
 
 def _utc_now() -> datetime:
@@ -170,7 +173,7 @@ class SpontaneousListener:
 
     def enqueue(self, item: Received) -> None:
         self.received += 1
-        self._queue.put_nowait((item, None))
+        self._queue.put_nowait((item, None, None))
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
@@ -214,17 +217,17 @@ class SpontaneousListener:
         lanes = [loop.create_task(self._write_lane(queue)) for queue in queues]
         try:
             while True:
-                batch = [item for item, _ in await _take(self._queue, self.batch_size)]
+                batch = [item for item, _, _ in await _take(self._queue, self.batch_size)]
                 results = await asyncio.to_thread(self._decode, batch)
                 while True:
                     try:
-                        lane_of = await asyncio.to_thread(self._assign, results)
+                        lane_of, links = await asyncio.to_thread(self._assign, results)
                         break
                     except _DATABASE_ERRORS as exc:
                         _LOG.warning("finding the lanes of %d messages failed: %s", len(batch), exc)
                         await asyncio.sleep(self.retry_delay)
-                for item, result, lane in zip(batch, results, lane_of, strict=True):
-                    await queues[lane].put((item, result))
+                for item, result, lane, link in zip(batch, results, lane_of, links, strict=True):
+                    await queues[lane].put((item, result, link))
         finally:
             for worker in lanes:
                 worker.cancel()
@@ -258,18 +261,22 @@ class SpontaneousListener:
         with collector_paused():
             return [decode_message(item.data, item.received_at) for item in batch]
 
-    def _assign(self, results: Sequence[Decoded]) -> list[int]:
+    def _assign(self, results: Sequence[Decoded]) -> tuple[list[int], list[DeviceLinks | None]]:
         """Each message's lane: its outage scope's, a scope seen first going to the lane
-        given the fewest messages so far (and staying there). Undecoded messages carry no
-        event and go to the first lane."""
+        given the fewest messages so far (and staying there); and its device's links, which
+        the lane's transaction takes instead of reading them again. Undecoded messages
+        carry no event and go to the first lane."""
         keys = [_device_key(result) for result in results]
         with self.engine.connect() as conn:
-            scopes = outage_scopes(conn, {key for key in keys if key is not None})
+            known = device_links(conn, {key for key in keys if key is not None})
         lanes = []
+        links = []
         for key in keys:
             lane = 0
+            link = None
             if key is not None:
-                scope = scopes[key]
+                link = known.get(key)
+                scope = outage_scope(key[0], key[1], link)
                 found = self._lane_of_scope.get(scope)
                 if found is None:
                     found = min(range(self.lanes), key=self._lane_load.__getitem__)
@@ -277,7 +284,8 @@ class SpontaneousListener:
                 lane = found
             self._lane_load[lane] += 1
             lanes.append(lane)
-        return lanes
+            links.append(link)
+        return lanes, links
 
     def _record(self, item: Received, result: Decoded) -> SpontaneousRecord:
         return SpontaneousRecord(
@@ -294,7 +302,12 @@ class SpontaneousListener:
             reason=result.reason,
         )
 
-    def _write(self, batch: Sequence[Received], results: Sequence[Decoded]) -> Applied:
+    def _write(
+        self,
+        batch: Sequence[Received],
+        results: Sequence[Decoded],
+        links: Mapping[tuple[str, str], DeviceLinks] | None = None,
+    ) -> Applied:
         with self.engine.begin() as conn:
             record_spontaneous(
                 conn, [self._record(i, r) for i, r in zip(batch, results, strict=True)]
@@ -304,6 +317,7 @@ class SpontaneousListener:
                 [r.observation for r in results if r.observation is not None],
                 [r.occurrence for r in results if r.occurrence is not None],
                 catalog=self.catalog,
+                links=links,
             )
 
     def _store(self, batch: list[_Item]) -> tuple[list[Applied], int]:
@@ -319,14 +333,19 @@ class SpontaneousListener:
             return self._store_batch(batch)
 
     def _store_batch(self, batch: list[_Item]) -> tuple[list[Applied], int]:
-        items = [item for item, _ in batch]
-        results = [
-            decode_message(item.data, item.received_at) if result is None else result
-            for item, result in batch
+        batch[:] = [  # decoded once: a retry decodes nothing twice
+            (item, decode_message(item.data, item.received_at) if result is None else result, link)
+            for item, result, link in batch
         ]
-        batch[:] = list(zip(items, results, strict=True))  # a retry decodes nothing twice
+        items = [item for item, _, _ in batch]
+        results = [result for _, result, _ in batch if result is not None]
+        links = {
+            key: link
+            for _, result, link in batch
+            if link is not None and result is not None and (key := _device_key(result))
+        }
         try:
-            applied = [self._write(items, results)]
+            applied = [self._write(items, results, links)]
             undecoded = sum(1 for r in results if not r.decoded)
             batch.clear()
         except _CONTENT_ERRORS:

@@ -41,14 +41,16 @@ __all__ = [
     "ACTIVE",
     "OUTAGE_WINDOW",
     "Applied",
+    "DeviceLinks",
     "Observation",
     "Occurrence",
     "SpontaneousRecord",
     "apply_events",
     "collector_paused",
     "default_catalog",
+    "device_links",
     "mark_delivered",
-    "outage_scopes",
+    "outage_scope",
     "pending_outbox",
     "record_spontaneous",
     "record_status_words",
@@ -136,7 +138,9 @@ class SpontaneousRecord(NamedTuple):
     reason: str | None = None
 
 
-class _Device(NamedTuple):
+class DeviceLinks(NamedTuple):
+    """Where a device hangs in the network, as ``device_links`` reads it."""
+
     meter_id: int | None
     concentrator_id: int | None
     concentrator: str | None
@@ -213,10 +217,10 @@ def _among(conn: Connection, column: sa.ColumnElement[str], values: Sequence[str
     return column.in_(sa.select(sa.func.json_each(listed).table_valued("value").c.value))
 
 
-def _resolve(conn: Connection, keys: set[tuple[str, str]]) -> dict[tuple[str, str], _Device]:
+def _resolve(conn: Connection, keys: set[tuple[str, str]]) -> dict[tuple[str, str], DeviceLinks]:
     meters = sorted({device for kind, device in keys if kind == METER})
     dcs = sorted({device for kind, device in keys if kind == CONCENTRATOR})
-    found: dict[tuple[str, str], _Device] = {}
+    found: dict[tuple[str, str], DeviceLinks] = {}
     c, m, link, sp = t.concentrators.c, t.meters.c, t.meter_links.c, t.service_points.c
     joined = (
         t.meters.outerjoin(t.concentrators)
@@ -236,7 +240,7 @@ def _resolve(conn: Connection, keys: set[tuple[str, str]]) -> dict[tuple[str, st
             .where(_among(conn, m.serial_number, meters))
         )
         for serial, meter_id, dc_id, dc_name, transformer in rows:
-            found[(METER, serial)] = _Device(meter_id, dc_id, dc_name, transformer)
+            found[(METER, serial)] = DeviceLinks(meter_id, dc_id, dc_name, transformer)
     if dcs:
         dc_rows = conn.execute(
             sa.select(c.serial_number, c.name, c.id, c.transformer_id).where(
@@ -245,7 +249,7 @@ def _resolve(conn: Connection, keys: set[tuple[str, str]]) -> dict[tuple[str, st
         )
         wanted = set(dcs)
         for serial, name, dc_id, transformer in dc_rows:
-            device = _Device(None, dc_id, name, transformer)
+            device = DeviceLinks(None, dc_id, name, transformer)
             for label in (serial, name):
                 if label in wanted:
                     found[(CONCENTRATOR, label)] = device
@@ -353,7 +357,7 @@ def _catalog_part(
     )  # fmt: skip
 
 
-def _event_payload(message_id: str, row: Mapping[str, Any], where: _Device | None) -> str:
+def _event_payload(message_id: str, row: Mapping[str, Any], where: DeviceLinks | None) -> str:
     """The event's outbox message: exactly ``json.dumps(message, sort_keys=True)`` of the
     event's fields, assembled from pre-encoded catalog parts (a storm repeats a handful of
     catalog entries and differs only in device, time and ids)."""
@@ -481,7 +485,9 @@ def _copy_types(table: str, columns: tuple[str, ...]) -> list[str]:
 class _Batch:
     """The rows one ``apply_events`` call writes, kept as driver-ready tuples."""
 
-    def __init__(self, conn: Connection, devices: dict[tuple[str, str], _Device], now: datetime):
+    def __init__(
+        self, conn: Connection, devices: dict[tuple[str, str], DeviceLinks], now: datetime
+    ):
         self.stamp = _Stamps(conn.dialect.name)
         self.devices = devices
         self.now_stamp = self.stamp(now)
@@ -570,16 +576,18 @@ class _Power(NamedTuple):
     kind: str
     device: str
     off: bool
-    where: _Device | None
+    where: DeviceLinks | None
     scope: tuple[str, str]
 
 
-def _power(kind: str, device: str, at: datetime, off: bool, where: _Device | None) -> _Power:
-    return _Power(at, kind, device, off, where, _scope(kind, device, where))
+def _power(kind: str, device: str, at: datetime, off: bool, where: DeviceLinks | None) -> _Power:
+    return _Power(at, kind, device, off, where, outage_scope(kind, device, where))
 
 
-def _scope(kind: str, device: str, where: _Device | None) -> tuple[str, str]:
-    """The device's transformer, else its concentrator, else the device alone."""
+def outage_scope(kind: str, device: str, where: DeviceLinks | None) -> tuple[str, str]:
+    """The key a device's power changes are correlated under: its transformer, else its
+    concentrator, else the device alone. Writers that share a stream (the listener's lanes)
+    split it by scope, so every event of one incident applies in arrival order."""
     if where is not None and where.transformer_id is not None:
         return (TRANSFORMER, str(where.transformer_id))
     if where is not None and where.concentrator is not None:
@@ -587,17 +595,13 @@ def _scope(kind: str, device: str, where: _Device | None) -> tuple[str, str]:
     return (kind, device)
 
 
-def outage_scopes(
+def device_links(
     conn: Connection, devices: Iterable[tuple[str, str]]
-) -> dict[tuple[str, str], tuple[str, str]]:
-    """The outage scope of each ``(device_kind, device)``: the key its power changes are
-    correlated under. Writers that share a stream (the listener's lanes) split it by scope,
-    so every event of one incident applies in arrival order."""
-    keys = set(devices)
-    found = _resolve(conn, keys)
-    return {
-        (kind, device): _scope(kind, device, found.get((kind, device))) for kind, device in keys
-    }
+) -> dict[tuple[str, str], DeviceLinks]:
+    """Each known ``(device_kind, device)``'s meter id, concentrator and transformer (one
+    query per kind; unknown devices are left out). ``apply_events`` takes them back as
+    ``links``, so a caller that needed them first does not read them twice."""
+    return _resolve(conn, set(devices))
 
 
 def apply_events(
@@ -607,15 +611,18 @@ def apply_events(
     *,
     catalog: Catalog | None = None,
     now: datetime | None = None,
+    links: Mapping[tuple[str, str], DeviceLinks] | None = None,
 ) -> Applied:
     """Turn a batch of status words and occurrences into events, outage changes and outbox
     messages, in ``conn``'s transaction. Observations of one device apply in order.
+    ``links``: devices already looked up (``device_links``); only the others are read.
 
     Set-based: the devices, their last words and their active events are read with one
     query per kind and 5,000 devices; every row is then decided in memory and written with
     one driver-level insert per table (COPY on PostgreSQL, executemany on SQLite)."""
     with collector_paused():
-        return _apply(conn, observations, occurrences, catalog or default_catalog(), now)
+        book = catalog or default_catalog()
+        return _apply(conn, observations, occurrences, book, now, links or {})
 
 
 class _CollectorPause:
@@ -656,13 +663,15 @@ def _apply(
     occurrences: Sequence[Occurrence],
     book: Catalog,
     now: datetime | None,
+    links: Mapping[tuple[str, str], DeviceLinks],
 ) -> Applied:
     observed = {(o.device_kind, o.device) for o in observations}
     keys = observed | {(o.device_kind, o.device) for o in occurrences}
     for kind, _ in keys:
         if kind not in (METER, CONCENTRATOR):
             raise ValueError(f"device kind {kind!r} is neither meter nor concentrator")
-    batch = _Batch(conn, _resolve(conn, keys), now or datetime.now(UTC))
+    devices = {**links, **_resolve(conn, keys - links.keys())}
+    batch = _Batch(conn, devices, now or datetime.now(UTC))
     words = _last_words(conn, observed)
     active = _active_events(conn, keys)
     for seen in observations:
