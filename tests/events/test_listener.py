@@ -6,7 +6,9 @@ import asyncio
 import dataclasses
 import datetime as dt
 import socket
+from collections.abc import Mapping
 from types import MappingProxyType
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -216,10 +218,12 @@ async def test_a_database_outage_delays_but_neither_loses_nor_duplicates(
     real_write = listener._write
     failures = iter([True, False, True])  # each message meets one failed attempt first
 
-    def flaky(batch: list[Received], results: list[Decoded]) -> Applied:
+    def flaky(
+        batch: list[Received], results: list[Decoded], links: Mapping[Any, Any] | None = None
+    ) -> Applied:
         if next(failures, False):
             raise OperationalError("INSERT", {}, Exception("database is down"))
-        return real_write(batch, results)
+        return real_write(batch, results, links)
 
     monkeypatch.setattr(listener, "_write", flaky)
     async with listener:
@@ -228,3 +232,34 @@ async def test_a_database_outage_delays_but_neither_loses_nor_duplicates(
         await _send_tcp(listener.bound_port, SEED_OFF)
         await settle(listener, 2)
     assert [bytes(r["raw"]) for r in _messages(db)] == [SEED_ON, SEED_OFF]
+
+
+async def test_a_value_the_bulk_insert_refuses_costs_only_its_own_events(db: Engine) -> None:
+    """A push naming a meter longer than the column (PostgreSQL refuses it inside the COPY)
+    is stored undecoded with the reason; the listener goes on and its batch mate is stored."""
+
+    def push(serial: str) -> bytes:
+        body = Data.structure(
+            (
+                Data.octet_string(serial.encode()),
+                Data.long_unsigned(1),
+                Data.long_unsigned(8),  # AFC
+                *(Data.long_unsigned(0) for _ in range(3)),
+            )
+        )
+        return WrapperFrame(1, 0x1001, 1, DataNotification(body).to_bytes()).to_bytes()
+
+    async with SpontaneousListener(db, host=HOST, port=0) as listener:
+        await _send_tcp(listener.bound_port, push("M" * 70), push("M-SHORT"))
+        await settle(listener, 2)
+        await _send_tcp(listener.bound_port, SEED_ON)
+        await settle(listener, 3)
+    assert len(_messages(db)) == 3
+    with db.connect() as conn:
+        events = conn.execute(sa.select(t.events.c.device).order_by(t.events.c.id))
+        devices = list(events.scalars())
+    if db.dialect.name == "postgresql":
+        assert devices == ["M-SHORT", "21LVM50AE000816"]
+        assert listener.undecoded == 1
+    else:  # SQLite keeps text of any length
+        assert devices == ["M" * 70, "M-SHORT", "21LVM50AE000816"]

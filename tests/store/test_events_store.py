@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import gc
 import json
-from datetime import UTC, datetime, timedelta
+import threading
+import time
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy.engine import Engine
 
 from smmc.domain.events import MeterWords, Priority
@@ -18,7 +22,9 @@ from smmc.store.events import (
     Occurrence,
     SpontaneousRecord,
     apply_events,
+    device_links,
     mark_delivered,
+    outage_scope,
     pending_outbox,
     record_spontaneous,
     record_status_words,
@@ -340,6 +346,53 @@ def test_spontaneous_messages_are_stored_raw_with_the_reason(db: Engine) -> None
     assert rows[0]["decoded"] is False
 
 
+_TEXT = st.text(st.characters(exclude_categories=["Cs"], exclude_characters="\x00"), max_size=64)
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    received=st.datetimes(min_value=datetime(1990, 1, 1), max_value=datetime(2100, 1, 1)).map(
+        lambda moment: moment.replace(tzinfo=UTC)
+    ),
+    offset=st.integers(-14 * 60, 14 * 60),
+    port=st.integers(0, 2**31 - 1),
+    raw=st.binary(max_size=300),
+    device=st.none() | _TEXT,
+    reason=st.none() | _TEXT,
+    decoded=st.booleans(),
+)
+def test_bulk_rows_read_back_as_written(
+    db: Engine,
+    received: datetime,
+    offset: int,
+    port: int,
+    raw: bytes,
+    device: str | None,
+    reason: str | None,
+    decoded: bool,
+) -> None:
+    """The bulk path (binary COPY on PostgreSQL, executemany on SQLite) stores every value
+    as written: instants in any zone, NULLs, any text and bytes."""
+    zone = timezone(timedelta(minutes=offset))
+    record = SpontaneousRecord(
+        received.astimezone(zone), "tcp", "h", port, 58700, "DLMS_PUSH", raw, decoded,
+        device=device, device_time_local="2021-07-02 20:03:09", reason=reason,
+    )  # fmt: skip
+    with db.begin() as conn:
+        record_spontaneous(conn, [record])
+    m = t.spontaneous_messages.c
+    with db.connect() as conn:
+        row = (
+            conn.execute(sa.select(t.spontaneous_messages).order_by(m.id.desc())).mappings().first()
+        )
+    assert row is not None
+    assert row["received_at"] == received
+    assert (row["peer_port"], bytes(row["raw"]), row["device"]) == (port, raw, device)
+    assert (row["reason"], row["decoded"]) == (reason, decoded)
+
+
 def test_two_batches_in_one_transaction_update_the_same_words(db: Engine) -> None:
     _fleet(db)
     meter = "UAAEEDN17700583960"
@@ -445,6 +498,58 @@ def test_a_transformer_feeding_part_of_a_concentrator_is_its_own_incident(db: En
         (str(incidents[1]["transformer_id"]), True, None),
     ]
     assert incidents[1]["transformer_id"] != fed  # the concentrator's own transformer
+
+
+def test_two_writers_of_one_transformer_share_one_incident(db: Engine) -> None:
+    """Two transactions correlating the same scope at once (two listener lanes, or a lane
+    and an activity executor): the second waits for the first's commit and joins its
+    incident instead of opening another."""
+    if db.dialect.name != "postgresql":
+        pytest.skip("SQLite has one writer at a time")
+    _fleet(db, meters=2)
+    first, second = "UAAEEDN17700583960", "UAAEEDN17700583961"
+    done: list[int] = []
+
+    def join() -> None:
+        with db.begin() as conn:
+            applied = apply_events(conn, [Observation("meter", second, {"normal1": 1}, T0, "p")])
+        done.append(len(applied.incidents_opened))
+
+    with db.begin() as conn:
+        opened = apply_events(conn, [Observation("meter", first, {"normal1": 1}, T0, "p")])
+        other = threading.Thread(target=join)
+        other.start()
+        time.sleep(0.5)
+        assert not done  # waiting for this transaction's scope lock
+    other.join(10)
+    assert len(opened.incidents_opened) == 1
+    assert done == [0]
+    with db.connect() as conn:
+        incident = conn.execute(sa.select(t.outage_incidents)).mappings().one()
+        members = conn.execute(sa.select(t.outage_members.c.device)).scalars().all()
+    assert incident["power_off_events"] == 2
+    assert sorted(members) == [first, second]
+
+
+def test_device_links_give_the_incident_scope_and_are_taken_back(db: Engine) -> None:
+    _fleet(db)
+    meter, dc = ("meter", "UAAEEDN17700583960"), ("concentrator", "21LVM50AE000816")
+    with db.connect() as conn:
+        transformer = conn.execute(sa.select(t.transformers.c.id)).scalar_one()
+        links = device_links(conn, [meter, dc, ("meter", "NOT-IN-DB")])
+    assert set(links) == {meter, dc}
+    scopes = {key: outage_scope(*key, links.get(key)) for key in [meter, dc, ("meter", "X")]}
+    assert scopes == {
+        meter: ("transformer", str(transformer)),
+        dc: ("transformer", str(transformer)),
+        ("meter", "X"): ("meter", "X"),
+    }
+    with db.begin() as conn:  # links given are used as given, not read again
+        elsewhere = {meter: links[meter]._replace(transformer_id=None)}
+        apply_events(conn, [Observation(*meter, {"normal1": 1}, T0, "p")], links=elsewhere)
+    with db.connect() as conn:
+        incident = conn.execute(sa.select(t.outage_incidents)).mappings().one()
+    assert (incident["scope"], incident["scope_key"]) == ("concentrator", "TD-95322")
 
 
 def test_outbox_payloads_are_the_canonical_json_of_their_message(db: Engine) -> None:

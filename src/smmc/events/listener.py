@@ -1,11 +1,17 @@
 """The spontaneous-message listener: TCP and UDP on one port (58700 by default).
 
-Every message received is queued in memory and written raw, with its decode result, by one
-writer task in batches (one transaction per batch: raw messages, events, outage changes and
-outbox together). The queue is unbounded on purpose: a storm is absorbed, not dropped; the
-writer catches up at batch speed. A batch the database refuses is retried after a pause
-and, if a single message is at fault, that message alone is stored undecoded with the
-error, so one bad record never loses its neighbours.
+Every message received is queued in memory and written raw, with its decode result, in
+batches (one transaction per batch: raw messages, events, outage changes and outbox
+together). The queue is unbounded on purpose: a storm is absorbed, not dropped; the writers
+catch up at batch speed. A batch the database refuses is retried after a pause and, if a
+single message is at fault, that message alone is stored undecoded with the error, so one
+bad record never loses its neighbours.
+
+On PostgreSQL the writing is split over two *lanes* (two connections): while one lane's
+transaction runs on the server, the other prepares its rows in Python, so the client's and
+the server's work overlap instead of taking turns. Messages go to lanes by *outage scope*
+(the device's transformer, else its concentrator, else the device): every event of one
+incident, and every message of one device, is written by one lane in arrival order.
 """
 
 from __future__ import annotations
@@ -13,9 +19,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, SQLAlchemyError
@@ -25,9 +31,12 @@ from smmc.domain.spontaneous import DEFAULT_SPONTANEOUS_PORT
 from smmc.events.decode import MAX_MESSAGE, Decoded, decode_message, split_stream
 from smmc.store.events import (
     Applied,
+    DeviceLinks,
     SpontaneousRecord,
     apply_events,
     collector_paused,
+    device_links,
+    outage_scope,
     record_spontaneous,
 )
 
@@ -35,6 +44,7 @@ __all__ = ["Received", "SpontaneousListener"]
 
 _LOG = logging.getLogger(__name__)
 _CONTENT_ERRORS = (ValueError, IntegrityError, DataError)
+_DATABASE_ERRORS = (DBAPIError, SQLAlchemyError, OSError)
 
 
 class Received(NamedTuple):
@@ -43,6 +53,11 @@ class Received(NamedTuple):
     transport: str
     peer_host: str
     peer_port: int
+
+
+_Item = tuple[Received, Decoded | None, DeviceLinks | None]
+"""A message, its decoding (``None``: the lane that writes it decodes it) and its device's
+links when the lane split looked them up."""
 
 
 def _utc_now() -> datetime:
@@ -61,9 +76,12 @@ class _Datagrams(asyncio.DatagramProtocol):
 class SpontaneousListener:
     """``async with SpontaneousListener(engine, port=0) as listener:`` serves TCP and UDP.
 
-    ``on_applied`` is called (in a worker thread) after each committed batch, with what it
-    changed: the auto-sync and other follow-ups hang there; its failure never stops the
-    listener (the events are already stored).
+    ``on_applied`` is called (in a worker thread, one call at a time) after each committed
+    batch, with what it changed: the auto-sync and other follow-ups hang there; its failure
+    never stops the listener (the events are already stored).
+
+    ``lanes``: writers side by side, 2 on PostgreSQL by default; SQLite has one writer at a
+    time, so one lane there (more is refused).
     """
 
     def __init__(
@@ -77,7 +95,12 @@ class SpontaneousListener:
         retry_delay: float = 1.0,
         clock: Callable[[], datetime] = _utc_now,
         on_applied: Callable[[Applied], object] | None = None,
+        lanes: int | None = None,
     ) -> None:
+        postgresql = engine.dialect.name == "postgresql"
+        self.lanes = (2 if postgresql else 1) if lanes is None else lanes
+        if self.lanes < 1 or (self.lanes > 1 and not postgresql):
+            raise ValueError(f"{self.lanes} lanes on {engine.dialect.name}: SQLite takes one")
         self.engine = engine
         self.host = host
         self.port = port
@@ -89,13 +112,16 @@ class SpontaneousListener:
         self.received = 0
         self.stored = 0
         self.undecoded = 0
-        self._queue: asyncio.Queue[Received] = asyncio.Queue()
+        self._queue: asyncio.Queue[_Item] = asyncio.Queue()
         self._server: asyncio.Server | None = None
         self._udp: asyncio.DatagramTransport | None = None
         self._writer: asyncio.Task[None] | None = None
         self._connections: set[asyncio.Task[None]] = set()
         self._bound = port
         self._idle = asyncio.Event()
+        self._follow_up = asyncio.Lock()
+        self._lane_of_scope: dict[tuple[str, str], int] = {}
+        self._lane_load = [0] * self.lanes
 
     async def __aenter__(self) -> SpontaneousListener:
         await self.start()
@@ -147,7 +173,7 @@ class SpontaneousListener:
 
     def enqueue(self, item: Received) -> None:
         self.received += 1
-        self._queue.put_nowait(item)
+        self._queue.put_nowait((item, None, None))
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
@@ -180,27 +206,86 @@ class SpontaneousListener:
                 self._connections.discard(task)
 
     async def _write_forever(self) -> None:
+        """One lane writes straight from the queue. Several: decode each batch taken from
+        the queue and hand its messages to their lanes; a lane's queue holds at most a
+        batch, so decoding stays at most a batch ahead."""
+        if self.lanes == 1:
+            await self._write_lane(self._queue)
+            return
+        queues = [asyncio.Queue[_Item](maxsize=self.batch_size) for _ in range(self.lanes)]
+        loop = asyncio.get_running_loop()
+        lanes = [loop.create_task(self._write_lane(queue)) for queue in queues]
+        try:
+            while True:
+                batch = [item for item, _, _ in await _take(self._queue, self.batch_size)]
+                results = await asyncio.to_thread(self._decode, batch)
+                while True:
+                    try:
+                        lane_of, links = await asyncio.to_thread(self._assign, results)
+                        break
+                    except _DATABASE_ERRORS as exc:
+                        _LOG.warning("finding the lanes of %d messages failed: %s", len(batch), exc)
+                        await asyncio.sleep(self.retry_delay)
+                for item, result, lane, link in zip(batch, results, lane_of, links, strict=True):
+                    await queues[lane].put((item, result, link))
+        finally:
+            for worker in lanes:
+                worker.cancel()
+            await asyncio.gather(*lanes, return_exceptions=True)
+
+    async def _write_lane(self, queue: asyncio.Queue[_Item]) -> None:
         while True:
-            first = await self._queue.get()
-            batch = [first]
-            while len(batch) < self.batch_size and not self._queue.empty():
-                batch.append(self._queue.get_nowait())
+            batch = await _take(queue, self.batch_size)
             total = len(batch)
             applied: list[Applied] = []
             while batch:
                 try:
-                    applied += await asyncio.to_thread(self._store, batch)
-                except (DBAPIError, SQLAlchemyError, OSError) as exc:
+                    stored, undecoded = await asyncio.to_thread(self._store, batch)
+                    applied += stored
+                    self.undecoded += undecoded
+                except _DATABASE_ERRORS as exc:
                     _LOG.warning("storing %d spontaneous messages failed: %s", len(batch), exc)
                     await asyncio.sleep(self.retry_delay)
             self.stored += total
             self._idle.set()
             if self.on_applied is not None:
-                for item in applied:
-                    try:
-                        await asyncio.to_thread(self.on_applied, item)
-                    except (SQLAlchemyError, ValueError, OSError) as exc:
-                        _LOG.warning("follow-up of a stored batch failed: %s", exc)
+                async with self._follow_up:
+                    for change in applied:
+                        try:
+                            await asyncio.to_thread(self.on_applied, change)
+                        except (SQLAlchemyError, ValueError, OSError) as exc:
+                            _LOG.warning("follow-up of a stored batch failed: %s", exc)
+
+    @staticmethod
+    def _decode(batch: Sequence[Received]) -> list[Decoded]:
+        with collector_paused():
+            return [decode_message(item.data, item.received_at) for item in batch]
+
+    def _assign(self, results: Sequence[Decoded]) -> tuple[list[int], list[DeviceLinks | None]]:
+        """Each message's lane: its outage scope's, a scope seen first going to the lane
+        given the fewest messages so far (and staying there); and its device's links, which
+        the lane's transaction takes instead of reading them again. Undecoded messages
+        carry no event and go to the first lane."""
+        keys = [_device_key(result) for result in results]
+        with self.engine.connect() as conn:
+            known = device_links(conn, {key for key in keys if key is not None})
+        lanes = []
+        links = []
+        for key in keys:
+            lane = 0
+            link = None
+            if key is not None:
+                link = known.get(key)
+                scope = outage_scope(key[0], key[1], link)
+                found = self._lane_of_scope.get(scope)
+                if found is None:
+                    found = min(range(self.lanes), key=self._lane_load.__getitem__)
+                    self._lane_of_scope[scope] = found
+                lane = found
+            self._lane_load[lane] += 1
+            lanes.append(lane)
+            links.append(link)
+        return lanes, links
 
     def _record(self, item: Received, result: Decoded) -> SpontaneousRecord:
         return SpontaneousRecord(
@@ -217,7 +302,12 @@ class SpontaneousListener:
             reason=result.reason,
         )
 
-    def _write(self, batch: Sequence[Received], results: Sequence[Decoded]) -> Applied:
+    def _write(
+        self,
+        batch: Sequence[Received],
+        results: Sequence[Decoded],
+        links: Mapping[tuple[str, str], DeviceLinks] | None = None,
+    ) -> Applied:
         with self.engine.begin() as conn:
             record_spontaneous(
                 conn, [self._record(i, r) for i, r in zip(batch, results, strict=True)]
@@ -227,37 +317,61 @@ class SpontaneousListener:
                 [r.observation for r in results if r.observation is not None],
                 [r.occurrence for r in results if r.occurrence is not None],
                 catalog=self.catalog,
+                links=links,
             )
 
-    def _store(self, batch: list[Received]) -> list[Applied]:
+    def _store(self, batch: list[_Item]) -> tuple[list[Applied], int]:
         """Write ``batch``, removing from it what is committed, so a retry after a database
-        failure never writes a message twice.
+        failure never writes a message twice; what it changed and how many messages were
+        stored undecoded.
 
         An error caused by the content (a value the catalog or a column refuses) falls back
         to one message per transaction: only the faulty message is stored without its
-        events, with the error as its reason. An unreachable database propagates (the writer
+        events, with the error as its reason. An unreachable database propagates (the lane
         retries what is left)."""
         with collector_paused():
             return self._store_batch(batch)
 
-    def _store_batch(self, batch: list[Received]) -> list[Applied]:
-        results = [decode_message(item.data, item.received_at) for item in batch]
+    def _store_batch(self, batch: list[_Item]) -> tuple[list[Applied], int]:
+        batch[:] = [  # decoded once: a retry decodes nothing twice
+            (item, decode_message(item.data, item.received_at) if result is None else result, link)
+            for item, result, link in batch
+        ]
+        items = [item for item, _, _ in batch]
+        results = [result for _, result, _ in batch if result is not None]
+        links = {
+            key: link
+            for _, result, link in batch
+            if link is not None and result is not None and (key := _device_key(result))
+        }
         try:
-            applied = [self._write(batch, results)]
-            self.undecoded += sum(1 for r in results if not r.decoded)
+            applied = [self._write(items, results, links)]
+            undecoded = sum(1 for r in results if not r.decoded)
             batch.clear()
         except _CONTENT_ERRORS:
-            applied = []
-            for result in results:
-                item = batch[0]
+            applied, undecoded = [], 0
+            for item, result in zip(items, results, strict=True):
                 try:
                     applied.append(self._write([item], [result]))
-                    self.undecoded += 0 if result.decoded else 1
+                    undecoded += 0 if result.decoded else 1
                 except _CONTENT_ERRORS as exc:
                     failed = Decoded(
                         result.message_type, False, reason=f"not stored as event: {exc}"
                     )
                     self._write([item], [failed])
-                    self.undecoded += 1
+                    undecoded += 1
                 del batch[0]
-        return applied
+        return applied, undecoded
+
+
+async def _take(queue: asyncio.Queue[Any], most: int) -> list[Any]:
+    """The next item (waiting for it) and what else is queued, ``most`` at the most."""
+    batch = [await queue.get()]
+    while len(batch) < most and not queue.empty():
+        batch.append(queue.get_nowait())
+    return batch
+
+
+def _device_key(result: Decoded) -> tuple[str, str] | None:
+    event = result.observation or result.occurrence
+    return None if event is None else (event.device_kind, event.device)

@@ -11,6 +11,8 @@ from __future__ import annotations
 import gc
 import json
 import os
+import threading
+import zlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -39,13 +41,16 @@ __all__ = [
     "ACTIVE",
     "OUTAGE_WINDOW",
     "Applied",
+    "DeviceLinks",
     "Observation",
     "Occurrence",
     "SpontaneousRecord",
     "apply_events",
     "collector_paused",
     "default_catalog",
+    "device_links",
     "mark_delivered",
+    "outage_scope",
     "pending_outbox",
     "record_spontaneous",
     "record_status_words",
@@ -133,7 +138,9 @@ class SpontaneousRecord(NamedTuple):
     reason: str | None = None
 
 
-class _Device(NamedTuple):
+class DeviceLinks(NamedTuple):
+    """Where a device hangs in the network, as ``device_links`` reads it."""
+
     meter_id: int | None
     concentrator_id: int | None
     concentrator: str | None
@@ -210,10 +217,10 @@ def _among(conn: Connection, column: sa.ColumnElement[str], values: Sequence[str
     return column.in_(sa.select(sa.func.json_each(listed).table_valued("value").c.value))
 
 
-def _resolve(conn: Connection, keys: set[tuple[str, str]]) -> dict[tuple[str, str], _Device]:
+def _resolve(conn: Connection, keys: set[tuple[str, str]]) -> dict[tuple[str, str], DeviceLinks]:
     meters = sorted({device for kind, device in keys if kind == METER})
     dcs = sorted({device for kind, device in keys if kind == CONCENTRATOR})
-    found: dict[tuple[str, str], _Device] = {}
+    found: dict[tuple[str, str], DeviceLinks] = {}
     c, m, link, sp = t.concentrators.c, t.meters.c, t.meter_links.c, t.service_points.c
     joined = (
         t.meters.outerjoin(t.concentrators)
@@ -233,7 +240,7 @@ def _resolve(conn: Connection, keys: set[tuple[str, str]]) -> dict[tuple[str, st
             .where(_among(conn, m.serial_number, meters))
         )
         for serial, meter_id, dc_id, dc_name, transformer in rows:
-            found[(METER, serial)] = _Device(meter_id, dc_id, dc_name, transformer)
+            found[(METER, serial)] = DeviceLinks(meter_id, dc_id, dc_name, transformer)
     if dcs:
         dc_rows = conn.execute(
             sa.select(c.serial_number, c.name, c.id, c.transformer_id).where(
@@ -242,7 +249,7 @@ def _resolve(conn: Connection, keys: set[tuple[str, str]]) -> dict[tuple[str, st
         )
         wanted = set(dcs)
         for serial, name, dc_id, transformer in dc_rows:
-            device = _Device(None, dc_id, name, transformer)
+            device = DeviceLinks(None, dc_id, name, transformer)
             for label in (serial, name):
                 if label in wanted:
                     found[(CONCENTRATOR, label)] = device
@@ -350,7 +357,7 @@ def _catalog_part(
     )  # fmt: skip
 
 
-def _event_payload(message_id: str, row: Mapping[str, Any], where: _Device | None) -> str:
+def _event_payload(message_id: str, row: Mapping[str, Any], where: DeviceLinks | None) -> str:
     """The event's outbox message: exactly ``json.dumps(message, sort_keys=True)`` of the
     event's fields, assembled from pre-encoded catalog parts (a storm repeats a handful of
     catalog entries and differs only in device, time and ids)."""
@@ -420,10 +427,10 @@ _METER_WORD_CONFLICT = "ON CONFLICT (meter) DO UPDATE SET " + ", ".join(
 def _bulk_insert(
     conn: Connection, table: str, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]
 ) -> None:
-    """Insert many rows through the driver: COPY on PostgreSQL, one prepared executemany
-    on SQLite. SQLAlchemy's per-row parameter processing costs more than the database does
-    at storm rates; the values here are already plain (str, int, bool, bytes and stamps
-    from ``_Stamps``), stored exactly as ``UtcDateTime`` would store them."""
+    """Insert many rows through the driver: binary COPY on PostgreSQL, one prepared
+    executemany on SQLite. SQLAlchemy's per-row parameter processing costs more than the
+    database does at storm rates; the values here are already plain (str, int, bool, bytes
+    and stamps from ``_Stamps``), stored exactly as ``UtcDateTime`` would store them."""
     if not rows:
         return
     names = ", ".join(f'"{name}"' for name in columns)
@@ -431,9 +438,17 @@ def _bulk_insert(
         raw = conn.connection.driver_connection
         if raw is None:
             raise RuntimeError("the connection has no driver connection to COPY through")
-        with raw.cursor() as cursor, cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(row)
+        copy_sql = f"COPY {table} ({names}) FROM STDIN (FORMAT BINARY)"
+        driver_error = conn.dialect.loaded_dbapi.Error
+        try:
+            with raw.cursor() as cursor, cursor.copy(copy_sql) as copy:
+                copy.set_types(_copy_types(table, tuple(columns)))
+                for row in rows:
+                    copy.write_row(row)
+        except driver_error as exc:
+            # as SQLAlchemy's own statements raise it: a refused value is an IntegrityError
+            # or DataError, a lost server an OperationalError (callers tell them apart)
+            raise sa.exc.DBAPIError.instance(copy_sql, None, exc, driver_error) from exc
         return
     marks = ", ".join("?" for _ in columns)
     conn.exec_driver_sql(
@@ -443,10 +458,36 @@ def _bulk_insert(
     )
 
 
+_COPY_TYPES: tuple[tuple[type[sa.types.TypeEngine[Any]], str], ...] = (
+    (t.UtcDateTime, "timestamptz"),
+    (sa.Boolean, "bool"),
+    (sa.Integer, "int4"),
+    (sa.LargeBinary, "bytea"),
+    (sa.String, "text"),
+)
+
+
+@lru_cache(maxsize=32)
+def _copy_types(table: str, columns: tuple[str, ...]) -> list[str]:
+    """The PostgreSQL types of ``columns`` for a binary COPY (a stage: its table's). Binary
+    spares the server parsing every value from text, and the driver formatting it."""
+    source = t.metadata.tables[table.removesuffix("_stage")]
+    found = []
+    for name in columns:
+        kind = source.c[name].type
+        pg = next((pg for base, pg in _COPY_TYPES if isinstance(kind, base)), None)
+        if pg is None:
+            raise TypeError(f"{table}.{name}: no binary COPY type for {kind!r}")
+        found.append(pg)
+    return found
+
+
 class _Batch:
     """The rows one ``apply_events`` call writes, kept as driver-ready tuples."""
 
-    def __init__(self, conn: Connection, devices: dict[tuple[str, str], _Device], now: datetime):
+    def __init__(
+        self, conn: Connection, devices: dict[tuple[str, str], DeviceLinks], now: datetime
+    ):
         self.stamp = _Stamps(conn.dialect.name)
         self.devices = devices
         self.now_stamp = self.stamp(now)
@@ -535,19 +576,32 @@ class _Power(NamedTuple):
     kind: str
     device: str
     off: bool
-    where: _Device | None
+    where: DeviceLinks | None
     scope: tuple[str, str]
 
 
-def _power(kind: str, device: str, at: datetime, off: bool, where: _Device | None) -> _Power:
-    """Scope: the device's transformer, else its concentrator, else the device alone."""
+def _power(kind: str, device: str, at: datetime, off: bool, where: DeviceLinks | None) -> _Power:
+    return _Power(at, kind, device, off, where, outage_scope(kind, device, where))
+
+
+def outage_scope(kind: str, device: str, where: DeviceLinks | None) -> tuple[str, str]:
+    """The key a device's power changes are correlated under: its transformer, else its
+    concentrator, else the device alone. Writers that share a stream (the listener's lanes)
+    split it by scope, so every event of one incident applies in arrival order."""
     if where is not None and where.transformer_id is not None:
-        scope = (TRANSFORMER, str(where.transformer_id))
-    elif where is not None and where.concentrator is not None:
-        scope = (CONCENTRATOR, where.concentrator)
-    else:
-        scope = (kind, device)
-    return _Power(at, kind, device, off, where, scope)
+        return (TRANSFORMER, str(where.transformer_id))
+    if where is not None and where.concentrator is not None:
+        return (CONCENTRATOR, where.concentrator)
+    return (kind, device)
+
+
+def device_links(
+    conn: Connection, devices: Iterable[tuple[str, str]]
+) -> dict[tuple[str, str], DeviceLinks]:
+    """Each known ``(device_kind, device)``'s meter id, concentrator and transformer (one
+    query per kind; unknown devices are left out). ``apply_events`` takes them back as
+    ``links``, so a caller that needed them first does not read them twice."""
+    return _resolve(conn, set(devices))
 
 
 def apply_events(
@@ -557,31 +611,50 @@ def apply_events(
     *,
     catalog: Catalog | None = None,
     now: datetime | None = None,
+    links: Mapping[tuple[str, str], DeviceLinks] | None = None,
 ) -> Applied:
     """Turn a batch of status words and occurrences into events, outage changes and outbox
     messages, in ``conn``'s transaction. Observations of one device apply in order.
+    ``links``: devices already looked up (``device_links``); only the others are read.
 
     Set-based: the devices, their last words and their active events are read with one
     query per kind and 5,000 devices; every row is then decided in memory and written with
     one driver-level insert per table (COPY on PostgreSQL, executemany on SQLite)."""
     with collector_paused():
-        return _apply(conn, observations, occurrences, catalog or default_catalog(), now)
+        book = catalog or default_catalog()
+        return _apply(conn, observations, occurrences, book, now, links or {})
 
 
-@contextmanager
-def collector_paused() -> Iterator[None]:
-    """Python's cyclic garbage collector paused for one batch. A batch allocates tens of
-    thousands of short-lived rows that reference counting frees anyway; the collections
-    they trigger cost ~8 µs per event (a sixth of the whole path) scanning long-lived
-    objects. A caller that paused it already keeps it paused."""
-    if not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
+class _CollectorPause:
+    """Pauses counted across threads: the collector comes back when the last overlapping
+    batch ends (the listener's lanes and its decoder run batches side by side)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._holders = 0
+        self._restore = False
+
+    @contextmanager
+    def __call__(self) -> Iterator[None]:
+        with self._lock:
+            if self._holders == 0:
+                self._restore = gc.isenabled()
+                gc.disable()
+            self._holders += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._holders -= 1
+                if self._holders == 0 and self._restore:
+                    gc.enable()
+
+
+collector_paused = _CollectorPause()
+"""Python's cyclic garbage collector paused for one batch (``with collector_paused():``). A
+batch allocates tens of thousands of short-lived rows that reference counting frees anyway;
+the collections they trigger cost ~8 µs per event (a sixth of the whole path) scanning
+long-lived objects. A caller that paused it already keeps it paused."""
 
 
 def _apply(
@@ -590,13 +663,15 @@ def _apply(
     occurrences: Sequence[Occurrence],
     book: Catalog,
     now: datetime | None,
+    links: Mapping[tuple[str, str], DeviceLinks],
 ) -> Applied:
     observed = {(o.device_kind, o.device) for o in observations}
     keys = observed | {(o.device_kind, o.device) for o in occurrences}
     for kind, _ in keys:
         if kind not in (METER, CONCENTRATOR):
             raise ValueError(f"device kind {kind!r} is neither meter nor concentrator")
-    batch = _Batch(conn, _resolve(conn, keys), now or datetime.now(UTC))
+    devices = {**links, **_resolve(conn, keys - links.keys())}
+    batch = _Batch(conn, devices, now or datetime.now(UTC))
     words = _last_words(conn, observed)
     active = _active_events(conn, keys)
     for seen in observations:
@@ -785,6 +860,8 @@ def _correlate(conn: Connection, batch: _Batch, applied: Applied) -> None:
     """Group power-offs into one incident per scope (transformer, else concentrator);
     restoration of the concentrator, or of every member, closes it with its duration."""
     power = sorted(batch.power, key=itemgetter(0))
+    if conn.dialect.name == "postgresql":
+        _lock_scopes(conn, {p.scope for p in power})
     incidents = _incidents(conn, {p.scope for p in power}, power[0].at - OUTAGE_WINDOW)
     members, still_off = _members(
         conn, sorted(r["id"] for r in incidents.values()), {(p.kind, p.device) for p in power}
@@ -857,6 +934,26 @@ def _correlate(conn: Connection, batch: _Batch, applied: Applied) -> None:
             batch.message("outage", Priority.HIGH.value, _incident_message(incident))
     _write_members(conn, batch, members)
     _save_incidents(conn, [r for r in incidents.values() if r["id"] in touched])
+
+
+_LOCK_OUTAGE_SCOPE = 3
+"""Advisory lock namespace of an outage scope (the first key of ``pg_advisory_xact_lock(int,
+int)``; ``smmc.store.work_orders`` uses 1 and 2)."""
+
+
+def _lock_scopes(conn: Connection, scopes: set[tuple[str, str]]) -> None:
+    """Hold each scope's advisory lock until commit, taken in one order (no deadlock).
+    Another writer correlating the same scope (a second lane, an activity executor) waits
+    here and then, under READ COMMITTED, reads this transaction's incident instead of
+    opening a second one."""
+    keys = sorted({zlib.crc32(f"{scope}:{key}".encode()) - 2**31 for scope, key in scopes})
+    conn.execute(
+        sa.text(
+            "SELECT pg_advisory_xact_lock(:space, k.key) "
+            "FROM unnest(CAST(:keys AS int[])) WITH ORDINALITY AS k(key, n) ORDER BY k.n"
+        ),
+        {"space": _LOCK_OUTAGE_SCOPE, "keys": keys},
+    )
 
 
 def _save_incidents(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
