@@ -26,7 +26,10 @@ Separate processes, so each one's CPU time and peak RSS (``ru_maxrss``) are its 
   collection executors (which store only the channels and closures each meter's energy
   profiles ask for: the default "LP Active" is A+ alone; ``--load-profile "LP Four
   Quadrants"`` assigns that profile, and the "DailyClosure Energy Profile", to every meter
-  beforehand — setup, timed with the provisioning).
+  beforehand — setup, timed with the provisioning). The issue's fleet-day is the load
+  profile and the closure: the concentrators' measurand entry is left out
+  (``measurands_cron=None``) unless ``--measurands`` keeps it, which adds one more bulk
+  read per DC (``0.128.99.2.0.255``, 96 × 2 values per meter: L1 voltage and current).
 
 The fleet has no communication faults (every meter is collected, so the stored count is
 exact) but keeps the default clock drift and anomalies. Reported: wall time of the
@@ -346,8 +349,9 @@ class GcClock:
 async def _collect_work_orders(
     args: argparse.Namespace, url: str, master_key: bytes
 ) -> dict[str, Any]:
-    """The scheduler's collection entries (both at local midnight, lookback one day) create
-    one daily-closure and one load-profile order per concentrator; a worker runs them with
+    """The scheduler's collection entries (all at local midnight, lookback one day) create
+    one daily-closure and one load-profile order per concentrator (and one measurand order
+    with ``--measurands``); a worker runs them with
     the collection executors, ``--concurrency`` at a time. The head-end clock stands at the
     simulation's start (the midnight closing the day), so every order reads that day."""
     engine = create_engine(url)
@@ -360,6 +364,7 @@ async def _collect_work_orders(
         scheduler,
         daily_closure_cron="0 0 * * *",
         load_profile_cron="0 0 * * *",
+        measurands_cron="0 0 * * *" if args.measurands else None,
         time_zone=args.time_zone,
         lookback_days=1,
     )
@@ -608,7 +613,8 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     # The direct reads store the 4 energies; the collection executors store what each
     # meter's energy profiles ask for (the default "LP Active": A+ only).
     profile = LOAD_PROFILE_PROFILES.get(args.load_profile or "", DEFAULT_LOAD_PROFILE_PROFILE)
-    expected = args.meters * 96 * (4 if args.via == "direct" else len(profile.energies))
+    channels = 4 if args.via == "direct" else len(profile.energies) + (2 if args.measurands else 0)
+    expected = args.meters * 96 * channels
     if counts["stored_intervals"] != collected["inserted"]:
         raise SystemExit(f"stored {counts} but the head-end inserted {collected['inserted']}")
     return {
@@ -646,6 +652,11 @@ def main() -> None:
         "--load-profile",
         choices=sorted(LOAD_PROFILE_PROFILES),
         help="assign this load-profile profile to every meter (with --via work-orders)",
+    )
+    parser.add_argument(
+        "--measurands",
+        action="store_true",
+        help="keep the concentrators' measurand entry (with --via work-orders)",
     )
     parser.add_argument("--dcs-per-transaction", type=int, default=10)
     parser.add_argument("--timeout", type=float, default=300.0, help="DLMS reply timeout, s")

@@ -3,7 +3,8 @@
 A small fleet (one concentrator with three meters, two point-to-point meters) is collected
 by the scheduler's collection entries, day after day, across a DST change: every interval
 is stored exactly once with the simulator's values (one DC meter collects the four
-load-profile channels and, as a polyphase meter, the closures of all four energies), the
+load-profile channels and, as a polyphase meter, the closures of all four energies; every
+meter its measurands, through the DC or from the meter), the
 local-day files have 92/96/100 intervals, a meter the concentrator could not reach for a
 day is back-filled on the next run, tier-sum violations are flagged and evented once, and a
 clock set inside an interval flags that interval.
@@ -88,7 +89,8 @@ class Collection:
         them; answers the orders of this round."""
         self.fleet.wall.advance(DAY)
         batches = self.scheduler.run_due()
-        assert len(batches) == 4  # daily closure and load profile, DCs and P2P meters
+        # Daily closure and load profile of the DCs and the P2P meters, the DCs' measurands.
+        assert len(batches) == 5
         await self.worker.run_until_idle()
         w = t.work_orders.c
         with self.fleet.engine.connect() as conn:
@@ -260,8 +262,9 @@ async def test_scheduled_collection_across_dst(
             db, ids[p2p[1]], A_PLUS_15.id, to_local(adjusted_end, TZ).date()
         )
 
-        # Measurands of the point-to-point meters: L1 voltage and current per interval.
-        for serial in p2p:
+        # Measurands, through the DC (back-filled like the load profile) or from the meter:
+        # L1 voltage and current per interval.
+        for serial in serials:
             for day in days:
                 rows = models[serial].measurands(*local_day_bounds(day, TZ))
                 volts = _stored_intervals(db, ids[serial], AVERAGE_VOLTAGE.id, day)

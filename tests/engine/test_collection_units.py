@@ -323,14 +323,49 @@ def test_collection_schedules_target_concentrators_and_point_to_point_meters(
         )
     scheduler = Scheduler(queue)
     ids = add_collection_schedules(scheduler, lookback_days=5)
-    assert len(ids) == 4
-    scopes = {(s.activity, s.scope) for s in scheduler.schedules()}
-    assert scopes == {
-        (ActivityType.COLLECTION, ScheduleScope.ALL_CONCENTRATORS),
-        (ActivityType.METER_COLLECTION, ScheduleScope.POINT_TO_POINT_METERS),
+    assert len(ids) == 5
+    entries = {
+        (s.name, s.activity, s.scope, s.cron, tuple(s.payload["collect"]))
+        for s in scheduler.schedules()
+    }
+    dcs, p2p = ScheduleScope.ALL_CONCENTRATORS, ScheduleScope.POINT_TO_POINT_METERS
+    collection, meter_collection = ActivityType.COLLECTION, ActivityType.METER_COLLECTION
+    assert entries == {
+        (
+            "collection: daily closure (concentrators)",
+            collection,
+            dcs,
+            "15 1 * * *",
+            ("daily_closure",),
+        ),
+        (
+            "collection: load profile (concentrators)",
+            collection,
+            dcs,
+            "45 1 * * *",
+            ("load_profile",),
+        ),
+        ("collection: measurands (concentrators)", collection, dcs, "45 1 * * *", ("measurands",)),
+        (
+            "collection: daily closure (meters)",
+            meter_collection,
+            p2p,
+            "15 1 * * *",
+            ("daily_closure",),
+        ),
+        (
+            "collection: load profile (meters)",
+            meter_collection,
+            p2p,
+            "45 1 * * *",
+            (
+                "load_profile",
+                "measurands",
+            ),
+        ),
     }
     clock.advance(days=1)
-    assert len(scheduler.run_due()) == 4
+    assert len(scheduler.run_due()) == 5
     w = t.work_orders.c
     with db.connect() as conn:
         rows = conn.execute(
@@ -338,10 +373,20 @@ def test_collection_schedules_target_concentrators_and_point_to_point_meters(
         ).mappings()
         orders = [dict(row) for row in rows]
     assert sorted(o["activity"] for o in orders) == sorted(
-        ["Collection"] * 4 + ["MeterCollection"] * 2
+        ["Collection"] * 6 + ["MeterCollection"] * 2
     )
     assert all('"lookback_days": 5' in o["payload"] for o in orders)
     with pytest.raises(InvalidWorkOrder, match="scope"):
         scheduler.add(
             "wrong", ActivityType.COLLECTION, "0 1 * * *", ScheduleScope.POINT_TO_POINT_METERS
         )
+
+
+def test_collection_schedules_without_the_concentrators_measurands(queue: WorkOrderQueue) -> None:
+    scheduler = Scheduler(queue)
+    ids = add_collection_schedules(scheduler, measurands_cron=None, load_profile_cron="0 0 * * *")
+    assert len(ids) == 4
+    collected = {s.name: s.payload["collect"] for s in scheduler.schedules()}
+    assert "collection: measurands (concentrators)" not in collected
+    assert collected["collection: load profile (concentrators)"] == ["load_profile"]
+    assert collected["collection: load profile (meters)"] == ["load_profile", "measurands"]

@@ -152,6 +152,7 @@ async def sim_fleet(
     per_concentrator: int = 3,
     point_to_point: int = 2,
     link: LinkSettings | None = None,
+    collects_measurands: bool = True,
 ) -> AsyncIterator[SimFleet]:
     plan = make_plan(concentrators, per_concentrator, point_to_point)
     provision(engine, box, plan, directory)
@@ -164,6 +165,7 @@ async def sim_fleet(
             ConcentratorFleet,
             link=link or LinkSettings(latency_s=0.0, bytes_per_s=1e9),
             idle_timeout=30.0,
+            collects_measurands=collects_measurands,
         )(plan, meters, clock)  # type: ignore[arg-type]
         holder.append(made)
         return made

@@ -16,6 +16,8 @@ from sqlalchemy.engine import Connection, Engine
 from test_outbox import outbox_rows, schema_check
 
 from smmc.domain.readings import (
+    AVERAGE_CURRENT,
+    AVERAGE_VOLTAGE,
     DEFAULT_DAILY_CLOSURE_PROFILE,
     Energy,
     daily_closure_type,
@@ -24,7 +26,13 @@ from smmc.domain.readings import (
 from smmc.integration.messages import Message
 from smmc.integration.outbound import Renderer
 from smmc.integration.payloads import MeterReadings
-from smmc.integration.readings import ReadingGroup, eligible_meters, queue_meter_readings
+from smmc.integration.readings import (
+    Part,
+    ReadingGroup,
+    eligible_meters,
+    queue_meter_readings,
+    readings_message_id,
+)
 from smmc.store import tables as t
 from smmc.store.readings import (
     IntervalValue,
@@ -176,3 +184,37 @@ def test_reads_are_sized_to_stay_under_the_stored_readings_limit(
     (row,) = outbox_rows(fleet, "readings")
     body = json.loads(str(row["payload"]))
     assert [entry["meter"] for entry in body["meters"]] == ["M1", "M2"]
+
+
+def test_a_part_of_the_load_profile_goes_alone_under_its_own_message_id(fleet: Engine) -> None:
+    """A concentrator's load profile and measurands are separate orders: each sends its
+    own values, and the two messages of one period and meter do not share a MessageID."""
+    end = DAY + timedelta(hours=1)
+    ends = [DAY + timedelta(minutes=15 * n) for n in range(1, 5)]
+    with fleet.begin() as conn:
+        m1 = conn.execute(
+            t.meters.select()
+            .with_only_columns(t.meters.c.id)
+            .where(t.meters.c.serial_number == "M1")
+        ).scalar_one()
+        ingest_intervals(
+            conn,
+            [
+                IntervalValue(m1, kind.id, at, 1.0)
+                for kind in (AVERAGE_VOLTAGE, AVERAGE_CURRENT)
+                for at in ends
+            ],
+        )
+    group = ReadingGroup.LOAD_PROFILE
+    for part in Part:
+        assert queue_meter_readings(fleet, group, DAY, end, meters=["M1"], part=part) == 1
+    rows = outbox_rows(fleet, "readings")
+    assert len(rows) == 2
+    codes = []
+    for row in rows:
+        body = json.loads(str(row["payload"]))
+        (entry,) = body["meters"]
+        codes.append(sorted(block["reading_type"] for block in entry["blocks"]))
+    assert codes == [[FORWARD], sorted([AVERAGE_CURRENT.code, AVERAGE_VOLTAGE.code])]
+    plain = readings_message_id(group, DAY, end, ["M1"])
+    assert rows[0]["message_id"] == plain != rows[1]["message_id"]

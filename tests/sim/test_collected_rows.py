@@ -1,8 +1,10 @@
-"""The DC's collected profiles answer a range read with rows it encodes itself (one
-``struct.pack`` a row, the range filter judging each distinct clock once). Checked here
-against the generic way, octet for octet: a ``Data`` per cell from the meter models, every
-row computed, filtered by ``ProfileGeneric`` itself. Drifting clocks, a clock set, every
-anomaly and both DST changes of Santiago are in the fleet."""
+"""The DC's collected profiles (load profile, measurands, daily closure, status words)
+answer a range read with rows it encodes itself (one ``struct.pack`` a row, the range
+filter judging each distinct clock once). Checked here against the generic way, octet for
+octet: a ``Data`` per cell from the meter models (the measurands: the cells the meter's own
+measurand profile serves), every row computed, filtered by ``ProfileGeneric`` itself.
+Drifting clocks, a clock set, every anomaly and both DST changes of Santiago are in the
+fleet."""
 
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ from smmc.sim.clock import SimClock
 from smmc.sim.concentrator import (
     COLLECTED_DAILY_OBIS,
     COLLECTED_LOAD_PROFILE_OBIS,
+    COLLECTED_MEASURANDS_OBIS,
     COLLECTED_STATUS_OBIS,
     MANAGEMENT_CLIENT,
     ConcentratorServer,
@@ -32,7 +35,7 @@ from smmc.sim.concentrator import (
     _status_values,
 )
 from smmc.sim.fleet import ClockDrift, FaultRates, default_fleet
-from smmc.sim.meter_device import MeterDevices
+from smmc.sim.meter_device import MEASURAND_PROFILE, MeterDevices
 from smmc.sim.meter_model import MeterModel, MeterModelError
 
 # Shortly after the local midnights that end the DST day in April, the DST day in
@@ -104,6 +107,26 @@ def _load_profile(dc: ConcentratorServer, start: dt.datetime, end: dt.datetime) 
     return [cells for _, cells in sorted(rows, key=lambda r: r[0])]
 
 
+def _measurands(dc: ConcentratorServer, start: dt.datetime, end: dt.datetime) -> list[Row]:
+    """Clock · serial · status · V L1 · I L1: the cells of the meter's own measurand profile
+    (``1.0.99.2.0.255``, the same capture), as its device serves them."""
+    rows = []
+    for address, node in sorted(dc.nodes.items()):
+        serial = Data.octet_string(node.serial.encode("ascii"))
+        device = dc.meters.get(node.index).device
+        own = device.find(7, MEASURAND_PROFILE)
+        assert isinstance(own, ProfileGeneric)
+        captured = dc.model(node.index).measurands(start, end)
+        # The meter's profile rows of the same window: clock, status, V L1..L3, I L1..L3.
+        served = own._range_rows(start + dt.timedelta(seconds=1), end)  # type: ignore[attr-defined]
+        assert len(served) == len(captured)
+        for row, cells in zip(captured, served, strict=True):
+            rows.append(
+                ((row.captured_utc, address), (cells[0], serial, cells[1], cells[2], cells[5]))
+            )
+    return [cells for _, cells in sorted(rows, key=lambda r: r[0])]
+
+
 def _billing(model: MeterModel, at: dt.datetime) -> list[Data]:
     return [Data.double_long_unsigned(v) for v in _billing_values(model, at)]
 
@@ -151,6 +174,8 @@ def _reference(dc: ConcentratorServer, obis: Obis, descriptor: RangeDescriptor) 
     start, end = _window(dc, bounds)  # type: ignore[arg-type]
     if obis == COLLECTED_LOAD_PROFILE_OBIS:
         rows = _load_profile(dc, start, end) if start < end else []
+    elif obis == COLLECTED_MEASURANDS_OBIS:
+        rows = _measurands(dc, start, end) if start < end else []
     else:
         rows = _closures(dc, start, end, _billing if obis == COLLECTED_DAILY_OBIS else _words)
     served = dc.device.find(7, obis)
@@ -185,7 +210,12 @@ offsets = st.one_of(
 )
 @given(
     obis=st.sampled_from(
-        [COLLECTED_LOAD_PROFILE_OBIS, COLLECTED_DAILY_OBIS, COLLECTED_STATUS_OBIS]
+        [
+            COLLECTED_LOAD_PROFILE_OBIS,
+            COLLECTED_MEASURANDS_OBIS,
+            COLLECTED_DAILY_OBIS,
+            COLLECTED_STATUS_OBIS,
+        ]
     ),
     first=offsets,
     length=st.sampled_from([0, 1, 15, 60, 1439, 1440, 2880]).map(lambda m: dt.timedelta(minutes=m)),
@@ -210,14 +240,21 @@ def test_range_reads_answer_the_generic_octets(
 
 
 @pytest.mark.parametrize(
-    "obis", [COLLECTED_LOAD_PROFILE_OBIS, COLLECTED_DAILY_OBIS, COLLECTED_STATUS_OBIS]
+    "obis",
+    [
+        COLLECTED_LOAD_PROFILE_OBIS,
+        COLLECTED_MEASURANDS_OBIS,
+        COLLECTED_DAILY_OBIS,
+        COLLECTED_STATUS_OBIS,
+    ],
 )
 def test_the_last_day_as_the_head_end_reads_it(dc: ConcentratorServer, obis: Obis) -> None:
     """The fleet-day's reads: the load profile of the day, the closure at its end."""
     tz = zone(dc.spec.time_zone)
     end = dc.clock.now().astimezone(tz).replace(hour=0, minute=0, second=0, microsecond=0)
     start = (end - dt.timedelta(hours=12)).replace(hour=0)
-    if obis == COLLECTED_LOAD_PROFILE_OBIS:
+    interval = obis in (COLLECTED_LOAD_PROFILE_OBIS, COLLECTED_MEASURANDS_OBIS)
+    if interval:
         bounds = (start + dt.timedelta(seconds=1), end)
     else:
         bounds = (end, end + dt.timedelta(minutes=5))
@@ -228,7 +265,7 @@ def test_the_last_day_as_the_head_end_reads_it(dc: ConcentratorServer, obis: Obi
     assert encode_data(answer) == _reference(dc, obis, descriptor)
     rows = answer.value
     assert isinstance(rows, tuple)
-    assert len(rows) >= (90 if obis == COLLECTED_LOAD_PROFILE_OBIS else 1) * len(dc.nodes) // 2
+    assert len(rows) >= (90 if interval else 1) * len(dc.nodes) // 2
 
 
 def test_selected_columns_take_the_generic_path(dc: ConcentratorServer) -> None:

@@ -46,6 +46,7 @@ from smmc.store.work_orders import TargetRef, WorkOrderQueue
 __all__ = [
     "DAILY_CLOSURE_CRON",
     "LOAD_PROFILE_CRON",
+    "MEASURANDS_CRON",
     "Schedule",
     "ScheduleScope",
     "Scheduler",
@@ -292,6 +293,8 @@ DAILY_CLOSURE_CRON = "15 1 * * *"
 """Local 01:15: the closures of the day that just ended are captured (at midnight) and the
 DC has had an hour to collect them."""
 LOAD_PROFILE_CRON = "45 1 * * *"
+MEASURANDS_CRON = LOAD_PROFILE_CRON
+"""The concentrators' measurand read: by default with their load profile, as its own order."""
 
 
 def add_collection_schedules(
@@ -299,31 +302,35 @@ def add_collection_schedules(
     *,
     daily_closure_cron: str = DAILY_CLOSURE_CRON,
     load_profile_cron: str = LOAD_PROFILE_CRON,
+    measurands_cron: str | None = MEASURANDS_CRON,
     time_zone: str = DEFAULT_TIME_ZONE,
     lookback_days: int | None = None,
 ) -> list[int]:
-    """The recurring collection entries (issue 7): the daily closure and the load profile
-    ("n2pload", with the measurands) of every concentrator, in bulk from its collected data,
-    and of every point-to-point meter. Returns the schedule ids."""
+    """The recurring collection entries (issue 7), as schedule ids: for every concentrator,
+    in bulk from its collected data, the daily closure, the load profile ("n2pload") and
+    the measurands, each its own entry (the DC's measurand read is a second bulk read over
+    the PLC, which a utility schedules on its own; ``measurands_cron=None`` leaves it out);
+    for every point-to-point meter the daily closure and the load profile with the
+    measurands, in one association."""
     extra = {} if lookback_days is None else {"lookback_days": lookback_days}
-    entries = (
-        ("collection: daily closure", daily_closure_cron, ["daily_closure"]),
-        ("collection: load profile", load_profile_cron, ["load_profile", "measurands"]),
-    )
-    ids = []
-    for name, cron, kinds in entries:
-        for activity, scope, who in (
-            (ActivityType.COLLECTION, ScheduleScope.ALL_CONCENTRATORS, "concentrators"),
-            (ActivityType.METER_COLLECTION, ScheduleScope.POINT_TO_POINT_METERS, "meters"),
-        ):
-            ids.append(
-                scheduler.add(
-                    f"{name} ({who})",
-                    activity,
-                    cron,
-                    scope,
-                    time_zone=time_zone,
-                    payload={"collect": kinds, **extra},
-                )
-            )
-    return ids
+    dcs = (ActivityType.COLLECTION, ScheduleScope.ALL_CONCENTRATORS, "concentrators")
+    p2p = (ActivityType.METER_COLLECTION, ScheduleScope.POINT_TO_POINT_METERS, "meters")
+    entries = [
+        ("collection: daily closure", daily_closure_cron, ["daily_closure"], dcs),
+        ("collection: daily closure", daily_closure_cron, ["daily_closure"], p2p),
+        ("collection: load profile", load_profile_cron, ["load_profile"], dcs),
+        ("collection: load profile", load_profile_cron, ["load_profile", "measurands"], p2p),
+    ]
+    if measurands_cron is not None:
+        entries.append(("collection: measurands", measurands_cron, ["measurands"], dcs))
+    return [
+        scheduler.add(
+            f"{name} ({who})",
+            activity,
+            cron,
+            scope,
+            time_zone=time_zone,
+            payload={"collect": kinds, **extra},
+        )
+        for name, cron, kinds, (activity, scope, who) in entries
+    ]

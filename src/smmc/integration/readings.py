@@ -47,6 +47,7 @@ from smmc.store.readings import IntervalValue, RegisterRead
 from smmc.store.work_orders import WorkOrderQueue
 
 __all__ = [
+    "Part",
     "ReadingGroup",
     "eligible_meters",
     "queue_collected",
@@ -101,12 +102,17 @@ def _connected(bind: Engine | Connection) -> AbstractContextManager[Connection]:
 
 
 def readings_message_id(
-    group: ReadingGroup, start: datetime, end: datetime, meters: Sequence[str]
+    group: ReadingGroup,
+    start: datetime,
+    end: datetime,
+    meters: Sequence[str],
+    part: str | None = None,
 ) -> str:
-    """A MeterReadings message's MessageID, derived from its group, period and meters: the
-    same readings queued again (a rerun) get the same MessageID and are not sent twice."""
+    """A MeterReadings message's MessageID, derived from its group, period, meters and, for
+    a message of only a part of the group's types, that part: the same readings queued
+    again (a rerun) get the same MessageID and are not sent twice."""
     key = f"readings/{group.value}/{start.isoformat()}/{end.isoformat()}/{','.join(meters)}"
-    return str(uuid.uuid5(_NAMESPACE, key))
+    return str(uuid.uuid5(_NAMESPACE, key if part is None else f"{key}/{part}"))
 
 
 def _as_json(item: MeterReading) -> tuple[dict[str, Any], int]:
@@ -143,12 +149,14 @@ def queue_meter_readings(
     meters: Sequence[str] | None = None,
     max_values: int = MAX_MESSAGE_VALUES,
     now: datetime | None = None,
+    part: Part | None = None,
 ) -> int:
     """Write the period's readings of the eligible meters (all, or those of ``meters``) to
     the outbox as bounded ``MeterReadings`` messages; returns how many messages. Load
     profiles are the intervals ending in ``(start, end]``, closures those captured in
-    ``[start, end]``. Given a connection, the rows are read and written in its transaction;
-    a message queued before (same MessageID) is not queued again."""
+    ``[start, end]``; ``part`` keeps a load profile's messages to its energies or its
+    measurands. Given a connection, the rows are read and written in its transaction; a
+    message queued before (same MessageID) is not queued again."""
     if max_values < 1:
         raise ValueError(f"max_values must be at least 1, got {max_values}")
     if start.tzinfo is None or end.tzinfo is None:
@@ -156,8 +164,9 @@ def queue_meter_readings(
     if end < start or (end == start and group is ReadingGroup.LOAD_PROFILE):
         raise ValueError("start and end: start before end (or equal, for daily closures)")
     with _connected(bind) as conn:
-        entries = _stored_entries(conn, group, start, end, eligible_meters(conn, group, meters))
-        return _queue(conn, group, start, end, entries, max_values, now)
+        meters = eligible_meters(conn, group, meters)
+        entries = _stored_entries(conn, group, start, end, meters, _types(group, part))
+        return _queue(conn, group, start, end, entries, max_values, now, part)
 
 
 def _group_types(group: ReadingGroup) -> list[ReadingType]:
@@ -165,11 +174,40 @@ def _group_types(group: ReadingGroup) -> list[ReadingType]:
     return [rt for rt in READING_TYPES if (rt.kind is ReadingKind.REGISTER) == register]
 
 
+class Part(StrEnum):
+    """A part of the load-profile group: a DC's load profile and its measurands are
+    collected by separate orders, each of which sends what it stored, and only that."""
+
+    ENERGIES = "energies"
+    MEASURANDS = "measurands"
+
+
+def _types(group: ReadingGroup, part: Part | None) -> list[ReadingType]:
+    types = _group_types(group)
+    if part is None:
+        return types
+    measurand = part is Part.MEASURANDS
+    return [rt for rt in types if (rt.kind is ReadingKind.MEASURAND) == measurand]
+
+
+def _part(type_ids: set[int]) -> Part | None:
+    """The part of the load-profile group that offered intervals of these types belong to
+    (``None``: both)."""
+    measurands = {rt.id for rt in _types(ReadingGroup.LOAD_PROFILE, Part.MEASURANDS)}
+    if type_ids <= measurands:
+        return Part.MEASURANDS
+    return Part.ENERGIES if type_ids.isdisjoint(measurands) else None
+
+
 def _stored_entries(
-    conn: Connection, group: ReadingGroup, start: datetime, end: datetime, serials: list[str]
+    conn: Connection,
+    group: ReadingGroup,
+    start: datetime,
+    end: datetime,
+    serials: list[str],
+    types: list[ReadingType],
 ) -> Iterator[tuple[dict[str, Any], int]]:
     """The meters' stored readings of the period, as ``GetMeterReadings`` answers them."""
-    types = _group_types(group)
     service = CimService(conn.engine, WorkOrderQueue(conn.engine, _policies()))
     per_read = _meters_per_read(group, end - start, len(types))
     for first in range(0, len(serials), per_read):
@@ -186,6 +224,7 @@ def _queue(
     entries: Iterable[tuple[dict[str, Any], int]],
     max_values: int,
     now: datetime | None,
+    part: Part | None = None,
 ) -> int:
     """The meters' entries as outbox rows of at most ``max_values`` values (a meter is
     never split; a meter without values is left out); returns how many messages."""
@@ -205,7 +244,10 @@ def _queue(
     stamp = now or datetime.now(UTC)
     rows = []
     for index, items in enumerate(messages, start=1):
-        message_id = readings_message_id(group, start, end, [e["meter"] for e in items])
+        # The energies keep the group's MessageID (a DC's load profile had it before it
+        # was collected apart from its measurands).
+        named = part if part is Part.MEASURANDS else None
+        message_id = readings_message_id(group, start, end, [e["meter"] for e in items], named)
         body = {
             "message_id": message_id,
             "kind": READINGS,
@@ -247,6 +289,7 @@ def _offered_entries(
     intervals: Sequence[IntervalValue],
     start: datetime,
     end: datetime,
+    types: list[ReadingType],
 ) -> list[tuple[dict[str, Any], int]] | None:
     """The load-profile entries of the eligible meters built from ``intervals``, which the
     caller has just stored, all of them new — exactly what reading them back would give,
@@ -261,7 +304,7 @@ def _offered_entries(
     if min(map(math.copysign, repeat(1.0), filter((0.0).__eq__, amounts)), default=1.0) < 0:
         return None
     iv = t.interval_readings.c
-    type_ids = [rt.id for rt in _group_types(ReadingGroup.LOAD_PROFILE)]
+    type_ids = [rt.id for rt in types]
     meter_ids = sorted(wanted)
     stored = 0
     for first in range(0, len(meter_ids), _METERS_PER_READ):
@@ -339,9 +382,15 @@ def queue_collected(
         low = min(map(operator.sub, ends, map(lengths.__getitem__, map(_TYPE, intervals))))
         high = max(ends)
         group = ReadingGroup.LOAD_PROFILE
-        entries = _offered_entries(conn, serials, meters, intervals, low, high) if all_new else None
+        part = _part(set(lengths))
+        types = _types(group, part)
+        entries = (
+            _offered_entries(conn, serials, meters, intervals, low, high, types)
+            if all_new
+            else None
+        )
         if entries is None:
-            count += queue_meter_readings(conn, group, low, high, meters=meters, now=now)
+            count += queue_meter_readings(conn, group, low, high, meters=meters, now=now, part=part)
         else:
-            count += _queue(conn, group, low, high, entries, MAX_MESSAGE_VALUES, now)
+            count += _queue(conn, group, low, high, entries, MAX_MESSAGE_VALUES, now, part)
     return count

@@ -36,8 +36,8 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from operator import itemgetter
-from typing import ClassVar, Literal
+from operator import attrgetter, itemgetter
+from typing import Any, ClassVar, Literal, Protocol
 
 from smmc.dlms.apdu import (
     Aare,
@@ -94,10 +94,12 @@ from smmc.domain.spontaneous import (
 from smmc.domain.time import zone
 from smmc.sim.clock import SimClock
 from smmc.sim.fleet import ConcentratorSpec, FleetPlan, MeterSpec
-from smmc.sim.meter_device import MeterDevices
+from smmc.sim.meter_device import MeterDevices, measurand_values
 from smmc.sim.meter_model import (
     ExtendedWord1,
     ExtendedWord2,
+    LoadProfileStatus,
+    MeasurandRow,
     MeterModel,
     MeterModelError,
     NormalWord1,
@@ -110,6 +112,7 @@ __all__ = [
     "BREAKER_CLASS",
     "COLLECTED_DAILY_OBIS",
     "COLLECTED_LOAD_PROFILE_OBIS",
+    "COLLECTED_MEASURANDS_OBIS",
     "COLLECTED_STATUS_OBIS",
     "GATEWAY_BASE",
     "MANAGEMENT_ADDRESS",
@@ -145,6 +148,7 @@ ACK_LOG_OBIS = Obis(0, 128, 96, 2, 0, 255)
 NODE_MANAGEMENT_OBIS = Obis(0, 128, 96, 3, 0, 255)
 NODE_MANAGEMENT_CLASS = 128
 COLLECTED_LOAD_PROFILE_OBIS = Obis(0, 128, 99, 1, 0, 255)
+COLLECTED_MEASURANDS_OBIS = Obis(0, 128, 99, 2, 0, 255)
 COLLECTED_DAILY_OBIS = Obis(0, 128, 98, 1, 0, 255)
 COLLECTED_STATUS_OBIS = Obis(0, 128, 99, 98, 0, 255)
 BREAKER_CLASS = DisconnectControl.CLASS_ID
@@ -338,6 +342,33 @@ def _row_packer(serial_length: int, values: DataTag, count: int, status: bool) -
     return StructurePacker(head + [(values, -1)] * count)
 
 
+_ENERGY_COLUMNS = (
+    "active_import_wh",
+    "active_export_wh",
+    "reactive_import_varh",
+    "reactive_export_varh",
+)
+_ENERGIES = attrgetter(*_ENERGY_COLUMNS)
+"""A load-profile row's A+, A−, R+, R− (one C call a row)."""
+
+
+class _Captured(Protocol):
+    """A model's row of one capture period (load profile or measurands)."""
+
+    @property
+    def captured_utc(self) -> dt.datetime: ...
+    @property
+    def clock(self) -> dt.datetime: ...
+    @property
+    def status(self) -> LoadProfileStatus: ...
+
+
+def _l1_measurands(row: MeasurandRow) -> tuple[int, int]:
+    """Average voltage and current of phase L1 as the meter's measurand profile has them."""
+    volts, amps = measurand_values(row)
+    return volts[0], amps[0]
+
+
 def _billing_values(model: MeterModel, at: dt.datetime) -> list[int]:
     """Per energy (A+, A−, R+, R−) the total and T1..T6 registers."""
     registers = model.registers(at)
@@ -512,6 +543,8 @@ class ConcentratorServer:
     fleet runner's shared ``MeterDevices`` so the gateway, the collected profiles and any
     point-to-point access all see the same meters (a private one is made otherwise).
     ``port=None`` listens on the plan's port, ``0`` on an ephemeral one.
+    ``collects_measurands=False`` is an older firmware without the collected measurand
+    profile (a GET of it answers object-undefined).
     """
 
     def __init__(
@@ -527,8 +560,10 @@ class ConcentratorServer:
         head_end: HeadEndAddress | None = None,
         idle_timeout: float | None = 120.0,
         alarm_interval_s: float | None = None,
+        collects_measurands: bool = True,
     ) -> None:
         self.plan = plan
+        self.collects_measurands = collects_measurands
         self.spec = spec
         self.clock = clock
         self.host = spec.host if host is None else host
@@ -800,11 +835,19 @@ class ConcentratorServer:
             for t in range(7)
         ]
         words = [CaptureObjectDefinition(1, Obis(0, 0, 96, 5, w, 255), 2) for w in (1, 2, 3, 4)]
-        for obis, columns, fetch, period in (
+        # The meter's own average voltage and current L1 registers (its measurand profile's).
+        measurands = [CaptureObjectDefinition(3, Obis(1, 0, c, 25, 0, 255), 2) for c in (32, 31)]
+        profiles = [
             (
                 COLLECTED_LOAD_PROFILE_OBIS,
                 [CLOCK_TIME, _SERIAL_COLUMN, status, *energy],
                 self._load_profile_rows,
+                900,
+            ),
+            (
+                COLLECTED_MEASURANDS_OBIS,
+                [CLOCK_TIME, _SERIAL_COLUMN, status, *measurands],
+                self._measurand_rows,
                 900,
             ),
             (
@@ -819,7 +862,10 @@ class ConcentratorServer:
                 self._status_rows,
                 86400,
             ),
-        ):
+        ]
+        for obis, columns, fetch, period in profiles:
+            if obis == COLLECTED_MEASURANDS_OBIS and not self.collects_measurands:
+                continue
             device.add(
                 _WindowProfile(obis, columns, fetch, self._last_day, self._tz, period),
                 {MANAGEMENT_CLIENT: full_read},
@@ -867,7 +913,19 @@ class ConcentratorServer:
         end = min(end, self.clock.now())
         return (start, end) if start < end else None
 
-    def _load_profile_rows(self, start: dt.datetime, end: dt.datetime, keep: Keep) -> list[bytes]:
+    def _intervals(
+        self,
+        start: dt.datetime,
+        end: dt.datetime,
+        keep: Keep,
+        captured: Callable[[MeterModel, dt.datetime, dt.datetime], Sequence[_Captured]],
+        values: Callable[[Any], tuple[int, ...]],
+        tag: DataTag,
+        count: int,
+    ) -> list[bytes]:
+        """A row per capture period of each collected meter in the window whose clock
+        ``keep`` accepts, by capture then node address: clock · serial · status · the
+        ``count`` ``values`` of the model's row (as ``tag``)."""
         window = self._clamp(start, end)
         if window is None:
             return []
@@ -875,23 +933,31 @@ class ConcentratorServer:
         append = rows.append
         for node in self._collected():
             serial = node.serial.encode("ascii")
-            pack = _row_packer(len(serial), DataTag.DOUBLE_LONG_UNSIGNED, 4, True).pack
+            pack = _row_packer(len(serial), tag, count, True).pack
             address = node.node_address
-            for row in self.model(node.index).load_profile(*window):
+            for row in captured(self.model(node.index), *window):
                 clock = _clock_octets(row.clock)
                 if keep(clock):
-                    encoded = pack(
-                        clock,
-                        serial,
-                        int(row.status),
-                        row.active_import_wh,
-                        row.active_export_wh,
-                        row.reactive_import_varh,
-                        row.reactive_export_varh,
-                    )
+                    encoded = pack(clock, serial, int(row.status), *values(row))
                     append((row.captured_utc, address, encoded))
         rows.sort(key=itemgetter(0, 1))
         return [encoded for _, _, encoded in rows]
+
+    def _load_profile_rows(self, start: dt.datetime, end: dt.datetime, keep: Keep) -> list[bytes]:
+        return self._intervals(
+            start,
+            end,
+            keep,
+            MeterModel.load_profile,
+            _ENERGIES,
+            DataTag.DOUBLE_LONG_UNSIGNED,
+            len(_ENERGY_COLUMNS),
+        )
+
+    def _measurand_rows(self, start: dt.datetime, end: dt.datetime, keep: Keep) -> list[bytes]:
+        return self._intervals(
+            start, end, keep, MeterModel.measurands, _l1_measurands, DataTag.LONG_UNSIGNED, 2
+        )
 
     def _closures(
         self,
@@ -1139,6 +1205,7 @@ class ConcentratorFleet:
         head_end: HeadEndAddress | None = None,
         idle_timeout: float | None = 120.0,
         alarm_interval_s: float | None = None,
+        collects_measurands: bool = True,
     ) -> None:
         self.concentrators = [
             ConcentratorServer(
@@ -1150,6 +1217,7 @@ class ConcentratorFleet:
                 head_end=head_end,
                 idle_timeout=idle_timeout,
                 alarm_interval_s=alarm_interval_s,
+                collects_measurands=collects_measurands,
             )
             for spec in plan.concentrators
         ]

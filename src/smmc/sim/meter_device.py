@@ -81,6 +81,7 @@ from smmc.sim.fleet import FleetPlan, MeterSpec
 from smmc.sim.meter_model import (
     BillingRow,
     LoadProfileRow,
+    MeasurandRow,
     MeterModel,
     MeterModelError,
     Registers,
@@ -107,6 +108,7 @@ __all__ = [
     "PushHook",
     "alarm_bits",
     "build_meter_device",
+    "measurand_values",
     "meter_lls_password",
     "meter_system_title",
 ]
@@ -273,6 +275,18 @@ _LIMITS: Final = {
 
 def _clamp(value: int, tag: DataTag) -> int:
     return max(0, min(value, _LIMITS.get(tag, 0xFFFF_FFFF)))
+
+
+def measurand_values(row: MeasurandRow) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """The raw long-unsigned values of the measurand profile's columns, voltages L1..L3
+    (scaler −1) and currents L1..L3 (scaler −2), 0 for a phase the meter lacks: one
+    function, so a DC's collected measurands carry exactly the meter's own."""
+    volts = (*row.voltages, 0.0, 0.0, 0.0)[:3]
+    amps = (*row.currents, 0.0, 0.0, 0.0)[:3]
+    return (
+        tuple(_clamp(round(v * 10), DataTag.LONG_UNSIGNED) for v in volts),
+        tuple(_clamp(round(a * 100), DataTag.LONG_UNSIGNED) for a in amps),
+    )
 
 
 class _MeterClock(Clock):
@@ -551,26 +565,12 @@ class _Binding:
         ]
 
     def measurand_rows(self, start: dt.datetime, end: dt.datetime) -> list[Row]:
-        energy = self._lp(start, end)
-        measured = self.model.measurands(start - dt.timedelta(seconds=1), end)
+        # The model's range is (start, end]; DLMS ranges include their start.
         rows: list[Row] = []
-        for lp, m in zip(energy, measured, strict=True):
-            volts = [m.voltages[p] if p < len(m.voltages) else 0.0 for p in range(3)]
-            amps = [m.currents[p] if p < len(m.currents) else 0.0 for p in range(3)]
-            rows.append(
-                (
-                    _stamp(lp.clock),
-                    Data.unsigned(int(lp.status)),
-                    *(
-                        Data.long_unsigned(_clamp(round(v * 10), DataTag.LONG_UNSIGNED))
-                        for v in volts
-                    ),
-                    *(
-                        Data.long_unsigned(_clamp(round(a * 100), DataTag.LONG_UNSIGNED))
-                        for a in amps
-                    ),
-                )
-            )
+        for m in self.model.measurands(start - dt.timedelta(seconds=1), end):
+            volts, amps = measurand_values(m)
+            cells = (Data.long_unsigned(v) for v in (*volts, *amps))
+            rows.append((_stamp(m.clock), Data.unsigned(int(m.status)), *cells))
         return rows
 
     def billing_rows(self, start: dt.datetime, end: dt.datetime) -> list[Row]:

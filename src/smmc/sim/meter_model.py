@@ -16,6 +16,7 @@ import functools
 import itertools
 import math
 from array import array
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
@@ -136,8 +137,12 @@ class LoadProfileRow:
 
 @dataclass(frozen=True, slots=True)
 class MeasurandRow:
+    """Averages of one capture period; ``clock`` and ``status`` are those of the load-profile
+    row of the same capture."""
+
     captured_utc: datetime
     clock: datetime
+    status: LoadProfileStatus
     voltages: tuple[float, ...]
     currents: tuple[float, ...]
 
@@ -818,19 +823,26 @@ class MeterModel:
             for bad, clock in zip(invalid, clocks, strict=True)
         ]
 
-    def load_profile(self, start: datetime, end: datetime) -> list[LoadProfileRow]:
-        """Rows whose capture time on the meter clock lies in ``(start, end]``."""
+    def _captured(
+        self, start: datetime, end: datetime
+    ) -> Iterator[tuple[tuple[float, float, float], datetime, LoadProfileStatus, list[int]]]:
+        """Each capture in ``(start, end]`` of the meter clock with its local clock, its
+        row status and the registers' growth over it."""
         captures = self._captures(start, end)
         clocks = [self._meter_local(meter) for meter, _, _ in captures]
+        return zip(
+            captures,
+            clocks,
+            self._row_statuses(captures, clocks),
+            self._capture_deltas(captures),
+            strict=True,
+        )
+
+    def load_profile(self, start: datetime, end: datetime) -> list[LoadProfileRow]:
+        """Rows whose capture time on the meter clock lies in ``(start, end]``."""
         return [
             LoadProfileRow(_instant(true_end), clock, status, *growth)
-            for (_, true_end, _), clock, status, growth in zip(
-                captures,
-                clocks,
-                self._row_statuses(captures, clocks),
-                self._capture_deltas(captures),
-                strict=True,
-            )
+            for (_, true_end, _), clock, status, growth in self._captured(start, end)
         ]
 
     def load_profile_day(self, day: date) -> list[LoadProfileRow]:
@@ -841,10 +853,7 @@ class MeterModel:
     def measurands(self, start: datetime, end: datetime) -> list[MeasurandRow]:
         """Average voltage and current per capture period, captured like the load profile."""
         rows = []
-        captures = self._captures(start, end)
-        for (meter, true_end, true_start), deltas in zip(
-            captures, self._capture_deltas(captures), strict=True
-        ):
+        for (_, true_end, true_start), clock, status, deltas in self._captured(start, end):
             energy = deltas[0] + deltas[1]
             length = true_end - true_start
             power = energy * 3600.0 / length
@@ -852,9 +861,7 @@ class MeterModel:
             slot = math.floor((true_start + true_end) / 2 / SLOT_SECONDS)
             values: Measurands = self._consumption.measurands(slot, power, supplied)
             rows.append(
-                MeasurandRow(
-                    _instant(true_end), self._meter_local(meter), values.voltages, values.currents
-                )
+                MeasurandRow(_instant(true_end), clock, status, values.voltages, values.currents)
             )
         return rows
 

@@ -3,17 +3,20 @@
 Two executors, one per kind of target:
 
 * `ConcentratorCollectionExecutor` (activity ``Collection``, a concentrator): reads the DC's
-  collected-data profiles in bulk — load profile ``0.128.99.1.0.255``, daily closure
-  ``0.128.98.1.0.255`` and status words ``0.128.99.98.0.255`` — by range, in one management
-  session, for every meter of the DC; the daily closure is decoded by the profile's capture
-  objects (read in the same session), so every energy whose total and T1..T6 it carries is a
-  register set;
+  collected-data profiles in bulk — load profile ``0.128.99.1.0.255``, measurands
+  ``0.128.99.2.0.255``, daily closure ``0.128.98.1.0.255`` and status words
+  ``0.128.99.98.0.255`` — by range, in one management session, for every meter of the DC;
+  the daily closure and the measurands are decoded by the profile's capture objects (read in
+  the same session), so every energy whose total and T1..T6 it carries is a register set,
+  and the L1 voltage and current columns are found and scaled as the meter's own registers
+  (the device profile's scalers). A DC without the measurand profile (older firmware: the
+  GET answers object-undefined) is no failure: the result says so;
 * `MeterCollectionExecutor` (activity ``MeterCollection``, a point-to-point meter): reads the
   meter's own load profile, measurand profile and daily billing profile by range, and its
   status words, in one association.
 
 Payload (both optional): ``collect``, a list of ``daily_closure``, ``load_profile`` and
-``measurands`` (default all three; a concentrator has no measurands to give), and
+``measurands`` (default all three), and
 ``lookback_days`` (default 3): how far back a missing interval or closure is still read
 again. Each read starts at the first instant some meter of the order still lacks
 (`interval_read_starts`, `closure_read_starts`), so a gap left by a failed run, an
@@ -41,14 +44,16 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from smmc.dlms.apdu import DataAccessResult
 from smmc.dlms.apdu.selective_access import CLOCK_TIME, CaptureObjectDefinition
 from smmc.dlms.axdr import Data, DataTag
 from smmc.dlms.cosem import CosemAccessError
 from smmc.dlms.cosem.base import expect_items
 from smmc.dlms.cosem.profile_generic import parse_definition
 from smmc.dlms.cosem_time import CosemDateTime
+from smmc.dlms.errors import ServiceError
 from smmc.dlms.obis import Obis
-from smmc.dlms.profiles.builder import AttributeInfo
+from smmc.dlms.profiles.builder import AttributeInfo, DecodeMap
 from smmc.domain.error_catalog import ErrorKey, FieldError
 from smmc.domain.events import METER_WORDS
 from smmc.domain.readings import (
@@ -74,6 +79,7 @@ from smmc.engine.activities.base import FieldExecutor, FieldResult
 from smmc.field.drivers import (
     COLLECTED_DAILY,
     COLLECTED_LOAD_PROFILE,
+    COLLECTED_MEASURANDS,
     COLLECTED_STATUS_WORDS,
     LOAD_PROFILE,
     MEASURAND_PROFILE,
@@ -115,6 +121,7 @@ _ENERGY_OF_C = {
 }
 _DC_LOAD_ENERGIES = tuple(_ENERGY_OF_C.values())  # columns 3..6 of a collected LP row
 _DC_SERIAL = Obis(0, 0, 96, 1, 0, 255)  # the serial column of the DC's collected profiles
+_PROFILE_STATUS = Obis(0, 0, 96, 10, 1, 255)  # the status byte of an interval row
 _VOLTAGE_L1 = Obis(1, 0, 32, 25, 0, 255)
 _CURRENT_L1 = Obis(1, 0, 31, 25, 0, 255)
 _EVENT_KEY = "TIER_SUM_VIOLATION"
@@ -293,6 +300,8 @@ class _Batch:
     rejected_count: int = 0
     unknown_serials: set[str] = field(default_factory=set)
     serials: dict[int, str] = field(default_factory=dict)
+    measurands: int = 0  # voltage and current values read
+    measurands_absent: str | None = None  # why none could be read
 
     def reject(self, what: str, reason: str) -> None:
         self.rejected_count += 1
@@ -426,6 +435,57 @@ def _capture_objects(value: Data, what: str) -> tuple[CaptureObjectDefinition, .
         raise _bad(f"{what}: {exc.message or exc}") from None
 
 
+def _clock_and_serial(
+    columns: Sequence[CaptureObjectDefinition], rows: int, what: str, batch: _Batch
+) -> tuple[int, int] | None:
+    """Where a collected profile's clock and serial columns are; without them each of its
+    ``rows`` is rejected."""
+    clock = next((n for n, c in enumerate(columns) if c == CLOCK_TIME), None)
+    serial = next(
+        (n for n, c in enumerate(columns) if c.logical_name == _DC_SERIAL and c.class_id == 1),
+        None,
+    )
+    if clock is None or serial is None:
+        for number in range(1, rows + 1):
+            batch.reject(f"{what} row {number}", "the profile has no clock or serial column")
+        return None
+    return clock, serial
+
+
+def _dc_measurands(
+    rows: Sequence[Row],
+    objects: Sequence[CaptureObjectDefinition],
+    decode: DecodeMap,
+    meters: Mapping[str, CollectedMeter],
+    tz: str,
+    batch: _Batch,
+) -> None:
+    """Collected measurands, decoded by the profile's capture objects: clock · serial ·
+    status · average voltage L1 · average current L1 (the simulated DC's order). The
+    columns are the meter's own registers, scaled as its device profile declares them, so
+    a meter read through its DC stores what it would give read directly."""
+    what = "collected measurands"
+    located = _clock_and_serial(objects, len(rows), what, batch)
+    if located is None:
+        return
+    clock, serial = located
+    infos = (decode.info(c.logical_name, c.attribute_index) for c in objects)
+    columns = tuple(
+        info if info is not None and info.class_id == c.class_id else None
+        for c, info in zip(objects, infos, strict=True)
+    )
+    where = _measurand_columns(columns, what, batch) if rows else None
+    if where is None:
+        return
+    for label, row, meter, at in _dc_rows(
+        rows, len(objects), what, meters, tz, batch, clock, serial
+    ):
+        try:
+            _add_measurands(row, meter, at, where, columns, batch)
+        except ValueError as exc:
+            batch.reject(label, str(exc))
+
+
 def _dc_daily(
     rows: Sequence[Row],
     columns: Sequence[CaptureObjectDefinition],
@@ -439,15 +499,10 @@ def _dc_daily(
     the four totals, only A+); an energy a meter's profile asks for without its tiers is
     rejected once per read, naming the energy."""
     what = "collected daily closure"
-    clock = next((n for n, c in enumerate(columns) if c == CLOCK_TIME), None)
-    serial = next(
-        (n for n, c in enumerate(columns) if c.logical_name == _DC_SERIAL and c.class_id == 1),
-        None,
-    )
-    if clock is None or serial is None:
-        for number in range(1, len(rows) + 1):
-            batch.reject(f"{what} row {number}", "the profile has no clock or serial column")
+    located = _clock_and_serial(columns, len(rows), what, batch)
+    if located is None:
         return
+    clock, serial = located
     where = {
         found: n
         for n, c in enumerate(columns)
@@ -570,23 +625,45 @@ def _meter_load_profile(
 def _meter_measurands(
     rows: Iterable[Row], meter: CollectedMeter, columns: Columns, tz: str, batch: _Batch
 ) -> None:
-    """The measurand profile: clock · status · V L1..L3 · I L1..L3; the store keeps the
-    average voltage and current of phase A (L1), the reading types DOMAIN.md §6 names."""
-    voltage, current = _column(columns, _VOLTAGE_L1), _column(columns, _CURRENT_L1)
-    if voltage is None or current is None:
-        batch.reject(f"{meter.serial} measurands", "no L1 voltage or current column")
+    """The measurand profile: clock · status · V L1..L3 · I L1..L3."""
+    where = _measurand_columns(columns, f"{meter.serial} measurands", batch)
+    if where is None:
         return
     for number, row in enumerate(rows, start=1):
         try:
-            end = _stamp(row[0], tz)
-            quality = int(profile_status_quality(_number(row[1], "status")))
-            volts = float(_scaled(columns, voltage, row))
-            amps = float(_scaled(columns, current, row))
+            _add_measurands(row, meter, _stamp(row[0], tz), where, columns, batch)
         except (ValueError, IndexError) as exc:
             batch.reject(f"{meter.serial} measurand row {number}", str(exc))
-            continue
-        batch.intervals.append(IntervalValue(meter.id, AVERAGE_VOLTAGE.id, end, volts, quality))
-        batch.intervals.append(IntervalValue(meter.id, AVERAGE_CURRENT.id, end, amps, quality))
+
+
+def _measurand_columns(columns: Columns, what: str, batch: _Batch) -> tuple[int, int, int] | None:
+    """Where a measurand profile's status, L1 voltage and L1 current are (rejected once
+    if one is missing)."""
+    found = [_column(columns, obis) for obis in (_PROFILE_STATUS, _VOLTAGE_L1, _CURRENT_L1)]
+    status, voltage, current = found
+    if status is None or voltage is None or current is None:
+        batch.reject(what, "no status, L1 voltage or L1 current column")
+        return None
+    return status, voltage, current
+
+
+def _add_measurands(
+    row: Row,
+    meter: CollectedMeter,
+    end: datetime,
+    where: tuple[int, int, int],
+    columns: Columns,
+    batch: _Batch,
+) -> None:
+    """A measurand row's values the store keeps: the average voltage and current of phase
+    A (L1), the reading types DOMAIN.md §6 names, with the row's quality."""
+    status, voltage, current = where
+    quality = int(profile_status_quality(_number(row[status], "status")))
+    volts = float(_scaled(columns, voltage, row))
+    amps = float(_scaled(columns, current, row))
+    batch.intervals.append(IntervalValue(meter.id, AVERAGE_VOLTAGE.id, end, volts, quality))
+    batch.intervals.append(IntervalValue(meter.id, AVERAGE_CURRENT.id, end, amps, quality))
+    batch.measurands += 2
 
 
 def _meter_billing(
@@ -695,8 +772,6 @@ class _Plan:
 class _CollectionExecutor(FieldExecutor):
     """What both collections share: the plan before the session, the store after it."""
 
-    serves: frozenset[CollectionKind] = frozenset(CollectionKind)
-
     async def plan(
         self, order: LeasedOrder, *, concentrator_id: int | None = None, meter_id: int | None = None
     ) -> _Plan:
@@ -706,8 +781,7 @@ class _CollectionExecutor(FieldExecutor):
         meters = await asyncio.to_thread(
             _meters, engine, concentrator_id=concentrator_id, meter_id=meter_id
         )
-        kinds = request.kinds & self.serves
-        since = now - request.lookback
+        kinds, since = request.kinds, now - request.lookback
         starts = await asyncio.to_thread(_read_starts, engine, meters, kinds, since, now)
         return _Plan(kinds, now, meters, starts)
 
@@ -717,15 +791,16 @@ class _CollectionExecutor(FieldExecutor):
             kind.value: [start.isoformat(), plan.now.isoformat()]
             for kind, start in plan.starts.items()
         }
-        return FieldResult({"meters": len(plan.meters), "ranges": ranges, **stored})
+        result = {"meters": len(plan.meters), "ranges": ranges, **stored}
+        if CollectionKind.MEASURANDS in plan.kinds:
+            result["measurands"] = batch.measurands_absent or batch.measurands
+        return FieldResult(result)
 
 
 class ConcentratorCollectionExecutor(_CollectionExecutor):
-    """Bulk collection of every meter behind one concentrator from its collected data (a
-    concentrator has no measurands to give)."""
+    """Bulk collection of every meter behind one concentrator from its collected data."""
 
     activity = ActivityType.COLLECTION
-    serves = frozenset({CollectionKind.LOAD_PROFILE, CollectionKind.DAILY_CLOSURE})
 
     async def run(self, order: LeasedOrder) -> FieldResult:
         dc_id = self.concentrator_id(order)
@@ -735,7 +810,8 @@ class ConcentratorCollectionExecutor(_CollectionExecutor):
         batch = _Batch(serials={meter.id: meter.serial for meter in plan.meters})
         load: list[Row] = []
         daily: list[Row] = []
-        daily_columns = Data.array(())
+        daily_columns = measurand_columns = Data.array(())
+        measurands: list[Row] = []
         words: list[Row] = []
         async with self.drivers.concentrator(dc_id, order.priority) as dc:
             tz = dc.access.time_zone
@@ -743,6 +819,17 @@ class ConcentratorCollectionExecutor(_CollectionExecutor):
                 load = await dc.client.read_profile(
                     COLLECTED_LOAD_PROFILE, starts[CollectionKind.LOAD_PROFILE], now
                 )
+            if CollectionKind.MEASURANDS in starts:
+                try:
+                    measurand_columns = await dc.client.get(7, COLLECTED_MEASURANDS, 3)
+                except ServiceError as exc:
+                    if exc.code != DataAccessResult.OBJECT_UNDEFINED:
+                        raise
+                    batch.measurands_absent = "not offered by the concentrator"
+                else:
+                    measurands = await dc.client.read_profile(
+                        COLLECTED_MEASURANDS, starts[CollectionKind.MEASURANDS], now
+                    )
             if CollectionKind.DAILY_CLOSURE in plan.kinds:
                 # The status words are captured with the closures: read them every run (the
                 # latest row is the meter's state), from the first missing closure if any.
@@ -752,12 +839,14 @@ class ConcentratorCollectionExecutor(_CollectionExecutor):
                     daily = await dc.client.read_profile(COLLECTED_DAILY, start, now)
                 words = await dc.client.read_profile(COLLECTED_STATUS_WORDS, start, now)
         _dc_load_profile(load, by_serial, tz, batch)
+        columns = _capture_objects(measurand_columns, "collected measurands capture objects")
+        _dc_measurands(measurands, columns, self.drivers.decode, by_serial, tz, batch)
         columns = _capture_objects(daily_columns, "collected daily closure capture objects")
         _dc_daily(daily, columns, by_serial, tz, batch)
         _dc_words(words, by_serial, tz, batch)
         # The rows as read (tens of thousands of objects) need not outlive their decoding:
         # every live object makes the collector's full passes during the store longer.
-        del load, daily, words
+        del load, measurands, daily, words
         return await self.finish(order, plan, batch)
 
 
