@@ -310,11 +310,11 @@ class FlakyQueue(WorkOrderQueue):
             raise OperationalError("SELECT 1", {}, Exception("connection refused"))
         return super().lease(*args, **kwargs)
 
-    def record_many(self, items: Any) -> list[State | None]:
+    def record_many(self, items: Any, also: Any = None) -> list[State | None]:
         if self.record_failures:
             self.record_failures -= 1
             raise OperationalError("UPDATE", {}, Exception("connection reset"))
-        return super().record_many(items)
+        return super().record_many(items, also)
 
 
 async def test_worker_survives_a_database_outage(db: Engine, clock: Clock) -> None:

@@ -206,7 +206,6 @@ class Link:
 
     def __init__(self, stream: _Stream) -> None:
         self._stream = stream
-        self.associations = 0
 
     @classmethod
     async def open(cls, host: str, port: int, timeout: float) -> Link:
@@ -381,7 +380,6 @@ class DlmsClient:
             settings, guard=guard, on_invocation_counter=on_invocation_counter
         )
         client = cls(link._stream, transport, connection, settings)
-        link.associations += 1
         clean = False
         body_failed = True
         try:

@@ -10,6 +10,7 @@ priorities and durations change without a release.
 from __future__ import annotations
 
 import csv
+import functools
 import importlib.resources
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -345,12 +346,18 @@ def _read_yaml(text: str, source: str) -> Any:
         raise PolicyError(f"{source}: not valid YAML ({exc})") from None
 
 
-def load_policies(override: Path | None = None) -> PolicyBook:
-    """The shipped defaults, with the fields of ``override`` (a YAML file) laid over them."""
+@functools.cache
+def _shipped_policies() -> PolicyBook:
+    """Read once per process: every queue (one per API request, per executor) starts here."""
     resource = importlib.resources.files("smmc.domain").joinpath("work_order_policies.yaml")
-    defaults = PolicyBook.from_mapping(
+    return PolicyBook.from_mapping(
         _read_yaml(resource.read_text(encoding="utf-8"), "work_order_policies.yaml")
     )
+
+
+def load_policies(override: Path | None = None) -> PolicyBook:
+    """The shipped defaults, with the fields of ``override`` (a YAML file) laid over them."""
+    defaults = _shipped_policies()
     if override is None:
         return defaults
     raw = _read_yaml(override.read_text(encoding="utf-8"), str(override))

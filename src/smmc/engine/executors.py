@@ -42,6 +42,7 @@ class ExecutorRegistry:
     def __init__(self, executors: Mapping[ActivityType, Executor] | None = None) -> None:
         self._executors: dict[ActivityType, Executor] = {}
         self._writers: list[OutcomeWriter] = []
+        self._closers: list[Callable[[], None]] = []
         for activity, executor in (executors or {}).items():
             self.register(activity, executor)
 
@@ -50,8 +51,21 @@ class ExecutorRegistry:
         transaction: both or neither), e.g. the event of a final result."""
         self._writers.append(writer)
 
-    def outcome_writers(self) -> tuple[OutcomeWriter, ...]:
-        return tuple(self._writers)
+    def write_outcomes(
+        self, conn: Connection, recorded: Sequence[tuple[LeasedOrder, State | None]]
+    ) -> None:
+        """Every outcome writer, in the transaction storing ``recorded``."""
+        for writer in self._writers:
+            writer(conn, recorded)
+
+    def add_closer(self, close: Callable[[], None]) -> None:
+        """What the executors hold beyond one order (kept connections), released when the
+        worker stops."""
+        self._closers.append(close)
+
+    def close(self) -> None:
+        for close in self._closers:
+            close()
 
     def register(self, activity: ActivityType, executor: Executor) -> None:
         if activity in self._executors:

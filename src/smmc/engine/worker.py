@@ -18,7 +18,6 @@ import socket
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
 from smmc.domain.work_orders import Outcome, State
@@ -100,6 +99,7 @@ class Worker:
                     await self._pause()
         finally:
             await self._drain()
+            self.registry.close()
 
     async def run_until_idle(self) -> None:
         """Lease and run until nothing is due and nothing is in flight (tests, one-shot runs)."""
@@ -191,15 +191,7 @@ class Worker:
 
     def _record(self, items: list[tuple[LeasedOrder, Outcome]]) -> list[State | None]:
         """Blocking: store the outcomes and the registry's rows that go with them."""
-        writers = self.registry.outcome_writers()
-        if not writers:
-            return self.queue.record_many(items)
-
-        def also(conn: Connection, recorded: list[tuple[LeasedOrder, State | None]]) -> None:
-            for writer in writers:
-                writer(conn, recorded)
-
-        return self.queue.record_many(items, also)
+        return self.queue.record_many(items, self.registry.write_outcomes)
 
     async def _execute(self, order: LeasedOrder) -> Outcome:
         executor = self.registry.get(order.activity)

@@ -333,16 +333,17 @@ class SpontaneousListener:
             return self._store_batch(batch)
 
     def _store_batch(self, batch: list[_Item]) -> tuple[list[Applied], int]:
-        batch[:] = [  # decoded once: a retry decodes nothing twice
+        decoded = [
             (item, decode_message(item.data, item.received_at) if result is None else result, link)
             for item, result, link in batch
         ]
-        items = [item for item, _, _ in batch]
-        results = [result for _, result, _ in batch if result is not None]
+        batch[:] = decoded  # decoded once: a retry decodes nothing twice
+        items = [item for item, _, _ in decoded]
+        results = [result for _, result, _ in decoded]
         links = {
             key: link
-            for _, result, link in batch
-            if link is not None and result is not None and (key := _device_key(result))
+            for _, result, link in decoded
+            if link is not None and (key := _device_key(result))
         }
         try:
             applied = [self._write(items, results, links)]

@@ -60,16 +60,13 @@ class LinkPool:
         """Keep ``link`` for the next session if it is open and fewer than ``keep`` idle
         links to ``endpoint`` are kept; close it otherwise (whether it is still fit is
         checked when it is taken)."""
-        idle = self._idle.setdefault(endpoint, [])
-        if link.closed or len(idle) >= keep:
+        if link.closed or len(self._idle.get(endpoint, ())) >= keep:
             link.close()
-            if not idle:
-                del self._idle[endpoint]
             return
         expiry = asyncio.get_running_loop().call_later(
             self.idle_timeout, self._expire, endpoint, link
         )
-        idle.append(_Idle(link, expiry))
+        self._idle.setdefault(endpoint, []).append(_Idle(link, expiry))
 
     def _expire(self, endpoint: Endpoint, link: Link) -> None:
         idle = self._idle.get(endpoint, [])

@@ -15,7 +15,6 @@ closures, whose ``is_daily_closure`` is true too.
 
 from __future__ import annotations
 
-import functools
 import json
 import math
 import operator
@@ -38,12 +37,11 @@ from smmc.domain.readings import (
     ReadingType,
     reading_type_by_id,
 )
-from smmc.domain.work_orders import load_policies
 from smmc.integration.payloads import MeterReading
 from smmc.integration.soap import MAX_VALUES, CimService, scaled_value
 from smmc.store import tables as t
 from smmc.store.outbox import READINGS, queue_messages
-from smmc.store.readings import IntervalValue, RegisterRead
+from smmc.store.readings import INTERVAL_ORDER, IntervalValue, RegisterRead
 from smmc.store.work_orders import WorkOrderQueue
 
 __all__ = [
@@ -61,7 +59,6 @@ _METERS_PER_READ = 200
 MAX_MESSAGE_VALUES = 10_000
 """Values per ``MeterReadings`` message unless the caller says otherwise."""
 _METER, _TYPE, _END, _VALUE = (operator.itemgetter(n) for n in range(4))
-_KEY = operator.itemgetter(0, 1, 2)
 _METER_TYPE = operator.itemgetter(0, 1)
 _SHORTEST_INTERVAL = timedelta(
     minutes=min(rt.minutes for rt in READING_TYPES if rt.minutes is not None)
@@ -90,11 +87,6 @@ def eligible_meters(
         query = query.where(m.serial_number.in_(list(meters)))
     with _connected(bind) as conn:
         return list(conn.execute(query).scalars())
-
-
-_policies = functools.cache(load_policies)
-"""The shipped work-order policies, parsed once: ``stored_readings`` needs a service, not
-its queue's policies, and parsing the YAML cost more than reading a concentrator's day."""
 
 
 def _connected(bind: Engine | Connection) -> AbstractContextManager[Connection]:
@@ -208,7 +200,7 @@ def _stored_entries(
     types: list[ReadingType],
 ) -> Iterator[tuple[dict[str, Any], int]]:
     """The meters' stored readings of the period, as ``GetMeterReadings`` answers them."""
-    service = CimService(conn.engine, WorkOrderQueue(conn.engine, _policies()))
+    service = CimService(conn.engine, WorkOrderQueue(conn.engine))
     per_read = _meters_per_read(group, end - start, len(types))
     for first in range(0, len(serials), per_read):
         chunk = serials[first : first + per_read]
@@ -318,7 +310,7 @@ def _offered_entries(
         ).scalar_one()
     if stored != len(values):
         return None
-    ordered = sorted(values, key=_KEY)
+    ordered = sorted(values, key=INTERVAL_ORDER)
     stamps = {moment: moment.astimezone(UTC).isoformat() for moment in set(map(_END, values))}
     # (time, value) tuples: JSON writes them as the read-back's lists, and the collector
     # stops tracking a tuple of strings (a day of a DC is hundreds of thousands of pairs).

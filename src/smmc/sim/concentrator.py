@@ -94,7 +94,7 @@ from smmc.domain.spontaneous import (
 from smmc.domain.time import zone
 from smmc.sim.clock import SimClock
 from smmc.sim.fleet import ConcentratorSpec, FleetPlan, MeterSpec
-from smmc.sim.meter_device import MeterDevices, measurand_values
+from smmc.sim.meter_device import MeterDevices, measurand_values, register_values
 from smmc.sim.meter_model import (
     ExtendedWord1,
     ExtendedWord2,
@@ -370,15 +370,8 @@ def _l1_measurands(row: MeasurandRow) -> tuple[int, int]:
 
 
 def _billing_values(model: MeterModel, at: dt.datetime) -> list[int]:
-    """Per energy (A+, A−, R+, R−) the total and T1..T6 registers."""
-    registers = model.registers(at)
-    sets = (
-        registers.active_import,
-        registers.active_export,
-        registers.reactive_import,
-        registers.reactive_export,
-    )
-    return [v for r in sets for v in (r.total, *r.tiers)]
+    """The meter's billing registers at ``at``, as its own billing profile has them."""
+    return register_values(model.registers(at))
 
 
 def _status_values(model: MeterModel, at: dt.datetime) -> tuple[int, int, int, int]:
@@ -976,25 +969,25 @@ class ConcentratorServer:
         now = self.clock.now()
         first = window[0].astimezone(self._tz).date() - dt.timedelta(days=1)
         last = end.astimezone(self._tz).date()
-        found: list[tuple[dt.datetime, int, Node, bytes]] = []
+        found: list[tuple[dt.datetime, int, MeterModel, bytes, bytes]] = []
         for node in self._collected():
             model = self.model(node.index)
+            serial = node.serial.encode("ascii")
             day = first
             while day <= last:
                 capture = model.billing_capture(day)
                 if capture is not None and capture[0] <= now:
                     clock = _clock_octets(capture[1])
                     if keep(clock):
-                        found.append((capture[0], node.node_address, node, clock))
+                        found.append((capture[0], node.node_address, model, serial, clock))
                 day += dt.timedelta(days=1)
         found.sort(key=itemgetter(0, 1))
         rows = []
-        for captured, _, node, clock in found:
+        for captured, _, model, serial, clock in found:
             try:
-                cells = values(self.model(node.index), captured)
+                cells = values(model, captured)
             except MeterModelError:
                 continue
-            serial = node.serial.encode("ascii")
             packer = _row_packer(len(serial), tag, len(cells), False)
             rows.append(packer.pack(clock, serial, *cells))
         return rows

@@ -111,6 +111,7 @@ __all__ = [
     "measurand_values",
     "meter_lls_password",
     "meter_system_title",
+    "register_values",
 ]
 
 PUBLIC_SAP: Final = 16
@@ -275,6 +276,19 @@ _LIMITS: Final = {
 
 def _clamp(value: int, tag: DataTag) -> int:
     return max(0, min(value, _LIMITS.get(tag, 0xFFFF_FFFF)))
+
+
+def register_values(registers: Registers) -> list[int]:
+    """The billing profile's register columns: per energy (A+, A−, R+, R−) the total and
+    T1..T6, as double-long-unsigned values; one function, so a DC's collected daily
+    closure carries exactly the meter's own."""
+    sets = (
+        registers.active_import,
+        registers.active_export,
+        registers.reactive_import,
+        registers.reactive_export,
+    )
+    return [_clamp(v, DataTag.DOUBLE_LONG_UNSIGNED) for r in sets for v in (r.total, *r.tiers)]
 
 
 def measurand_values(row: MeasurandRow) -> tuple[tuple[int, ...], tuple[int, ...]]:
@@ -595,13 +609,7 @@ class _Binding:
 
     @staticmethod
     def _billing_row(row: BillingRow) -> Row:
-        values = [
-            Data.double_long_unsigned(
-                _clamp(_register_value(row.registers, kind, tier), DataTag.DOUBLE_LONG_UNSIGNED)
-            )
-            for kind in (1, 2, 3, 4)
-            for tier in range(7)
-        ]
+        values = map(Data.double_long_unsigned, register_values(row.registers))
         return (_stamp(row.clock), Data.unsigned(0), *values)
 
 

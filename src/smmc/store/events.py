@@ -13,7 +13,7 @@ import json
 import os
 import threading
 import zlib
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -217,7 +217,12 @@ def _among(conn: Connection, column: sa.ColumnElement[str], values: Sequence[str
     return column.in_(sa.select(sa.func.json_each(listed).table_valued("value").c.value))
 
 
-def _resolve(conn: Connection, keys: set[tuple[str, str]]) -> dict[tuple[str, str], DeviceLinks]:
+def device_links(
+    conn: Connection, keys: Collection[tuple[str, str]]
+) -> dict[tuple[str, str], DeviceLinks]:
+    """Each known ``(device_kind, device)``'s meter id, concentrator and transformer (one
+    query per kind; unknown devices are left out). ``apply_events`` takes them back as
+    ``links``, so a caller that needed them first does not read them twice."""
     meters = sorted({device for kind, device in keys if kind == METER})
     dcs = sorted({device for kind, device in keys if kind == CONCENTRATOR})
     found: dict[tuple[str, str], DeviceLinks] = {}
@@ -595,15 +600,6 @@ def outage_scope(kind: str, device: str, where: DeviceLinks | None) -> tuple[str
     return (kind, device)
 
 
-def device_links(
-    conn: Connection, devices: Iterable[tuple[str, str]]
-) -> dict[tuple[str, str], DeviceLinks]:
-    """Each known ``(device_kind, device)``'s meter id, concentrator and transformer (one
-    query per kind; unknown devices are left out). ``apply_events`` takes them back as
-    ``links``, so a caller that needed them first does not read them twice."""
-    return _resolve(conn, set(devices))
-
-
 def apply_events(
     conn: Connection,
     observations: Sequence[Observation] = (),
@@ -670,7 +666,7 @@ def _apply(
     for kind, _ in keys:
         if kind not in (METER, CONCENTRATOR):
             raise ValueError(f"device kind {kind!r} is neither meter nor concentrator")
-    devices = {**links, **_resolve(conn, keys - links.keys())}
+    devices = {**links, **device_links(conn, keys - links.keys())}
     batch = _Batch(conn, devices, now or datetime.now(UTC))
     words = _last_words(conn, observed)
     active = _active_events(conn, keys)

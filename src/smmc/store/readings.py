@@ -61,6 +61,7 @@ from smmc.store.tables import (
 )
 
 __all__ = [
+    "INTERVAL_ORDER",
     "IngestResult",
     "IntervalValue",
     "KpiGroup",
@@ -107,6 +108,11 @@ class IntervalValue(NamedTuple):
     interval_end: datetime
     value: float
     quality: int = 0
+
+
+INTERVAL_ORDER = operator.itemgetter(0, 1, 2)
+"""Sort key of `IntervalValue` rows: meter, reading type, interval end (the stored key's
+order, which the bulk path appends in and a meter's messages are grouped by)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -246,3 +246,4 @@ def register_field_executors(registry: ExecutorRegistry, context: FieldContext) 
     ):
         registry.register(executor.activity, executor)
     registry.add_outcome_writer(context.write_events)
+    registry.add_closer(context.drivers.close)

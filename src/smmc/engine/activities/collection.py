@@ -89,6 +89,7 @@ from smmc.integration.readings import queue_collected
 from smmc.store import tables as t
 from smmc.store.events import METER, Observation, Occurrence, apply_events
 from smmc.store.readings import (
+    INTERVAL_ORDER,
     IntervalValue,
     RegisterRead,
     closure_read_starts,
@@ -127,7 +128,6 @@ _CURRENT_L1 = Obis(1, 0, 31, 25, 0, 255)
 _EVENT_KEY = "TIER_SUM_VIOLATION"
 _SOURCE = "collection"
 _MAX_LISTED = 20  # rejected rows and unknown serials listed in a result
-_INTERVAL_KEY = operator.itemgetter(0, 1, 2)  # meter, reading type, interval end
 
 
 def _bad(text: str) -> FieldFailure:
@@ -710,7 +710,7 @@ def _store(engine: Engine, batch: _Batch, order: LeasedOrder, received: datetime
     """Everything an order read, in one transaction; the tier-sum events of sets stored for
     the first time, and the ``created MeterReadings`` of what was newly stored (for meters
     whose energy profile uploads), go out in the same transaction."""
-    batch.intervals.sort(key=_INTERVAL_KEY)
+    batch.intervals.sort(key=INTERVAL_ORDER)
     with engine.begin() as conn:
         intervals = ingest_intervals(conn, batch.intervals, received_at=received)
         fresh = new_register_reads(conn, batch.registers)
