@@ -206,6 +206,7 @@ class Link:
 
     def __init__(self, stream: _Stream) -> None:
         self._stream = stream
+        self.associations = 0  # carried so far
 
     @classmethod
     async def open(cls, host: str, port: int, timeout: float) -> Link:
@@ -380,6 +381,7 @@ class DlmsClient:
             settings, guard=guard, on_invocation_counter=on_invocation_counter
         )
         client = cls(link._stream, transport, connection, settings)
+        link.associations += 1
         clean = False
         body_failed = True
         try:
