@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
@@ -551,3 +552,27 @@ def test_settings_from_environment() -> None:
         OutboxSettings.from_env({"SMMC_OUTBOX_MAX_ATTEMPTS": "0"})
     with pytest.raises(SettingError, match="SMMC_OUTBOX_CALLBACK: 'maybe'"):
         OutboxSettings.from_env({"SMMC_OUTBOX_CALLBACK": "maybe"})
+
+
+def test_the_dead_letters_read_their_partial_index_on_sqlite(db: Engine) -> None:
+    """Only dead letters are in ``ix_outbox_dead``: the list and its order come from it."""
+    if db.dialect.name != "sqlite":
+        pytest.skip("the plan checked is SQLite's")
+    seen: list[tuple[str, object]] = []
+
+    def log(_conn: object, _cursor: object, statement: str, parameters: object, *_: object) -> None:
+        if "FROM outbox" in statement:
+            seen.append((statement, parameters))
+
+    sa.event.listen(db, "before_cursor_execute", log)
+    try:
+        with db.connect() as conn:
+            dead_letters(conn)
+    finally:
+        sa.event.remove(db, "before_cursor_execute", log)
+    with db.connect() as conn:
+        plan = " | ".join(
+            row[3] for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + seen[0][0], seen[0][1])
+        )
+    assert re.search(r"USING INDEX ix_outbox_dead\b", plan), plan
+    assert "TEMP B-TREE" not in plan

@@ -12,6 +12,7 @@ import gc
 import json
 import os
 import threading
+import time
 import zlib
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -50,6 +51,7 @@ __all__ = [
     "default_catalog",
     "device_links",
     "mark_delivered",
+    "new_ids",
     "outage_scope",
     "pending_outbox",
     "record_spontaneous",
@@ -164,18 +166,43 @@ _JSON = json.JSONEncoder(sort_keys=True, default=str)
 """``json.dumps(…, sort_keys=True, default=str)`` without building an encoder per call."""
 
 
-def _new_ids(count: int) -> list[str]:
-    """``count`` random (version 4) UUIDs as text, from one ``os.urandom`` call: the same
-    values ``str(uuid.uuid4())`` gives, at a fraction of its per-call cost."""
-    digits = os.urandom(16 * count).hex()
-    ids = []
-    for start in range(0, 32 * count, 32):
-        h = digits[start : start + 32]
-        ids.append(f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:]}")
-    return ids
+class _TimeOrderedIds:
+    """Version 7 UUIDs (RFC 9562) as text, increasing within the process: a 48-bit
+    millisecond clock, a 42-bit counter seeded at random each millisecond (RFC 9562 §6.2,
+    method 1), then 32 random bits. ``events`` and ``outbox`` index their message ids as
+    unique: increasing ids append at the index's right edge, where random version 4 ids
+    touched a random page per row (a third of an event's insert on SQLite)."""
+
+    _COUNTER_BITS = 42
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._ms = 0
+        self._counter = 0
+
+    def take(self, count: int) -> list[str]:
+        with self._lock:
+            now = time.time_ns() // 1_000_000
+            if now > self._ms:
+                self._ms, self._counter = now, int.from_bytes(os.urandom(5)) >> 1
+            if self._counter + count > 1 << self._COUNTER_BITS:
+                self._ms, self._counter = self._ms + 1, 0
+            ms, first = self._ms, self._counter
+            self._counter += count
+        head = f"{ms >> 16:08x}-{ms & 0xFFFF:04x}-7"
+        noise = os.urandom(4 * count).hex()
+        ids = []
+        for n in range(first, first + count):
+            low = 0x80000000 | n & 0x3FFFFFFF  # the variant (10), then the counter's low bits
+            start = 8 * (n - first)
+            ids.append(
+                f"{head}{n >> 30:03x}-{low >> 16:04x}-{low & 0xFFFF:04x}{noise[start : start + 8]}"
+            )
+        return ids
 
 
-_VARIANT = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}
+new_ids = _TimeOrderedIds().take
+"""``new_ids(count)``: message ids for rows written now, in increasing order."""
 
 
 class _Stamps:
@@ -503,13 +530,15 @@ class _Batch:
         self.words: dict[tuple[str, str, str], tuple[Any, ...]] = {}
         self.meter_words: dict[str, list[Any]] = {}
         self.power: list[_Power] = []
-        self._ids: list[str] = []
+        self._ids: Iterator[str] = iter(())
         self._static: dict[str, tuple[str, str, str, int, str, str, str]] = {}
 
     def new_id(self) -> str:
-        if not self._ids:
-            self._ids = _new_ids(256)
-        return self._ids.pop()
+        found = next(self._ids, None)
+        if found is None:
+            self._ids = iter(new_ids(256))
+            found = next(self._ids)
+        return found
 
     def message(self, kind: str, priority: str, body: Mapping[str, Any]) -> None:
         message_id = self.new_id()

@@ -50,11 +50,17 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _unique_where(name: str, condition: str, *columns: str) -> sa.Index:
-    """A partial unique index, the same on SQLite and PostgreSQL: uniqueness only among the
-    rows that match ``condition`` (the open link, the running order, the active event)."""
+def _index_where(name: str, condition: str, *columns: str, unique: bool = False) -> sa.Index:
+    """A partial index, the same on SQLite and PostgreSQL: only the rows that match
+    ``condition`` are in it (and, ``unique``, unique among themselves)."""
     where = sa.text(condition)
-    return sa.Index(name, *columns, unique=True, sqlite_where=where, postgresql_where=where)
+    return sa.Index(name, *columns, unique=unique, sqlite_where=where, postgresql_where=where)
+
+
+def _unique_where(name: str, condition: str, *columns: str) -> sa.Index:
+    """Uniqueness only among the rows that match ``condition`` (the open link, the running
+    order, the active event)."""
+    return _index_where(name, condition, *columns, unique=True)
 
 
 def _timestamps() -> list[sa.Column[Any]]:
@@ -439,7 +445,7 @@ events = sa.Table(
     sa.Column("meter_id", sa.ForeignKey("meters.id"), index=True),
     sa.Column("concentrator_id", sa.ForeignKey("concentrators.id"), index=True),
     sa.Column("key", sa.String(64), nullable=False),
-    sa.Column("code", sa.String(32), nullable=False, index=True),
+    sa.Column("code", sa.String(32), nullable=False),
     sa.Column("acronym", sa.String(32), nullable=False),
     sa.Column("description", sa.Text, nullable=False),
     sa.Column("severity", sa.Integer, nullable=False),
@@ -544,8 +550,10 @@ outbox = sa.Table(
     sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
     sa.Column("last_error", sa.Text),
     sa.Column("next_attempt_at", UtcDateTime()),
-    sa.Column("dead_at", UtcDateTime(), index=True),
+    sa.Column("dead_at", UtcDateTime()),
     sa.Index("ix_outbox_pending", "delivered_at", "priority", "id"),
+    # Only the dead letters (migration 0011): a live row, the storm's, pays for no entry.
+    _index_where("ix_outbox_dead", "dead_at IS NOT NULL", "dead_at", "id"),
 )
 
 # The embedded backend's "Legacy integration database": every outbound CIM message as the
