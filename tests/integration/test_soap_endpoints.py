@@ -696,6 +696,26 @@ def test_meter_config_create_change_delete(
     assert "BUSY-1" in meter_types(db)
 
 
+def test_meter_config_delete_refuses_a_meter_with_events(
+    db: Engine, client: TestClient, connexo: SchemaSet
+) -> None:
+    """Events keep no foreign key to their meter: the delete asks for them itself."""
+    noisy = add_meter(db, "M-1")
+    add_meter(db, "QUIET-1")
+    store_event(db, noisy, "3.26.0.85", datetime(2026, 4, 10, 12, tzinfo=UTC), "ev-1")
+    deleted = reply_of(
+        client.post(
+            MC, content=meter_config("delete", [("M-1", None), ("QUIET-1", None)], "mc-4")
+        ).content,
+        connexo,
+    )
+    assert deleted.reply is not None
+    assert [(e.code, e.id.value if e.id else None) for e in deleted.reply.errors] == [
+        ("6.1", "M-1")
+    ]
+    assert set(meter_types(db)) == {"M-1"}
+
+
 def test_meter_config_invalid_type_is_refused_with_the_provisioning_reason(
     db: Engine, client: TestClient, connexo: SchemaSet
 ) -> None:

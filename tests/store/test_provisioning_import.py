@@ -21,6 +21,7 @@ from smmc.domain.provisioning import TEMPLATE_BY_KIND, TemplateKind
 from smmc.sim.fleet import default_fleet
 from smmc.sim.provisioning_files import write_provisioning_files
 from smmc.store import tables as t
+from smmc.store.events import CONCENTRATOR, Occurrence, apply_events
 from smmc.store.provisioning import (
     REPORT_COLUMNS,
     ImportOptions,
@@ -496,6 +497,10 @@ def test_attributes_before_composition_merge_into_site(
         secret_box,
         write(tmp_path / "2.csv", [*METER_HEADER, "concentrator"], [[*meter("M1"), "SER-1"]]),
     )
+    # So must an event the placeholder raised (events hold no foreign key to refuse it).
+    with db.begin() as conn:
+        at = datetime(2026, 4, 10, 12, tzinfo=UTC)
+        apply_events(conn, occurrences=[Occurrence(CONCENTRATOR, "SER-1", "LVC_POWER_ON", at, "t")])
     assert count(db, t.concentrators) == 2
     result = run(
         db,
@@ -512,6 +517,7 @@ def test_attributes_before_composition_merge_into_site(
     )
     assert c["latitude"] == pytest.approx(-33.4378)
     assert one(db, t.meters, serial_number="M1")["concentrator_id"] == c["id"]
+    assert one(db, t.events, device="SER-1")["concentrator_id"] == c["id"]
     assert secret_box.open(c["maa_password_enc"], "concentrators:SER-1:maa_password") == Secret(
         "MAAsecret1"
     )

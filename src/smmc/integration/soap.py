@@ -825,10 +825,17 @@ class CimService:
         return None
 
     def _delete_meter(self, serial: str) -> bool:
-        """Delete one meter in its own transaction; False when rows still refer to it."""
+        """Delete one meter in its own transaction; False when rows still refer to it (the
+        foreign keys refuse; events, which hold no foreign key, are asked here)."""
+        m = t.meters.c
+        meter_id = sa.select(m.id).where(m.serial_number == serial).scalar_subquery()
         try:
             with self.engine.begin() as conn:
-                conn.execute(t.meters.delete().where(t.meters.c.serial_number == serial))
+                if conn.execute(
+                    sa.select(sa.exists().where(t.events.c.meter_id == meter_id))
+                ).scalar_one():
+                    return False
+                conn.execute(t.meters.delete().where(m.serial_number == serial))
         except IntegrityError:
             return False
         return True

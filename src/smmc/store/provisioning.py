@@ -512,11 +512,12 @@ class _Applier:
             carried = conn.execute(
                 sa.select(*(c[column] for column in ATTRIBUTE_COLUMNS)).where(c.name == placeholder)
             ).one()
-            conn.execute(
-                t.meters.update()
-                .where(t.meters.c.concentrator_id == self.concentrators[placeholder])
-                .values(concentrator_id=self.concentrators[name])
-            )
+            for table in (t.meters, t.events):
+                conn.execute(
+                    table.update()
+                    .where(table.c.concentrator_id == self.concentrators[placeholder])
+                    .values(concentrator_id=self.concentrators[name])
+                )
             conn.execute(t.concentrators.delete().where(c.name == placeholder))
             conn.execute(
                 t.concentrators.update()

@@ -442,8 +442,11 @@ events = sa.Table(
     sa.Column("message_id", sa.String(36), nullable=False, unique=True),
     sa.Column("device_kind", sa.String(16), nullable=False),
     sa.Column("device", sa.String(64), nullable=False),
-    sa.Column("meter_id", sa.ForeignKey("meters.id"), index=True),
-    sa.Column("concentrator_id", sa.ForeignKey("concentrators.id"), index=True),
+    # Join hints, not foreign keys (migration 0011): an event is history keyed by the
+    # device's serial, and a storm paid a parent-row lock per event for the constraint.
+    # Deleting a meter checks its events itself (``CimService._delete_meter``).
+    sa.Column("meter_id", sa.Integer, index=True),
+    sa.Column("concentrator_id", sa.Integer, index=True),
     sa.Column("key", sa.String(64), nullable=False),
     sa.Column("code", sa.String(32), nullable=False),
     sa.Column("acronym", sa.String(32), nullable=False),

@@ -1,4 +1,9 @@
-"""storm indexes: two index entries fewer per stored event
+"""storm indexes: fewer index entries and no parent-row locks per stored event
+
+* ``events.meter_id`` and ``events.concentrator_id`` stay indexed but are no longer foreign
+  keys. On PostgreSQL each checked reference locked its meter's and concentrator's row (a
+  WAL record per event); an event is history keyed by its device's serial, the ids are
+  join hints. Deleting a meter checks for its events explicitly.
 
 * ``ix_events_code`` goes. A catalog code names a few dozen kinds of event over millions of
   rows, so it was never the selective index: the events list walks ``ix_events_opened_at``
@@ -26,7 +31,15 @@ depends_on: str | Sequence[str] | None = None
 _DEAD = sa.text("dead_at IS NOT NULL")
 
 
+_REFERENCES = (("meter_id", "meters"), ("concentrator_id", "concentrators"))
+
+
 def upgrade() -> None:
+    with op.batch_alter_table("events") as batch:
+        for column, parent in _REFERENCES:
+            batch.drop_constraint(op.f(f"fk_events_{column}_{parent}"), type_="foreignkey")
+    if op.get_bind().dialect.name == "sqlite":
+        _active_index_last()
     op.drop_index(op.f("ix_events_code"), table_name="events")
     op.drop_index("ix_outbox_dead_at", table_name="outbox")
     op.create_index(
@@ -38,7 +51,27 @@ def upgrade() -> None:
     )
 
 
+def _active_index_last() -> None:
+    """SQLite rebuilt the table and its indexes in another order. Without statistics its
+    planner breaks the tie between ``uq_events_active`` and ``ix_events_device`` (same
+    columns) for the index created last, so the partial one, the active events' lookup, is
+    created again after the other."""
+    op.drop_index("uq_events_active", table_name="events")
+    op.create_index(
+        "uq_events_active",
+        "events",
+        ["device_kind", "device", "key"],
+        unique=True,
+        sqlite_where=sa.text("is_active"),
+    )
+
+
 def downgrade() -> None:
     op.drop_index("ix_outbox_dead", table_name="outbox")
     op.create_index("ix_outbox_dead_at", "outbox", ["dead_at"])
     op.create_index(op.f("ix_events_code"), "events", ["code"])
+    with op.batch_alter_table("events") as batch:
+        for column, parent in _REFERENCES:
+            batch.create_foreign_key(
+                op.f(f"fk_events_{column}_{parent}"), parent, [column], ["id"]
+            )
