@@ -72,6 +72,4 @@ def downgrade() -> None:
     op.create_index(op.f("ix_events_code"), "events", ["code"])
     with op.batch_alter_table("events") as batch:
         for column, parent in _REFERENCES:
-            batch.create_foreign_key(
-                op.f(f"fk_events_{column}_{parent}"), parent, [column], ["id"]
-            )
+            batch.create_foreign_key(op.f(f"fk_events_{column}_{parent}"), parent, [column], ["id"])
