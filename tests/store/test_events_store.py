@@ -21,6 +21,7 @@ from smmc.store.events import (
     Observation,
     Occurrence,
     SpontaneousRecord,
+    _iso,
     apply_events,
     device_links,
     mark_delivered,
@@ -391,6 +392,16 @@ def test_bulk_rows_read_back_as_written(
     assert row["received_at"] == received
     assert (row["peer_port"], bytes(row["raw"]), row["device"]) == (port, raw, device)
     assert (row["reason"], row["decoded"]) == (reason, decoded)
+
+
+@given(
+    moment=st.datetimes(min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30)),
+    offset=st.integers(-14 * 60, 14 * 60),
+)
+def test_payload_dates_are_the_isoformat_of_the_utc_instant(moment: datetime, offset: int) -> None:
+    """The outbox payload's dates are derived from the stored text, not formatted again."""
+    aware = moment.replace(tzinfo=timezone(timedelta(minutes=offset)))
+    assert _iso(aware) == aware.astimezone(UTC).isoformat()
 
 
 def test_two_batches_in_one_transaction_update_the_same_words(db: Engine) -> None:

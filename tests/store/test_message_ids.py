@@ -35,3 +35,13 @@ def test_a_full_counter_moves_to_the_next_millisecond_and_keeps_increasing() -> 
     rolled = ids.take(5)
     assert first + rolled == sorted(first + rolled)
     assert uuid.UUID(rolled[-1]).int >> 80 == (uuid.UUID(first[0]).int >> 80) + 1
+
+
+def test_ids_stay_increasing_where_the_counter_carries_into_its_high_bits() -> None:
+    ids = _TimeOrderedIds()
+    ids._ms = time.time_ns() // 1_000_000 + 60_000  # a clock ahead: the counter is not reseeded
+    ids._counter = (1 << 30) - 2
+    crossing = ids.take(4)
+    assert crossing == sorted(crossing)
+    assert [uuid.UUID(text).int >> 64 & 0xFFF for text in crossing] == [0, 0, 1, 1]
+    assert all(uuid.UUID(text).version == 7 for text in crossing)

@@ -18,6 +18,7 @@ def test_sqlite_uses_wal(db: Engine) -> None:
         pytest.skip("WAL is an SQLite setting")
     with db.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 16384
 
 
 def test_one_linear_chain_matches_the_tables(db: Engine) -> None:

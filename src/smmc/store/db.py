@@ -24,6 +24,10 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
+    # Checkpoint the WAL every 64 MB instead of every 4 MB: a storm's batch alone writes
+    # more than 4 MB, so each commit paid a checkpoint (pages copied, two fsyncs); fewer,
+    # larger checkpoints copy a hot index page once instead of once per batch.
+    cursor.execute("PRAGMA wal_autocheckpoint=16384")
     cursor.close()
 
 

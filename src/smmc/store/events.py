@@ -157,9 +157,27 @@ def _chunks(items: Sequence[Any]) -> Iterable[Sequence[Any]]:
 
 
 def _iso(moment: datetime | None) -> str | None:
-    if moment is None:
-        return None
-    return (moment if moment.tzinfo is UTC else moment.astimezone(UTC)).isoformat()
+    """``moment.astimezone(UTC).isoformat()``, from the stored text of the same instant."""
+    return None if moment is None else _iso_text(moment)
+
+
+@lru_cache(maxsize=16384)
+def _iso_text(moment: datetime) -> str:
+    text = _stored_text(moment)
+    fraction = "" if text.endswith(".000000") else text[19:]
+    return f"{text[:10]}T{text[11:19]}{fraction}+00:00"
+
+
+@lru_cache(maxsize=16384)
+def _stored_text(moment: datetime) -> str:
+    """An aware datetime as ``UtcDateTime`` stores it on SQLite. Cached across calls: a
+    push's instant is stamped on its message, its event, its status words, its outage
+    membership and its outbox message, by writers that share nothing else."""
+    if moment.tzinfo is None:
+        raise ValueError(f"naive datetime {moment!r} cannot be stored: give it a time zone")
+    if moment.tzinfo is UTC:
+        return moment.isoformat(" ", "microseconds")[:26]
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
 _JSON = json.JSONEncoder(sort_keys=True, default=str)
@@ -189,15 +207,16 @@ class _TimeOrderedIds:
                 self._ms, self._counter = self._ms + 1, 0
             ms, first = self._ms, self._counter
             self._counter += count
-        head = f"{ms >> 16:08x}-{ms & 0xFFFF:04x}-7"
+        clock = f"{ms >> 16:08x}-{ms & 0xFFFF:04x}-7"
         noise = os.urandom(4 * count).hex()
         ids = []
-        for n in range(first, first + count):
-            low = 0x80000000 | n & 0x3FFFFFFF  # the variant (10), then the counter's low bits
-            start = 8 * (n - first)
-            ids.append(
-                f"{head}{n >> 30:03x}-{low >> 16:04x}-{low & 0xFFFF:04x}{noise[start : start + 8]}"
-            )
+        high = -1
+        for start, n in enumerate(range(first, first + count)):
+            if n >> 30 != high:
+                high = n >> 30
+                head = f"{clock}{high:03x}-"
+            low = f"{0x80000000 | n & 0x3FFFFFFF:08x}"  # the variant (10), the counter's rest
+            ids.append(f"{head}{low[:4]}-{low[4:]}{noise[8 * start : 8 * start + 8]}")
         return ids
 
 
@@ -207,30 +226,19 @@ new_ids = _TimeOrderedIds().take
 
 class _Stamps:
     """Datetimes as the dialect's driver takes them for ``UtcDateTime`` columns: aware
-    datetimes for PostgreSQL, ``UtcDateTime``'s text form for SQLite (a batch repeats
-    instants, so SQLite's texts are cached)."""
+    datetimes for PostgreSQL, ``UtcDateTime``'s text form for SQLite."""
 
     def __init__(self, dialect: str) -> None:
         self._text = dialect != "postgresql"
-        self._cache: dict[datetime, str] = {}
 
     def __call__(self, value: datetime | None) -> Any:
         if value is None:
             return None
-        if not self._text:
-            if value.tzinfo is None:
-                raise ValueError(f"naive datetime {value!r} cannot be stored: give it a time zone")
-            return value
-        text = self._cache.get(value)
-        if text is None:
-            if value.tzinfo is None:
-                raise ValueError(f"naive datetime {value!r} cannot be stored: give it a time zone")
-            if value.tzinfo is UTC:
-                text = value.isoformat(" ", "microseconds")[:26]
-            else:
-                text = value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
-            self._cache[value] = text
-        return text
+        if self._text:
+            return _stored_text(value)
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r} cannot be stored: give it a time zone")
+        return value
 
 
 def _among(conn: Connection, column: sa.ColumnElement[str], values: Sequence[str]) -> Any:
