@@ -22,6 +22,7 @@ from smmc.store.events import (
     Occurrence,
     SpontaneousRecord,
     _iso,
+    _stored_text,
     apply_events,
     device_links,
     mark_delivered,
@@ -398,10 +399,11 @@ def test_bulk_rows_read_back_as_written(
     moment=st.datetimes(min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30)),
     offset=st.integers(-14 * 60, 14 * 60),
 )
-def test_payload_dates_are_the_isoformat_of_the_utc_instant(moment: datetime, offset: int) -> None:
-    """The outbox payload's dates are derived from the stored text, not formatted again."""
+def test_stamps_are_the_isoformat_of_the_utc_instant(moment: datetime, offset: int) -> None:
+    """SQLite's stored text is derived from the payload's ISO text, not formatted again."""
     aware = moment.replace(tzinfo=timezone(timedelta(minutes=offset)))
     assert _iso(aware) == aware.astimezone(UTC).isoformat()
+    assert _stored_text(aware) == aware.astimezone(UTC).isoformat(" ", "microseconds")[:26]
 
 
 def test_two_batches_in_one_transaction_update_the_same_words(db: Engine) -> None:

@@ -157,27 +157,25 @@ def _chunks(items: Sequence[Any]) -> Iterable[Sequence[Any]]:
 
 
 def _iso(moment: datetime | None) -> str | None:
-    """``moment.astimezone(UTC).isoformat()``, from the stored text of the same instant."""
     return None if moment is None else _iso_text(moment)
 
 
 @lru_cache(maxsize=16384)
 def _iso_text(moment: datetime) -> str:
-    text = _stored_text(moment)
-    fraction = "" if text.endswith(".000000") else text[19:]
-    return f"{text[:10]}T{text[11:19]}{fraction}+00:00"
-
-
-@lru_cache(maxsize=16384)
-def _stored_text(moment: datetime) -> str:
-    """An aware datetime as ``UtcDateTime`` stores it on SQLite. Cached across calls: a
+    """``moment`` in UTC, ISO 8601: the outbox payload's form. Cached across calls: a
     push's instant is stamped on its message, its event, its status words, its outage
     membership and its outbox message, by writers that share nothing else."""
     if moment.tzinfo is None:
         raise ValueError(f"naive datetime {moment!r} cannot be stored: give it a time zone")
-    if moment.tzinfo is UTC:
-        return moment.isoformat(" ", "microseconds")[:26]
-    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+    return (moment if moment.tzinfo is UTC else moment.astimezone(UTC)).isoformat()
+
+
+@lru_cache(maxsize=16384)
+def _stored_text(moment: datetime) -> str:
+    """``moment`` as ``UtcDateTime`` stores it on SQLite, from its ISO text."""
+    iso = _iso_text(moment)
+    fraction = iso[19:26] if iso[19] == "." else ".000000"
+    return f"{iso[:10]} {iso[11:19]}{fraction}"
 
 
 _JSON = json.JSONEncoder(sort_keys=True, default=str)
@@ -278,7 +276,7 @@ def device_links(
             )
             .select_from(joined)
             .where(_among(conn, m.serial_number, meters))
-        )
+        ).all()
         for serial, meter_id, dc_id, dc_name, transformer in rows:
             found[(METER, serial)] = DeviceLinks(meter_id, dc_id, dc_name, transformer)
     if dcs:
