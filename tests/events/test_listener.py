@@ -263,3 +263,40 @@ async def test_a_value_the_bulk_insert_refuses_costs_only_its_own_events(db: Eng
         assert listener.undecoded == 1
     else:  # SQLite keeps text of any length
         assert devices == ["M" * 70, "M-SHORT", "21LVM50AE000816"]
+
+
+async def test_an_unexpected_fault_costs_only_its_message_and_never_stops_the_lane(
+    db: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fault that is neither the database's nor a refused value (a bug one message
+    triggers) is narrowed down like a refused value: its message is stored raw with the
+    fault as the reason, its batch mates with their events. A fault even in storing raw is
+    retried: the lane lives on and drains."""
+    listener = SpontaneousListener(db, host=HOST, port=0, retry_delay=0.01)
+    real_write = listener._write
+    raw_failures = iter([True])
+
+    def faulty(
+        batch: list[Received], results: list[Decoded], links: Mapping[Any, Any] | None = None
+    ) -> Applied:
+        if any(item.data == SEED_OFF for item in batch):
+            if any(result.decoded for result in results):
+                raise KeyError("a fault SEED_OFF triggers")
+            if next(raw_failures, False):
+                raise RuntimeError("storing raw failed once")
+        return real_write(batch, results, links)
+
+    monkeypatch.setattr(listener, "_write", faulty)
+    async with listener:
+        await _send_tcp(listener.bound_port, SEED_ON + SEED_OFF)
+        await settle(listener, 2)
+        _send_udp(listener.bound_port, SEED_ON)
+        await settle(listener, 3)
+    rows = _messages(db)
+    assert [bytes(r["raw"]) for r in rows] == [SEED_ON, SEED_OFF, SEED_ON]
+    assert [r["decoded"] for r in rows] == [True, False, True]
+    assert rows[1]["reason"] == "not stored as event: 'a fault SEED_OFF triggers'"
+    assert listener.undecoded == 1
+    with db.connect() as conn:
+        codes = conn.execute(sa.select(t.events.c.acronym).order_by(t.events.c.id)).scalars()
+        assert list(codes) == ["LVC_POWER_ON", "LVC_POWER_ON"]

@@ -43,8 +43,14 @@ from smmc.store.events import (
 __all__ = ["Received", "SpontaneousListener"]
 
 _LOG = logging.getLogger(__name__)
-_CONTENT_ERRORS = (ValueError, IntegrityError, DataError)
 _DATABASE_ERRORS = (DBAPIError, SQLAlchemyError, OSError)
+
+
+def _refused(exc: Exception) -> bool:
+    """Whether ``exc`` came from the batch's content (a value a column refuses, an event
+    the catalog cannot raise, a fault one message triggers) rather than from an unreachable
+    database: the first is narrowed down message by message, the second retried whole."""
+    return isinstance(exc, IntegrityError | DataError) or not isinstance(exc, _DATABASE_ERRORS)
 
 
 class Received(NamedTuple):
@@ -226,6 +232,9 @@ class SpontaneousListener:
                     except _DATABASE_ERRORS as exc:
                         _LOG.warning("finding the lanes of %d messages failed: %s", len(batch), exc)
                         await asyncio.sleep(self.retry_delay)
+                    except Exception:
+                        _LOG.exception("finding the lanes of %d messages failed", len(batch))
+                        await asyncio.sleep(self.retry_delay)
                 for item, result, lane, link in zip(batch, results, lane_of, links, strict=True):
                     await queues[lane].put((item, result, link))
         finally:
@@ -245,6 +254,11 @@ class SpontaneousListener:
                     self.undecoded += undecoded
                 except _DATABASE_ERRORS as exc:
                     _LOG.warning("storing %d spontaneous messages failed: %s", len(batch), exc)
+                    await asyncio.sleep(self.retry_delay)
+                except Exception:
+                    # even storing a message raw failed: the lane retries it, it never dies
+                    # (a dead lane would leave its messages unstored and ``drain`` waiting)
+                    _LOG.exception("storing %d spontaneous messages failed", len(batch))
                     await asyncio.sleep(self.retry_delay)
             self.stored += total
             self._idle.set()
@@ -325,10 +339,10 @@ class SpontaneousListener:
         failure never writes a message twice; what it changed and how many messages were
         stored undecoded.
 
-        An error caused by the content (a value the catalog or a column refuses) falls back
-        to one message per transaction: only the faulty message is stored without its
-        events, with the error as its reason. An unreachable database propagates (the lane
-        retries what is left)."""
+        An error caused by the content (``_refused``) falls back to one message per
+        transaction: only the faulty message is stored without its events, with the error
+        as its reason. An unreachable database propagates (the lane retries what is
+        left)."""
         with collector_paused():
             return self._store_batch(batch)
 
@@ -349,15 +363,19 @@ class SpontaneousListener:
             applied = [self._write(items, results, links)]
             undecoded = sum(1 for r in results if not r.decoded)
             batch.clear()
-        except _CONTENT_ERRORS:
+        except Exception as exc:
+            if not _refused(exc):
+                raise
             applied, undecoded = [], 0
             for item, result in zip(items, results, strict=True):
                 try:
                     applied.append(self._write([item], [result]))
                     undecoded += 0 if result.decoded else 1
-                except _CONTENT_ERRORS as exc:
+                except Exception as fault:
+                    if not _refused(fault):
+                        raise
                     failed = Decoded(
-                        result.message_type, False, reason=f"not stored as event: {exc}"
+                        result.message_type, False, reason=f"not stored as event: {fault}"
                     )
                     self._write([item], [failed])
                     undecoded += 1
