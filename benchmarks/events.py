@@ -41,6 +41,7 @@ from smmc.dlms.axdr import Data
 from smmc.dlms.cosem_time import CosemDateTime
 from smmc.dlms.framing.wrapper import WrapperFrame
 from smmc.events.listener import Received, SpontaneousListener
+from smmc.process import settle_heap
 from smmc.store import tables as t
 from smmc.store.db import create_engine
 from smmc.store.events import Applied, default_catalog
@@ -268,6 +269,7 @@ def main() -> None:
     print(f"python {platform.python_version()}, {platform.machine()}, {os.cpu_count()} CPUs")
     # read once per process (a service's first batch); not part of any rate below
     default_catalog()
+    settle_heap()  # as `smmc events listen` does
     for kind in ("sqlite", "postgresql"):
         if args.only and kind != args.only:
             continue

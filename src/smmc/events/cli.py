@@ -22,6 +22,7 @@ from smmc.domain.events import Catalog, CatalogError, load_catalog
 from smmc.domain.spontaneous import DEFAULT_SPONTANEOUS_PORT
 from smmc.domain.time import UnknownTimeZone, zone
 from smmc.events.service import events_service
+from smmc.process import settle_heap
 from smmc.reports.events import DEFAULT_TZ, write_daily_files
 from smmc.store.db import create_engine
 from smmc.store.migrate import upgrade
@@ -94,6 +95,7 @@ def listen(
     upgrade(engine)
     enabled = auto_sync_default() if auto_sync is None else auto_sync
     silence = timedelta(minutes=silence_minutes)
+    settle_heap()
     asyncio.run(_serve(engine, host, port, book, enabled, batch_size, silence, check_seconds))
 
 
