@@ -239,6 +239,7 @@ class WorkOrderQueue:
         clock: Callable[[], datetime] = _utc_now,
         rng: random.Random | None = None,
         calendar: WorkingDayCalendar | None = None,
+        sweep_every: timedelta = timedelta(seconds=1),
     ) -> None:
         if default_permits < 1:
             raise ValueError(f"default_permits must be at least 1, got {default_permits}")
@@ -249,6 +250,11 @@ class WorkOrderQueue:
         self.rng = rng or random.Random()
         self._calendar = calendar
         self.is_postgresql = engine.dialect.name == "postgresql"
+        # Expired leases and overdue orders are settled by a lease at most once per
+        # ``sweep_every`` of the queue's clock: the overdue scan reads the whole queue, and a
+        # worker leases many times a second (`_sweep_due`).
+        self.sweep_every = sweep_every
+        self._swept_at: datetime | None = None
 
     # -- transactions ---------------------------------------------------------------------
 
@@ -513,20 +519,21 @@ class WorkOrderQueue:
     ) -> list[LeasedOrder]:
         """Claim up to ``limit`` due orders for ``worker``: highest priority first, then
         earliest scheduled, honouring concentrator permits and one RUNNING order per meter.
-        Expired leases and overdue orders are settled first."""
+        Expired leases and overdue orders are settled first (at most once per
+        ``sweep_every``; an overdue order is never leased meanwhile)."""
         if limit < 1:
             return []
         wanted = None if activities is None else sorted(a.value for a in activities)
         with self.transaction() as conn:
             now = self.clock()
-            self._reclaim(conn, now)
-            self._expire_overdue(conn, now)
-            permits = self._permits(conn)
+            if self._sweep_due(now):
+                self._reclaim(conn, now)
+                self._expire_overdue(conn, now)
             candidates = self._candidates(conn, now, wanted, limit * 2)
             if not candidates:
                 return []
             locked = self._lock_rows(conn, candidates, limit)
-            picked = self._pick(conn, locked, permits, limit)
+            picked = self._pick(conn, locked, limit)
             if not picked:
                 return []
             expires = now + lease_for
@@ -550,6 +557,16 @@ class WorkOrderQueue:
 
     def _permits(self, conn: Connection) -> dict[int, int]:
         return {row.concentrator_id: row.max_sessions for row in conn.execute(_PERMITS_STATEMENT)}
+
+    def _sweep_due(self, now: datetime) -> bool:
+        """Whether this lease settles expired leases and overdue orders: the first one, then
+        once ``sweep_every`` has passed (or the clock went back). A lease returns ``sweep_every``
+        late at most, against leases of minutes."""
+        last = self._swept_at
+        if last is not None and last <= now < last + self.sweep_every:
+            return False
+        self._swept_at = now
+        return True
 
     def _candidates(
         self, conn: Connection, now: datetime, wanted: list[str] | None, limit: int
@@ -594,10 +611,26 @@ class WorkOrderQueue:
         }
         return [row for row in rows if self._group_key(row) in granted]
 
-    def _pick(
-        self, conn: Connection, rows: list[RowMapping], permits: Mapping[int, int], limit: int
-    ) -> list[RowMapping]:
+    def _pick(self, conn: Connection, rows: list[RowMapping], limit: int) -> list[RowMapping]:
+        """The locked candidates to lease: at most ``limit``, one per meter, within each
+        concentrator's free permits.
+
+        On SQLite the candidate query ran under this transaction's write lock (BEGIN
+        IMMEDIATE), so the free permits and busy meters it saw are current and only two
+        candidates of one meter are left to separate. On PostgreSQL another worker may have
+        leased since: the running counts and busy meters are read again under the
+        concentrators' advisory locks."""
+        if not self.is_postgresql:
+            busy: set[int] = set()
+            picked: list[RowMapping] = []
+            for row in rows:
+                meter_id = row["meter_id"]
+                if meter_id is None or meter_id not in busy:
+                    busy.add(meter_id)
+                    picked.append(row)
+            return picked  # ``rows`` are at most ``limit`` (`_lock_rows`)
         eligible = self._claim_groups(conn, rows)
+        permits = self._permits(conn)
         dc_ids = sorted({row["concentrator_id"] for row in eligible if row["concentrator_id"]})
         meter_ids = sorted({row["meter_id"] for row in eligible if row["meter_id"]})
         running: dict[int, int] = {}
@@ -607,7 +640,7 @@ class WorkOrderQueue:
         busy_meters: set[int] = set()
         for chunk in _chunks(meter_ids):
             busy_meters.update(conn.execute(_BUSY_METERS_STATEMENT, {"ids": chunk}).scalars())
-        picked: list[RowMapping] = []
+        picked = []
         for row in eligible:
             if len(picked) >= limit:
                 break
@@ -1081,6 +1114,8 @@ def _candidates_query(default_permits: int, by_activity: bool) -> sa.Select[Any]
         .where(
             wo.c.state.in_([s.value for s in LEASABLE_STATES]),
             wo.c.scheduled_at <= sa.bindparam("now"),
+            # Overdue orders wait for the next sweep (`WorkOrderQueue._sweep_due`) to expire.
+            wo.c.deadline > sa.bindparam("now"),
             busy.c.meter_id.is_(None),
             # Before the window, not only after it: the orders of a concentrator without a
             # free permit are not ranked at all (most of the queue, when the DCs are busy).
