@@ -305,6 +305,26 @@ def test_deadline_expires_queued_orders(db: Engine, queue: WorkOrderQueue, clock
     assert len(queue.field_work_orders()) == 2
 
 
+def test_sweeps_run_once_per_sweep_every_and_overdue_orders_wait_for_them(
+    db: Engine, queue: WorkOrderQueue, clock: Clock
+) -> None:
+    add_fleet(db, {"DC-1": 1})
+    queue.submit(ActivityType.READING, meters("DC-1", 1))
+    duration = load_policies()[ActivityType.READING].duration.total_seconds()
+    clock.advance(seconds=duration - 0.5)
+    # Sweeps (nothing overdue yet); the filter leaves the order queued.
+    assert queue.lease("w", 1, LEASE, activities=[ActivityType.METER_SYNC]) == []
+    clock.advance(seconds=0.6)  # overdue, within a second of the last sweep
+    assert queue.lease("w", 1, LEASE) == []  # not leased, not expired yet
+    (row,) = queue.list_orders(WorkOrderFilter())[0]
+    assert row["state"] == State.PENDING.value
+    clock.advance(seconds=queue.sweep_every.total_seconds())
+    assert queue.lease("w", 1, LEASE) == []
+    (row,) = queue.list_orders(WorkOrderFilter())[0]
+    assert row["state"] == State.EXPIRED.value
+    assert len(queue.field_work_orders()) == 1
+
+
 def test_cancel(db: Engine, queue: WorkOrderQueue) -> None:
     add_fleet(db, {"DC-1": 2})
     result = queue.submit(ActivityType.READING, meters("DC-1", 2))
