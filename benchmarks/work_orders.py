@@ -139,8 +139,13 @@ class CpuProbes:
 
 def install_probes() -> CpuProbes:
     probes = CpuProbes()
-    probes.wrap(WorkOrderQueue, "lease", "store: lease")
-    probes.wrap(WorkOrderQueue, "record_many", "store: outcomes")
+    # The worker stores outcomes and leases in one transaction (`record_and_lease`): its
+    # own line is what is left of it, the connection, BEGIN and the commit.
+    probes.wrap(WorkOrderQueue, "record_and_lease", "store: outcome+lease transaction")
+    probes.wrap(WorkOrderQueue, "_lease", "store: lease", inside="store: outcome+lease transaction")
+    probes.wrap(
+        WorkOrderQueue, "_record", "store: outcomes", inside="store: outcome+lease transaction"
+    )
     probes.wrap(activities_base, "store_events", "store: events", inside="store: outcomes")
     probes.wrap(CredentialStore, "meters", "store: credentials")
     probes.wrap(CounterStore, "reserve_many", "store: counter blocks")

@@ -58,6 +58,7 @@ __all__ = [
     "BatchProgress",
     "LeaseLost",
     "LeasedOrder",
+    "OutcomeRows",
     "Rejected",
     "SubmitResult",
     "TargetRef",
@@ -166,6 +167,11 @@ class LeasedOrder:
     deadline: datetime
     worker: str
     lease_expires_at: datetime
+
+
+# Rows stored in the transaction of a batch of outcomes, given each order and its new state
+# (None: the lease was lost) — `record_many`'s ``also``.
+OutcomeRows = Callable[[Connection, list[tuple[LeasedOrder, State | None]]], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -521,39 +527,50 @@ class WorkOrderQueue:
         earliest scheduled, honouring concentrator permits and one RUNNING order per meter.
         Expired leases and overdue orders are settled first (at most once per
         ``sweep_every``; an overdue order is never leased meanwhile)."""
+        with self.transaction() as conn:
+            return self._lease(conn, worker, limit, lease_for, activities)
+
+    def _lease(
+        self,
+        conn: Connection,
+        worker: str,
+        limit: int,
+        lease_for: timedelta,
+        activities: Iterable[ActivityType] | None,
+    ) -> list[LeasedOrder]:
+        """`lease` in ``conn``'s transaction."""
         if limit < 1:
             return []
         wanted = None if activities is None else sorted(a.value for a in activities)
-        with self.transaction() as conn:
-            now = self.clock()
-            if self._sweep_due(now):
-                self._reclaim(conn, now)
-                self._expire_overdue(conn, now)
-            candidates = self._candidates(conn, now, wanted, limit * 2)
-            if not candidates:
-                return []
-            locked = self._lock_rows(conn, candidates, limit)
-            picked = self._pick(conn, locked, limit)
-            if not picked:
-                return []
-            expires = now + lease_for
-            ids = [row["id"] for row in picked]
-            conn.execute(
-                _START_STATEMENT, {"ids": ids, "owner": worker, "expires": expires, "now": now}
-            )
-            conn.execute(
-                t.work_order_attempts.insert(),
-                [
-                    {
-                        "work_order_id": row["id"],
-                        "attempt": row["attempts"] + 1,
-                        "worker": worker,
-                        "started_at": now,
-                    }
-                    for row in picked
-                ],
-            )
-            return self._leased(conn, ids, worker, expires)
+        now = self.clock()
+        if self._sweep_due(now):
+            self._reclaim(conn, now)
+            self._expire_overdue(conn, now)
+        candidates = self._candidates(conn, now, wanted, limit * 2)
+        if not candidates:
+            return []
+        locked = self._lock_rows(conn, candidates, limit)
+        picked = self._pick(conn, locked, limit)
+        if not picked:
+            return []
+        expires = now + lease_for
+        ids = [row["id"] for row in picked]
+        conn.execute(
+            _START_STATEMENT, {"ids": ids, "owner": worker, "expires": expires, "now": now}
+        )
+        conn.execute(
+            t.work_order_attempts.insert(),
+            [
+                {
+                    "work_order_id": row["id"],
+                    "attempt": row["attempts"] + 1,
+                    "worker": worker,
+                    "started_at": now,
+                }
+                for row in picked
+            ],
+        )
+        return self._leased(conn, ids, worker, expires)
 
     def _permits(self, conn: Connection) -> dict[int, int]:
         return {row.concentrator_id: row.max_sessions for row in conn.execute(_PERMITS_STATEMENT)}
@@ -720,7 +737,7 @@ class WorkOrderQueue:
     def record_many(
         self,
         items: Sequence[tuple[LeasedOrder, Outcome]],
-        also: Callable[[Connection, list[tuple[LeasedOrder, State | None]]], None] | None = None,
+        also: OutcomeRows | None = None,
     ) -> list[State | None]:
         """`record` for many attempts in one transaction (one commit instead of one per
         order); the state of each, or None where the lease was lost. ``also(conn, orders
@@ -729,74 +746,96 @@ class WorkOrderQueue:
         if not items:
             return []
         with self.transaction() as conn:
-            query = _recorded_statement(self.is_postgresql)
-            ids = sorted({order.id for order, _ in items})
-            current = {row["id"]: row for row in conn.execute(query, {"ids": ids}).mappings()}
-            now = self.clock()
-            states: list[State | None] = []
-            attempts: list[dict[str, Any]] = []
-            updates: list[dict[str, Any]] = []
-            failed: list[int] = []
-            for order, outcome in items:
-                row = current.get(order.id)
-                if (
-                    row is None
-                    or row["state"] != State.RUNNING.value
-                    or row["lease_owner"] != order.worker
-                    or row["attempts"] != order.attempt
-                ):
-                    states.append(None)
-                    continue
-                decision = decide(
-                    outcome,
-                    attempt=order.attempt,
-                    max_attempts=order.max_attempts,
-                    base_priority=order.base_priority,
-                    policy=self.policies[order.activity],
-                    now=now,
-                    deadline=row["deadline"],
-                    fraction=self.rng.random(),
-                )
-                check_transition(State.RUNNING, decision.state)
-                states.append(decision.state)
-                # The row is settled now: a duplicate item in the same call is refused.
-                del current[order.id]
-                attempts.append(
-                    {
-                        "b_order": order.id,
-                        "b_attempt": order.attempt,
-                        "ended_at": now,
-                        "outcome": decision.state.value,
-                        "error_text": outcome.error_text,
-                    }
-                )
-                retry = decision.state is State.RETRY
-                updates.append(
-                    {
-                        "b_id": order.id,
-                        "state": decision.state.value,
-                        "result": _dumps(outcome.result),
-                        "is_error": not outcome.ok,
-                        "error_text": outcome.error_text,
-                        "lease_owner": None,
-                        "lease_expires_at": None,
-                        "updated_at": now,
-                        "scheduled_at": decision.retry_at if retry else None,
-                        "priority": decision.priority if retry else None,
-                        "ended_at": None if retry else now,
-                    }
-                )
-                if decision.state in (State.FAILED, State.EXPIRED):
-                    failed.append(order.id)
-            if attempts:
-                conn.execute(_END_ATTEMPTS_STATEMENT, attempts)
-                conn.execute(_SETTLE_STATEMENT, updates)
-            self._open_field_orders(conn, failed, now)
-            if also is not None:
-                also(
-                    conn, [(order, state) for (order, _), state in zip(items, states, strict=True)]
-                )
-            return states
+            return self._record(conn, items, also)
+
+    def record_and_lease(
+        self,
+        items: Sequence[tuple[LeasedOrder, Outcome]],
+        also: OutcomeRows | None,
+        worker: str,
+        limit: int,
+        lease_for: timedelta,
+        activities: Iterable[ActivityType] | None = None,
+    ) -> tuple[list[State | None], list[LeasedOrder]]:
+        """`record_many` then `lease` in one transaction: a worker whose orders finish as
+        others start pays one commit (and one thread hop) for both. Both or neither."""
+        with self.transaction() as conn:
+            states = self._record(conn, items, also) if items else []
+            return states, self._lease(conn, worker, limit, lease_for, activities)
+
+    def _record(
+        self,
+        conn: Connection,
+        items: Sequence[tuple[LeasedOrder, Outcome]],
+        also: OutcomeRows | None,
+    ) -> list[State | None]:
+        """`record_many` in ``conn``'s transaction."""
+        query = _recorded_statement(self.is_postgresql)
+        ids = sorted({order.id for order, _ in items})
+        current = {row["id"]: row for row in conn.execute(query, {"ids": ids}).mappings()}
+        now = self.clock()
+        states: list[State | None] = []
+        attempts: list[dict[str, Any]] = []
+        updates: list[dict[str, Any]] = []
+        failed: list[int] = []
+        for order, outcome in items:
+            row = current.get(order.id)
+            if (
+                row is None
+                or row["state"] != State.RUNNING.value
+                or row["lease_owner"] != order.worker
+                or row["attempts"] != order.attempt
+            ):
+                states.append(None)
+                continue
+            decision = decide(
+                outcome,
+                attempt=order.attempt,
+                max_attempts=order.max_attempts,
+                base_priority=order.base_priority,
+                policy=self.policies[order.activity],
+                now=now,
+                deadline=row["deadline"],
+                fraction=self.rng.random(),
+            )
+            check_transition(State.RUNNING, decision.state)
+            states.append(decision.state)
+            # The row is settled now: a duplicate item in the same call is refused.
+            del current[order.id]
+            attempts.append(
+                {
+                    "b_order": order.id,
+                    "b_attempt": order.attempt,
+                    "ended_at": now,
+                    "outcome": decision.state.value,
+                    "error_text": outcome.error_text,
+                }
+            )
+            retry = decision.state is State.RETRY
+            updates.append(
+                {
+                    "b_id": order.id,
+                    "state": decision.state.value,
+                    "result": _dumps(outcome.result),
+                    "is_error": not outcome.ok,
+                    "error_text": outcome.error_text,
+                    "lease_owner": None,
+                    "lease_expires_at": None,
+                    "updated_at": now,
+                    "scheduled_at": decision.retry_at if retry else None,
+                    "priority": decision.priority if retry else None,
+                    "ended_at": None if retry else now,
+                }
+            )
+            if decision.state in (State.FAILED, State.EXPIRED):
+                failed.append(order.id)
+        if attempts:
+            conn.execute(_END_ATTEMPTS_STATEMENT, attempts)
+            conn.execute(_SETTLE_STATEMENT, updates)
+        self._open_field_orders(conn, failed, now)
+        if also is not None:
+            also(conn, [(order, state) for (order, _), state in zip(items, states, strict=True)])
+        return states
 
     @staticmethod
     def _close_attempt(
