@@ -79,6 +79,10 @@ class Worker:
         self._executing: dict[int, LeasedOrder] = {}
         self._lost: set[int] = set()
         self._keeper: asyncio.Task[None] | None = None
+        # The last lease got fewer orders than it asked for: nothing more can start before
+        # an order finishes (or, for `run`, new orders are due), so leasing again at once
+        # would cost a lease for nothing.
+        self._drained_queue = False
         self.finished: dict[State, int] = {}
         # Outcomes waiting to be stored, each with the future its order's task awaits. The
         # worker's loop stores them together with the next lease (`_store_and_lease`): one
@@ -104,7 +108,7 @@ class Worker:
                     # The database is away: keep the orders in flight, try again shortly.
                     logger.exception("worker %s: leasing failed", self.config.name)
                     leased = 0
-                if not leased:
+                if not leased or self._drained_queue:
                     await self._pause()
         finally:
             await self._drain()
@@ -120,7 +124,7 @@ class Worker:
             leased = await self.lease_once()
             if not leased and not was_busy and not self._in_flight:
                 return
-            if not leased and self._in_flight:
+            if (not leased or self._drained_queue) and self._in_flight:
                 await self._wake.wait()
 
     async def lease_once(self) -> int:
@@ -175,21 +179,28 @@ class Worker:
                 else:
                     future.set_exception(exc)
             raise
-        for (_, _, future), state in zip(batch, states, strict=True):
+        for (order, _, future), state in zip(batch, states, strict=True):
             if not future.done():
                 future.set_result(state)
+            # Its slot is the new orders' now (``free`` counted it); its task only returns.
+            self._in_flight.pop(order.id, None)
+            if state is not None:
+                self.finished[state] = self.finished.get(state, 0) + 1
         for order in orders:
             task = asyncio.create_task(self._run_order(order), name=f"work-order-{order.id}")
             self._in_flight[order.id] = task
             task.add_done_callback(functools.partial(self._forget, order.id))
         if orders and self.config.renew_leases and (self._keeper is None or self._keeper.done()):
             self._keeper = asyncio.create_task(self._keep_leases(), name="lease-keeper")
+        self._drained_queue = len(orders) < free
         return len(orders)
 
     def _forget(self, order_id: int, task: asyncio.Task[State | None]) -> None:
+        """A task ended without its outcome stored (lost lease, store failure, cancelled):
+        its slot is free. (Those whose outcome was stored left in `_store_and_lease`.)"""
         if self._in_flight.get(order_id) is task:
             del self._in_flight[order_id]
-        self._wake.set()
+            self._wake.set()
 
     async def _pause(self) -> None:
         """Until an order finishes, `stop`, or the poll interval (new orders) passes."""
@@ -252,7 +263,6 @@ class Worker:
         if state is None:
             logger.warning("work order %s: lease lost before the outcome was stored", order.id)
             return None
-        self.finished[state] = self.finished.get(state, 0) + 1
         return state
 
     async def _execute(self, order: LeasedOrder) -> Outcome:
