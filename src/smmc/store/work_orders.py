@@ -577,8 +577,8 @@ class WorkOrderQueue:
 
     def _sweep_due(self, now: datetime) -> bool:
         """Whether this lease settles expired leases and overdue orders: the first one, then
-        once ``sweep_every`` has passed (or the clock went back). A lease returns ``sweep_every``
-        late at most, against leases of minutes."""
+        once ``sweep_every`` has passed (or the clock went back). An expired lease goes back
+        to the queue ``sweep_every`` late at most, against leases of minutes."""
         last = self._swept_at
         if last is not None and last <= now < last + self.sweep_every:
             return False
