@@ -304,17 +304,17 @@ class FlakyQueue(WorkOrderQueue):
     lease_failures = 1
     record_failures = 1
 
-    def lease(self, *args: Any, **kwargs: Any) -> list[LeasedOrder]:
+    def _lease(self, *args: Any, **kwargs: Any) -> list[LeasedOrder]:
         if self.lease_failures:
             self.lease_failures -= 1
             raise OperationalError("SELECT 1", {}, Exception("connection refused"))
-        return super().lease(*args, **kwargs)
+        return super()._lease(*args, **kwargs)
 
-    def record_many(self, items: Any, also: Any = None) -> list[State | None]:
+    def _record(self, *args: Any, **kwargs: Any) -> list[State | None]:
         if self.record_failures:
             self.record_failures -= 1
             raise OperationalError("UPDATE", {}, Exception("connection reset"))
-        return super().record_many(items, also)
+        return super()._record(*args, **kwargs)
 
 
 async def test_worker_survives_a_database_outage(db: Engine, clock: Clock) -> None:

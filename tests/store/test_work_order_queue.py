@@ -223,6 +223,30 @@ def test_lease_filters_by_activity(db: Engine, queue: WorkOrderQueue) -> None:
     assert [o.activity for o in leased] == [ActivityType.METER_SYNC]
 
 
+def test_record_and_lease_stores_outcomes_and_starts_orders_in_one_transaction(
+    db: Engine, queue: WorkOrderQueue
+) -> None:
+    add_fleet(db, {"DC-1": 3})
+    queue.submit(ActivityType.READING, meters("DC-1", 3))
+    (first,) = queue.lease("w", 1, LEASE)
+    states, leased = queue.record_and_lease(
+        [(first, Outcome.success())], None, "w", 5, LEASE
+    )  # the permit the outcome frees goes to the next order, in the same transaction
+    assert states == [State.COMPLETED]
+    assert [order.attempt for order in leased] == [1]
+    assert leased[0].id != first.id
+
+    def broken(conn: Any, recorded: Any) -> None:
+        raise RuntimeError("writer failed")
+
+    with pytest.raises(RuntimeError):
+        queue.record_and_lease([(leased[0], Outcome.success())], broken, "w", 5, LEASE)
+    rows, _ = queue.list_orders(WorkOrderFilter())
+    # Neither the outcome nor the lease of the third order it would have made room for.
+    assert sorted(row["state"] for row in rows) == ["COMPLETED", "PENDING", "RUNNING"]
+    assert queue.record(leased[0], Outcome.success()) is State.COMPLETED
+
+
 def test_expired_lease_returns_the_order_and_old_holder_cannot_record(
     db: Engine, queue: WorkOrderQueue, clock: Clock
 ) -> None:
@@ -303,6 +327,26 @@ def test_deadline_expires_queued_orders(db: Engine, queue: WorkOrderQueue, clock
         State.EXPIRED
     )
     assert len(queue.field_work_orders()) == 2
+
+
+def test_sweeps_run_once_per_sweep_every_and_overdue_orders_wait_for_them(
+    db: Engine, queue: WorkOrderQueue, clock: Clock
+) -> None:
+    add_fleet(db, {"DC-1": 1})
+    queue.submit(ActivityType.READING, meters("DC-1", 1))
+    duration = load_policies()[ActivityType.READING].duration.total_seconds()
+    clock.advance(seconds=duration - 0.5)
+    # Sweeps (nothing overdue yet); the filter leaves the order queued.
+    assert queue.lease("w", 1, LEASE, activities=[ActivityType.METER_SYNC]) == []
+    clock.advance(seconds=0.6)  # overdue, within a second of the last sweep
+    assert queue.lease("w", 1, LEASE) == []  # not leased, not expired yet
+    (row,) = queue.list_orders(WorkOrderFilter())[0]
+    assert row["state"] == State.PENDING.value
+    clock.advance(seconds=queue.sweep_every.total_seconds())
+    assert queue.lease("w", 1, LEASE) == []
+    (row,) = queue.list_orders(WorkOrderFilter())[0]
+    assert row["state"] == State.EXPIRED.value
+    assert len(queue.field_work_orders()) == 1
 
 
 def test_cancel(db: Engine, queue: WorkOrderQueue) -> None:

@@ -22,12 +22,14 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from smmc.domain.work_orders import Outcome, State
 from smmc.engine.executors import ExecutorRegistry
-from smmc.field.batching import Coalescer
 from smmc.store.work_orders import LeasedOrder, WorkOrderQueue
 
 __all__ = ["Worker", "WorkerConfig", "default_worker_name"]
 
 logger = logging.getLogger(__name__)
+
+# At most this many outcomes are stored in one transaction.
+_MAX_OUTCOMES = 200
 
 
 def default_worker_name() -> str:
@@ -43,12 +45,18 @@ class WorkerConfig:
     poll_interval: float = 1.0
     renew_leases: bool = True
     drain_timeout: float = 30.0
+    # Seconds an outcome may wait for others (up to a quarter of ``max_in_flight``) to be
+    # stored with them and the next lease: a store-and-lease costs about the same for one
+    # order as for thirty (the lease ranks the whole queue), so fewer, larger ones.
+    gather: float = 0.05
 
     def __post_init__(self) -> None:
         if self.max_in_flight < 1:
             raise ValueError(f"max_in_flight must be at least 1, got {self.max_in_flight}")
         if self.lease_for <= timedelta(0):
             raise ValueError("lease_for must be positive")
+        if self.gather < 0:
+            raise ValueError(f"gather must not be negative, got {self.gather}")
 
 
 class Worker:
@@ -71,12 +79,17 @@ class Worker:
         self._executing: dict[int, LeasedOrder] = {}
         self._lost: set[int] = set()
         self._keeper: asyncio.Task[None] | None = None
+        # The last lease got fewer orders than it asked for: nothing more can start before
+        # an order finishes (or, for `run`, new orders are due), so leasing again at once
+        # would cost a lease for nothing.
+        self._drained_queue = False
         self.finished: dict[State, int] = {}
-        # Outcomes of attempts finishing close together, with what the executors left to
-        # store with them (their events): one transaction for all of them.
-        self._outcomes: Coalescer[tuple[LeasedOrder, Outcome], State | None] = Coalescer(
-            self._record
-        )
+        # Outcomes waiting to be stored, each with the future its order's task awaits. The
+        # worker's loop stores them together with the next lease (`_store_and_lease`): one
+        # thread hop and one transaction for the outcomes of the orders finishing close
+        # together, what the executors left to store with them (their events) and the
+        # orders taking their slots.
+        self._outcomes: list[tuple[LeasedOrder, Outcome, asyncio.Future[State | None]]] = []
 
     def stop(self) -> None:
         """Stop leasing; `run` returns once the orders in flight are done (or drained)."""
@@ -95,7 +108,7 @@ class Worker:
                     # The database is away: keep the orders in flight, try again shortly.
                     logger.exception("worker %s: leasing failed", self.config.name)
                     leased = 0
-                if not leased:
+                if not leased or self._drained_queue:
                     await self._pause()
         finally:
             await self._drain()
@@ -111,34 +124,83 @@ class Worker:
             leased = await self.lease_once()
             if not leased and not was_busy and not self._in_flight:
                 return
-            if not leased and self._in_flight:
+            if (not leased or self._drained_queue) and self._in_flight:
                 await self._wake.wait()
 
     async def lease_once(self) -> int:
-        """Lease as many orders as there are free slots and start them; returns how many."""
-        free = self.config.max_in_flight - len(self._in_flight)
-        if free <= 0:
+        """Store the outcomes waiting, lease as many orders as there are free slots then and
+        start them; returns how many. With nothing to store and no free slot, wait for an
+        order to finish first."""
+        if not self._outcomes and len(self._in_flight) >= self.config.max_in_flight:
             await self._wake.wait()
             return 0
-        orders = await asyncio.to_thread(
-            self.queue.lease,
-            self.config.name,
-            free,
-            self.config.lease_for,
-            self.registry.activities(),
-        )
+        await self._gather()
+        return await self._store_and_lease(lease=True)
+
+    async def _gather(self) -> None:
+        """With outcomes waiting, let them grow to a quarter of ``max_in_flight`` for up to
+        ``gather`` seconds while other orders still execute (none: no more can come)."""
+        if not self._outcomes:
+            return
+        wanted = max(1, self.config.max_in_flight // 4)
+        deadline = asyncio.get_running_loop().time() + self.config.gather
+        while len(self._outcomes) < wanted and self._executing and not self._stop.is_set():
+            self._wake.clear()
+            try:
+                async with asyncio.timeout_at(deadline):
+                    await self._wake.wait()
+            except TimeoutError:
+                return
+
+    async def _store_and_lease(self, *, lease: bool) -> int:
+        """One thread hop and one transaction: the outcomes waiting and, if ``lease``, as
+        many new orders as slots are free once those orders end (their tasks are done
+        executing). On a failure every outcome of the batch gets the exception (not stored:
+        those orders run again once their leases expire) and it is raised."""
+        batch = self._outcomes[:_MAX_OUTCOMES]
+        del self._outcomes[:_MAX_OUTCOMES]
+        free = self.config.max_in_flight - len(self._in_flight) + len(batch) if lease else 0
+        try:
+            states, orders = await asyncio.to_thread(
+                self.queue.record_and_lease,
+                [(order, outcome) for order, outcome, _ in batch],
+                self.registry.write_outcomes,
+                self.config.name,
+                free,
+                self.config.lease_for,
+                self.registry.activities(),
+            )
+        except BaseException as exc:
+            for _, _, future in batch:
+                if future.done():
+                    continue
+                if isinstance(exc, asyncio.CancelledError):
+                    future.cancel()
+                else:
+                    future.set_exception(exc)
+            raise
+        for (order, _, future), state in zip(batch, states, strict=True):
+            if not future.done():
+                future.set_result(state)
+            # Its slot is the new orders' now (``free`` counted it); its task only returns.
+            self._in_flight.pop(order.id, None)
+            if state is not None:
+                self.finished[state] = self.finished.get(state, 0) + 1
         for order in orders:
             task = asyncio.create_task(self._run_order(order), name=f"work-order-{order.id}")
             self._in_flight[order.id] = task
             task.add_done_callback(functools.partial(self._forget, order.id))
         if orders and self.config.renew_leases and (self._keeper is None or self._keeper.done()):
             self._keeper = asyncio.create_task(self._keep_leases(), name="lease-keeper")
+        self._drained_queue = len(orders) < free
         return len(orders)
 
     def _forget(self, order_id: int, task: asyncio.Task[State | None]) -> None:
+        """A task ended without its outcome stored (lost lease, store failure, cancelled):
+        its slot is free. (Those whose outcome was stored left in `_store_and_lease`.)"""
         if self._in_flight.get(order_id) is task:
             del self._in_flight[order_id]
-        self._wake.set()
+            self._wake.set()
 
     async def _pause(self) -> None:
         """Until an order finishes, `stop`, or the poll interval (new orders) passes."""
@@ -147,10 +209,22 @@ class Worker:
                 await self._wake.wait()
 
     async def _drain(self) -> None:
-        if not self._in_flight:
-            return
-        tasks = list(self._in_flight.values())
-        _, pending = await asyncio.wait(tasks, timeout=self.config.drain_timeout)
+        """Store the outcomes of the orders in flight as they finish, up to the drain
+        timeout; cancel what is left."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.config.drain_timeout
+        while self._in_flight and loop.time() < deadline:
+            self._wake.clear()
+            if self._outcomes:
+                try:
+                    await self._store_and_lease(lease=False)
+                except SQLAlchemyError:
+                    logger.exception("worker %s: storing outcomes failed", self.config.name)
+                continue
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout_at(deadline):
+                    await self._wake.wait()
+        pending = list(self._in_flight.values())
         for task in pending:
             task.cancel()
         if pending:
@@ -176,8 +250,11 @@ class Worker:
             if not self._executing and self._keeper is not None:
                 self._keeper.cancel()
                 self._keeper = None
+        future: asyncio.Future[State | None] = asyncio.get_running_loop().create_future()
+        self._outcomes.append((order, outcome, future))
+        self._wake.set()
         try:
-            state = await self._outcomes.submit((order, outcome))
+            state = await future
         except SQLAlchemyError:
             # Not stored: the lease runs out and the order runs again (attempt + 1, so a
             # non-idempotent executor knows to check the device first).
@@ -186,12 +263,7 @@ class Worker:
         if state is None:
             logger.warning("work order %s: lease lost before the outcome was stored", order.id)
             return None
-        self.finished[state] = self.finished.get(state, 0) + 1
         return state
-
-    def _record(self, items: list[tuple[LeasedOrder, Outcome]]) -> list[State | None]:
-        """Blocking: store the outcomes and the registry's rows that go with them."""
-        return self.queue.record_many(items, self.registry.write_outcomes)
 
     async def _execute(self, order: LeasedOrder) -> Outcome:
         executor = self.registry.get(order.activity)

@@ -1,11 +1,11 @@
 """Coalescing of blocking store calls made by many concurrent sessions.
 
 Dozens of sessions of one worker each need a small store write or read at about the same
-moment (the replay guard at a session's end, a counter block at its start, the outcome and
-the event of an order). One thread hop and one transaction per call costs more CPU than the
-work itself; a `Coalescer` hands every call made in the same event-loop turn (and those made
-while the previous batch was in the store) to one blocking batch function, run in one
-thread, and gives each caller its own result or the batch's exception.
+moment (the replay guard at a session's end, a counter block at its start). One thread hop
+and one transaction per call costs more CPU than the work itself; a `Coalescer` hands every
+call made in the same event-loop turn (and those made while the previous batch was in the
+store) to one blocking batch function, run in one thread, and gives each caller its own
+result or the batch's exception.
 """
 
 from __future__ import annotations

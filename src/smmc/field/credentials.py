@@ -418,21 +418,27 @@ class CounterStore:
 
     def save_received_many(self, items: Sequence[tuple[CounterKey, int | None]]) -> list[None]:
         """`save_received` for several devices in one transaction (later items win)."""
-        c = t.invocation_counters.c
         now = datetime.now(UTC)
         latest = dict(items)
         with self.engine.begin() as conn:
             conn.execute(
-                t.invocation_counters.update()
-                .where(
-                    c.device_kind == sa.bindparam("b_kind"),
-                    c.device_id == sa.bindparam("b_id"),
-                    c.client_sap == sa.bindparam("b_sap"),
-                )
-                .values(last_received=sa.bindparam("b_last"), updated_at=now),
+                _SAVE_RECEIVED_STATEMENT,
                 [
-                    {"b_kind": kind, "b_id": device_id, "b_sap": sap, "b_last": last}
+                    {"b_kind": kind, "b_id": device_id, "b_sap": sap, "b_last": last, "b_now": now}
                     for (kind, device_id, sap), last in latest.items()
                 ],
             )
         return [None] * len(items)
+
+
+# `CounterStore.save_received_many`'s statement, built once: every session's end saves its
+# device's last received counter, and building the statement cost more than running it.
+_SAVE_RECEIVED_STATEMENT = (
+    t.invocation_counters.update()
+    .where(
+        t.invocation_counters.c.device_kind == sa.bindparam("b_kind"),
+        t.invocation_counters.c.device_id == sa.bindparam("b_id"),
+        t.invocation_counters.c.client_sap == sa.bindparam("b_sap"),
+    )
+    .values(last_received=sa.bindparam("b_last"), updated_at=sa.bindparam("b_now"))
+)

@@ -58,6 +58,7 @@ __all__ = [
     "BatchProgress",
     "LeaseLost",
     "LeasedOrder",
+    "OutcomeRows",
     "Rejected",
     "SubmitResult",
     "TargetRef",
@@ -168,6 +169,11 @@ class LeasedOrder:
     lease_expires_at: datetime
 
 
+# Rows stored in the transaction of a batch of outcomes, given each order and its new state
+# (None: the lease was lost) — `record_many`'s ``also``.
+OutcomeRows = Callable[[Connection, list[tuple[LeasedOrder, State | None]]], None]
+
+
 @dataclass(frozen=True, slots=True)
 class WorkOrderFilter:
     """The seed's filters: idwork (batch), activity type, concentrator, meter serial, POD,
@@ -239,6 +245,7 @@ class WorkOrderQueue:
         clock: Callable[[], datetime] = _utc_now,
         rng: random.Random | None = None,
         calendar: WorkingDayCalendar | None = None,
+        sweep_every: timedelta = timedelta(seconds=1),
     ) -> None:
         if default_permits < 1:
             raise ValueError(f"default_permits must be at least 1, got {default_permits}")
@@ -249,6 +256,11 @@ class WorkOrderQueue:
         self.rng = rng or random.Random()
         self._calendar = calendar
         self.is_postgresql = engine.dialect.name == "postgresql"
+        # Expired leases and overdue orders are settled by a lease at most once per
+        # ``sweep_every`` of the queue's clock: the overdue scan reads the whole queue, and a
+        # worker leases many times a second (`_sweep_due`).
+        self.sweep_every = sweep_every
+        self._swept_at: datetime | None = None
 
     # -- transactions ---------------------------------------------------------------------
 
@@ -513,43 +525,65 @@ class WorkOrderQueue:
     ) -> list[LeasedOrder]:
         """Claim up to ``limit`` due orders for ``worker``: highest priority first, then
         earliest scheduled, honouring concentrator permits and one RUNNING order per meter.
-        Expired leases and overdue orders are settled first."""
+        Expired leases and overdue orders are settled first (at most once per
+        ``sweep_every``; an overdue order is never leased meanwhile)."""
+        with self.transaction() as conn:
+            return self._lease(conn, worker, limit, lease_for, activities)
+
+    def _lease(
+        self,
+        conn: Connection,
+        worker: str,
+        limit: int,
+        lease_for: timedelta,
+        activities: Iterable[ActivityType] | None,
+    ) -> list[LeasedOrder]:
+        """`lease` in ``conn``'s transaction."""
         if limit < 1:
             return []
         wanted = None if activities is None else sorted(a.value for a in activities)
-        with self.transaction() as conn:
-            now = self.clock()
+        now = self.clock()
+        if self._sweep_due(now):
             self._reclaim(conn, now)
             self._expire_overdue(conn, now)
-            permits = self._permits(conn)
-            candidates = self._candidates(conn, now, wanted, limit * 2)
-            if not candidates:
-                return []
-            locked = self._lock_rows(conn, candidates, limit)
-            picked = self._pick(conn, locked, permits, limit)
-            if not picked:
-                return []
-            expires = now + lease_for
-            ids = [row["id"] for row in picked]
-            conn.execute(
-                _START_STATEMENT, {"ids": ids, "owner": worker, "expires": expires, "now": now}
-            )
-            conn.execute(
-                t.work_order_attempts.insert(),
-                [
-                    {
-                        "work_order_id": row["id"],
-                        "attempt": row["attempts"] + 1,
-                        "worker": worker,
-                        "started_at": now,
-                    }
-                    for row in picked
-                ],
-            )
-            return self._leased(conn, ids, worker, expires)
+        candidates = self._candidates(conn, now, wanted, limit * 2)
+        if not candidates:
+            return []
+        locked = self._lock_rows(conn, candidates, limit)
+        picked = self._pick(conn, locked, limit)
+        if not picked:
+            return []
+        expires = now + lease_for
+        ids = [row["id"] for row in picked]
+        conn.execute(
+            _START_STATEMENT, {"ids": ids, "owner": worker, "expires": expires, "now": now}
+        )
+        conn.execute(
+            t.work_order_attempts.insert(),
+            [
+                {
+                    "work_order_id": row["id"],
+                    "attempt": row["attempts"] + 1,
+                    "worker": worker,
+                    "started_at": now,
+                }
+                for row in picked
+            ],
+        )
+        return self._leased(conn, ids, worker, expires)
 
     def _permits(self, conn: Connection) -> dict[int, int]:
         return {row.concentrator_id: row.max_sessions for row in conn.execute(_PERMITS_STATEMENT)}
+
+    def _sweep_due(self, now: datetime) -> bool:
+        """Whether this lease settles expired leases and overdue orders: the first one, then
+        once ``sweep_every`` has passed (or the clock went back). An expired lease goes back
+        to the queue ``sweep_every`` late at most, against leases of minutes."""
+        last = self._swept_at
+        if last is not None and last <= now < last + self.sweep_every:
+            return False
+        self._swept_at = now
+        return True
 
     def _candidates(
         self, conn: Connection, now: datetime, wanted: list[str] | None, limit: int
@@ -594,10 +628,26 @@ class WorkOrderQueue:
         }
         return [row for row in rows if self._group_key(row) in granted]
 
-    def _pick(
-        self, conn: Connection, rows: list[RowMapping], permits: Mapping[int, int], limit: int
-    ) -> list[RowMapping]:
+    def _pick(self, conn: Connection, rows: list[RowMapping], limit: int) -> list[RowMapping]:
+        """The locked candidates to lease: at most ``limit``, one per meter, within each
+        concentrator's free permits.
+
+        On SQLite the candidate query ran under this transaction's write lock (BEGIN
+        IMMEDIATE), so the free permits and busy meters it saw are current and only two
+        candidates of one meter are left to separate. On PostgreSQL another worker may have
+        leased since: the running counts and busy meters are read again under the
+        concentrators' advisory locks."""
+        if not self.is_postgresql:
+            busy: set[int] = set()
+            picked: list[RowMapping] = []
+            for row in rows:
+                meter_id = row["meter_id"]
+                if meter_id is None or meter_id not in busy:
+                    busy.add(meter_id)
+                    picked.append(row)
+            return picked  # ``rows`` are at most ``limit`` (`_lock_rows`)
         eligible = self._claim_groups(conn, rows)
+        permits = self._permits(conn)
         dc_ids = sorted({row["concentrator_id"] for row in eligible if row["concentrator_id"]})
         meter_ids = sorted({row["meter_id"] for row in eligible if row["meter_id"]})
         running: dict[int, int] = {}
@@ -607,7 +657,7 @@ class WorkOrderQueue:
         busy_meters: set[int] = set()
         for chunk in _chunks(meter_ids):
             busy_meters.update(conn.execute(_BUSY_METERS_STATEMENT, {"ids": chunk}).scalars())
-        picked: list[RowMapping] = []
+        picked = []
         for row in eligible:
             if len(picked) >= limit:
                 break
@@ -687,7 +737,7 @@ class WorkOrderQueue:
     def record_many(
         self,
         items: Sequence[tuple[LeasedOrder, Outcome]],
-        also: Callable[[Connection, list[tuple[LeasedOrder, State | None]]], None] | None = None,
+        also: OutcomeRows | None = None,
     ) -> list[State | None]:
         """`record` for many attempts in one transaction (one commit instead of one per
         order); the state of each, or None where the lease was lost. ``also(conn, orders
@@ -696,74 +746,96 @@ class WorkOrderQueue:
         if not items:
             return []
         with self.transaction() as conn:
-            query = _recorded_statement(self.is_postgresql)
-            ids = sorted({order.id for order, _ in items})
-            current = {row["id"]: row for row in conn.execute(query, {"ids": ids}).mappings()}
-            now = self.clock()
-            states: list[State | None] = []
-            attempts: list[dict[str, Any]] = []
-            updates: list[dict[str, Any]] = []
-            failed: list[int] = []
-            for order, outcome in items:
-                row = current.get(order.id)
-                if (
-                    row is None
-                    or row["state"] != State.RUNNING.value
-                    or row["lease_owner"] != order.worker
-                    or row["attempts"] != order.attempt
-                ):
-                    states.append(None)
-                    continue
-                decision = decide(
-                    outcome,
-                    attempt=order.attempt,
-                    max_attempts=order.max_attempts,
-                    base_priority=order.base_priority,
-                    policy=self.policies[order.activity],
-                    now=now,
-                    deadline=row["deadline"],
-                    fraction=self.rng.random(),
-                )
-                check_transition(State.RUNNING, decision.state)
-                states.append(decision.state)
-                # The row is settled now: a duplicate item in the same call is refused.
-                del current[order.id]
-                attempts.append(
-                    {
-                        "b_order": order.id,
-                        "b_attempt": order.attempt,
-                        "ended_at": now,
-                        "outcome": decision.state.value,
-                        "error_text": outcome.error_text,
-                    }
-                )
-                retry = decision.state is State.RETRY
-                updates.append(
-                    {
-                        "b_id": order.id,
-                        "state": decision.state.value,
-                        "result": _dumps(outcome.result),
-                        "is_error": not outcome.ok,
-                        "error_text": outcome.error_text,
-                        "lease_owner": None,
-                        "lease_expires_at": None,
-                        "updated_at": now,
-                        "scheduled_at": decision.retry_at if retry else None,
-                        "priority": decision.priority if retry else None,
-                        "ended_at": None if retry else now,
-                    }
-                )
-                if decision.state in (State.FAILED, State.EXPIRED):
-                    failed.append(order.id)
-            if attempts:
-                conn.execute(_END_ATTEMPTS_STATEMENT, attempts)
-                conn.execute(_SETTLE_STATEMENT, updates)
-            self._open_field_orders(conn, failed, now)
-            if also is not None:
-                also(
-                    conn, [(order, state) for (order, _), state in zip(items, states, strict=True)]
-                )
-            return states
+            return self._record(conn, items, also)
+
+    def record_and_lease(
+        self,
+        items: Sequence[tuple[LeasedOrder, Outcome]],
+        also: OutcomeRows | None,
+        worker: str,
+        limit: int,
+        lease_for: timedelta,
+        activities: Iterable[ActivityType] | None = None,
+    ) -> tuple[list[State | None], list[LeasedOrder]]:
+        """`record_many` then `lease` in one transaction: a worker whose orders finish as
+        others start pays one commit (and one thread hop) for both. Both or neither."""
+        with self.transaction() as conn:
+            states = self._record(conn, items, also) if items else []
+            return states, self._lease(conn, worker, limit, lease_for, activities)
+
+    def _record(
+        self,
+        conn: Connection,
+        items: Sequence[tuple[LeasedOrder, Outcome]],
+        also: OutcomeRows | None,
+    ) -> list[State | None]:
+        """`record_many` in ``conn``'s transaction."""
+        query = _recorded_statement(self.is_postgresql)
+        ids = sorted({order.id for order, _ in items})
+        current = {row["id"]: row for row in conn.execute(query, {"ids": ids}).mappings()}
+        now = self.clock()
+        states: list[State | None] = []
+        attempts: list[dict[str, Any]] = []
+        updates: list[dict[str, Any]] = []
+        failed: list[int] = []
+        for order, outcome in items:
+            row = current.get(order.id)
+            if (
+                row is None
+                or row["state"] != State.RUNNING.value
+                or row["lease_owner"] != order.worker
+                or row["attempts"] != order.attempt
+            ):
+                states.append(None)
+                continue
+            decision = decide(
+                outcome,
+                attempt=order.attempt,
+                max_attempts=order.max_attempts,
+                base_priority=order.base_priority,
+                policy=self.policies[order.activity],
+                now=now,
+                deadline=row["deadline"],
+                fraction=self.rng.random(),
+            )
+            check_transition(State.RUNNING, decision.state)
+            states.append(decision.state)
+            # The row is settled now: a duplicate item in the same call is refused.
+            del current[order.id]
+            attempts.append(
+                {
+                    "b_order": order.id,
+                    "b_attempt": order.attempt,
+                    "ended_at": now,
+                    "outcome": decision.state.value,
+                    "error_text": outcome.error_text,
+                }
+            )
+            retry = decision.state is State.RETRY
+            updates.append(
+                {
+                    "b_id": order.id,
+                    "state": decision.state.value,
+                    "result": _dumps(outcome.result),
+                    "is_error": not outcome.ok,
+                    "error_text": outcome.error_text,
+                    "lease_owner": None,
+                    "lease_expires_at": None,
+                    "updated_at": now,
+                    "scheduled_at": decision.retry_at if retry else None,
+                    "priority": decision.priority if retry else None,
+                    "ended_at": None if retry else now,
+                }
+            )
+            if decision.state in (State.FAILED, State.EXPIRED):
+                failed.append(order.id)
+        if attempts:
+            conn.execute(_END_ATTEMPTS_STATEMENT, attempts)
+            conn.execute(_SETTLE_STATEMENT, updates)
+        self._open_field_orders(conn, failed, now)
+        if also is not None:
+            also(conn, [(order, state) for (order, _), state in zip(items, states, strict=True)])
+        return states
 
     @staticmethod
     def _close_attempt(
@@ -1081,6 +1153,8 @@ def _candidates_query(default_permits: int, by_activity: bool) -> sa.Select[Any]
         .where(
             wo.c.state.in_([s.value for s in LEASABLE_STATES]),
             wo.c.scheduled_at <= sa.bindparam("now"),
+            # Overdue orders wait for the next sweep (`WorkOrderQueue._sweep_due`) to expire.
+            wo.c.deadline > sa.bindparam("now"),
             busy.c.meter_id.is_(None),
             # Before the window, not only after it: the orders of a concentrator without a
             # free permit are not ranked at all (most of the queue, when the DCs are busy).

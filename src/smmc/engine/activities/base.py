@@ -95,7 +95,12 @@ def event_row(
 
 
 def _already_final(conn: Connection, events: Sequence[PendingEvent]) -> set[int]:
-    ids = sorted({int(event.row["work_order_id"]) for event in events})
+    """The orders among ``events`` whose final event an earlier attempt stored. Only reruns
+    can have one: a first attempt has no earlier one (attempts count from 1 and are never
+    reset), so a batch of first attempts — most of them — reads nothing."""
+    ids = sorted({int(event.row["work_order_id"]) for event in events if event.row["attempt"] > 1})
+    if not ids:
+        return set()
     e = t.work_order_events.c
     return set(conn.execute(sa.select(e.work_order_id).where(e.work_order_id.in_(ids))).scalars())
 
