@@ -336,3 +336,32 @@ async def test_worker_survives_a_database_outage(db: Engine, clock: Clock) -> No
     worker.stop()
     await asyncio.wait_for(running, 5)
     assert [call[1] for call in executor.calls] == [1, 2]
+
+
+async def test_worker_survives_an_outcome_writer_fault(db: Engine, clock: Clock) -> None:
+    """A fault that is not the database's, raised while the outcomes are stored, loses
+    that batch's outcomes (their orders run again when their leases expire) and never
+    ends the worker."""
+    queue = WorkOrderQueue(db, clock=clock, calendar=WorkingDayCalendar())
+    add_fleet(db, {"DC-1": 1})
+    queue.submit(ActivityType.READING, [TargetRef(meter="M-DC-1-0")])
+    executor = Recording()
+    registry = ExecutorRegistry({ActivityType.READING: executor})
+    faults = iter([True])
+
+    def faulty(_conn: Any, _recorded: Any) -> None:
+        if next(faults, False):
+            raise RuntimeError("an outcome writer's bug")
+
+    registry.add_outcome_writer(faulty)
+    worker = Worker(queue, registry, config("w", lease_for=timedelta(seconds=30)))
+    running = asyncio.create_task(worker.run())
+    await until(lambda: len(executor.calls) == 1)
+    await until(lambda: not worker._in_flight)
+    assert not running.done()
+    assert states(queue) == {"RUNNING": 1}  # rolled back with the writer's fault
+    clock.advance(seconds=31)
+    await until(lambda: states(queue) == {"COMPLETED": 1})
+    worker.stop()
+    await asyncio.wait_for(running, 5)
+    assert [call[1] for call in executor.calls] == [1, 2]

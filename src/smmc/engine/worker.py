@@ -104,9 +104,11 @@ class Worker:
                 self._wake.clear()
                 try:
                     leased = await self.lease_once()
-                except SQLAlchemyError:
-                    # The database is away: keep the orders in flight, try again shortly.
-                    logger.exception("worker %s: leasing failed", self.config.name)
+                except Exception:
+                    # The database is away, or an outcome writer failed: keep the orders in
+                    # flight, try again shortly (outcomes not stored run again once their
+                    # leases expire). A worker never dies of one batch.
+                    logger.exception("worker %s: storing or leasing failed", self.config.name)
                     leased = 0
                 if not leased or self._drained_queue:
                     await self._pause()
@@ -218,7 +220,7 @@ class Worker:
             if self._outcomes:
                 try:
                     await self._store_and_lease(lease=False)
-                except SQLAlchemyError:
+                except Exception:
                     logger.exception("worker %s: storing outcomes failed", self.config.name)
                 continue
             with contextlib.suppress(TimeoutError):
@@ -255,7 +257,7 @@ class Worker:
         self._wake.set()
         try:
             state = await future
-        except SQLAlchemyError:
+        except Exception:
             # Not stored: the lease runs out and the order runs again (attempt + 1, so a
             # non-idempotent executor knows to check the device first).
             logger.exception("work order %s: outcome could not be stored", order.id)
