@@ -6,6 +6,7 @@ CI=true it fails them, because CI must prove both backends.
 
 from __future__ import annotations
 
+import functools
 import os
 import uuid
 from collections.abc import Callable, Iterator
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from query_plans import QueryPlans, capture_plans
 from sqlalchemy.engine import Engine
 
 from smmc.store.db import create_engine
@@ -86,6 +88,14 @@ def db(migrated_engine: Engine) -> Iterator[Engine]:
         else:
             for table in reversed(metadata.sorted_tables):
                 conn.execute(table.delete())
+
+
+@pytest.fixture
+def sqlite_plans(db: Engine) -> QueryPlans:
+    """SQLite's query plans of what a block runs (``query_plans.capture_plans``)."""
+    if db.dialect.name != "sqlite":
+        pytest.skip("the plans checked are SQLite's")
+    return functools.partial(capture_plans, db)
 
 
 @pytest.fixture

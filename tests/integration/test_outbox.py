@@ -21,6 +21,7 @@ import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from lxml import etree
+from query_plans import QueryPlans
 from sqlalchemy.engine import Engine
 from test_soap_endpoints import add_meter
 from typer.testing import CliRunner
@@ -554,25 +555,12 @@ def test_settings_from_environment() -> None:
         OutboxSettings.from_env({"SMMC_OUTBOX_CALLBACK": "maybe"})
 
 
-def test_the_dead_letters_read_their_partial_index_on_sqlite(db: Engine) -> None:
+def test_the_dead_letters_read_their_partial_index_on_sqlite(
+    db: Engine, sqlite_plans: QueryPlans
+) -> None:
     """Only dead letters are in ``ix_outbox_dead``: the list and its order come from it."""
-    if db.dialect.name != "sqlite":
-        pytest.skip("the plan checked is SQLite's")
-    seen: list[tuple[str, object]] = []
-
-    def log(_conn: object, _cursor: object, statement: str, parameters: object, *_: object) -> None:
-        if "FROM outbox" in statement:
-            seen.append((statement, parameters))
-
-    sa.event.listen(db, "before_cursor_execute", log)
-    try:
-        with db.connect() as conn:
-            dead_letters(conn)
-    finally:
-        sa.event.remove(db, "before_cursor_execute", log)
-    with db.connect() as conn:
-        plan = " | ".join(
-            row[3] for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + seen[0][0], seen[0][1])
-        )
+    with sqlite_plans("FROM outbox") as plans, db.connect() as conn:
+        dead_letters(conn)
+    (plan,) = plans
     assert re.search(r"USING INDEX ix_outbox_dead\b", plan), plan
     assert "TEMP B-TREE" not in plan

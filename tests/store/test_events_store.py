@@ -13,6 +13,7 @@ import pytest
 import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from query_plans import QueryPlans
 from sqlalchemy.engine import Engine
 
 from smmc.domain.events import MeterWords, Priority
@@ -171,29 +172,15 @@ def test_a_batch_pauses_the_collector_and_restores_it(db: Engine) -> None:
     assert not any(states)
 
 
-def test_the_active_events_lookup_reads_the_partial_index_on_sqlite(db: Engine) -> None:
+def test_the_active_events_lookup_reads_the_partial_index_on_sqlite(
+    db: Engine, sqlite_plans: QueryPlans
+) -> None:
     """SQLite matches the partial index of the active events only with the bare
     `is_active` term, not with the `is_active = 1` SQLAlchemy writes for a Boolean."""
-    if db.dialect.name != "sqlite":
-        pytest.skip("the plan checked is SQLite's")
     _fleet(db)
-    seen: list[tuple[str, object]] = []
-
-    def log(_conn: object, _cursor: object, statement: str, parameters: object, *_: object) -> None:
-        if "FROM events" in statement:
-            seen.append((statement, parameters))
-
-    sa.event.listen(db, "before_cursor_execute", log)
-    try:
-        with db.begin() as conn:
-            record_status_words(conn, "UAAEEDN17700583960", MeterWords(normal1=1), T0, "wo")
-    finally:
-        sa.event.remove(db, "before_cursor_execute", log)
-    assert len(seen) == 1
-    with db.connect() as conn:
-        plan = " | ".join(
-            row[3] for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + seen[0][0], seen[0][1])
-        )
+    with sqlite_plans("FROM events") as plans, db.begin() as conn:
+        record_status_words(conn, "UAAEEDN17700583960", MeterWords(normal1=1), T0, "wo")
+    (plan,) = plans
     assert "USING INDEX uq_events_active" in plan
 
 

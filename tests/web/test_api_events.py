@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-import pytest
-import sqlalchemy as sa
 from fastapi.testclient import TestClient
+from query_plans import QueryPlans
 from sqlalchemy.engine import Engine
 
 from smmc.store.events import Observation, Occurrence, apply_events
@@ -160,35 +159,19 @@ def test_per_hour_buckets_are_utc_hours_counted_by_the_database(
     ]
 
 
-def test_control_room_queries_read_their_indexes_on_sqlite(db: Engine, client: TestClient) -> None:
+def test_control_room_queries_read_their_indexes_on_sqlite(
+    client: TestClient, sqlite_plans: QueryPlans
+) -> None:
     """SQLite has no statistics here and picks indexes by their terms: the time windows must
     read (device_kind, opened_at) and the active-event queries the partial index of the
     active events, never every meter event ever recorded."""
-    if db.dialect.name != "sqlite":
-        pytest.skip("the plans checked are SQLite's")
-    seen: list[tuple[str, Any]] = []
-
-    def log(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_args: Any) -> None:
-        if "FROM events" in statement:
-            seen.append((statement, parameters))
-
     window = {"since": T0.isoformat(), "until": (T0 + timedelta(hours=3)).isoformat()}
-    sa.event.listen(db, "before_cursor_execute", log)
-    try:
+    with sqlite_plans("FROM events") as plans:
         client.get("/api/events/aggregates/top-concentrators")
         client.get("/api/events/aggregates/by-type", params=window)
         client.get("/api/events/aggregates/comunas", params=window)
         client.get("/api/events/alarms/active")
         client.get("/api/events", params={"meter": "M-1"})
-    finally:
-        sa.event.remove(db, "before_cursor_execute", log)
-    with db.connect() as conn:
-        plans = [
-            " | ".join(
-                row[3] for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql, parameters)
-            )
-            for sql, parameters in seen
-        ]
     top, by_type, comunas, *active, meter_count, meter_page = plans
     assert "uq_events_active" in top
     assert "ix_events_device" in meter_count
