@@ -30,18 +30,20 @@ def test_ids_are_version_7_and_increase_across_calls(counts: list[int]) -> None:
 
 def test_a_full_counter_moves_to_the_next_millisecond_and_keeps_increasing() -> None:
     ids = _TimeOrderedIds()
-    first = ids.take(1)
+    ahead = time.time_ns() // 1_000_000 + 60_000  # a clock ahead: no new millisecond starts
+    ids._start(ahead)
     ids._counter = (1 << _TimeOrderedIds._COUNTER_BITS) - 2
     rolled = ids.take(5)
-    assert first + rolled == sorted(first + rolled)
-    assert uuid.UUID(rolled[-1]).int >> 80 == (uuid.UUID(first[0]).int >> 80) + 1
+    assert rolled == sorted(rolled)
+    assert [uuid.UUID(text).int >> 80 for text in rolled] == [ahead + 1] * 5
+    assert all(uuid.UUID(text).version == 7 for text in rolled)
 
 
-def test_ids_stay_increasing_where_the_counter_carries_into_its_high_bits() -> None:
-    ids = _TimeOrderedIds()
-    ids._ms = time.time_ns() // 1_000_000 + 60_000  # a clock ahead: the counter is not reseeded
-    ids._counter = (1 << 30) - 2
-    crossing = ids.take(4)
-    assert crossing == sorted(crossing)
-    assert [uuid.UUID(text).int >> 64 & 0xFFF for text in crossing] == [0, 0, 1, 1]
-    assert all(uuid.UUID(text).version == 7 for text in crossing)
+def test_separate_generators_draw_different_ids_in_one_millisecond() -> None:
+    """Two processes (two workers, a listener) share the tables: the random bits and the
+    random counter seed keep their ids apart."""
+    now = time.time_ns() // 1_000_000
+    first, second = _TimeOrderedIds(), _TimeOrderedIds()
+    first._start(now)
+    second._start(now)
+    assert not set(first.take(1000)) & set(second.take(1000))

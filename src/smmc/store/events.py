@@ -184,38 +184,41 @@ _JSON = json.JSONEncoder(sort_keys=True, default=str)
 
 class _TimeOrderedIds:
     """Version 7 UUIDs (RFC 9562) as text, increasing within the process: a 48-bit
-    millisecond clock, a 42-bit counter seeded at random each millisecond (RFC 9562 §6.2,
-    method 1), then 32 random bits. ``events`` and ``outbox`` index their message ids as
-    unique: increasing ids append at the index's right edge, where random version 4 ids
-    touched a random page per row (a third of an event's insert on SQLite)."""
+    millisecond clock, 26 random bits drawn each millisecond (12 after the version, 14 after
+    the variant), then a 48-bit counter seeded at random each millisecond. ``events`` and
+    ``outbox`` index their message ids as unique: increasing ids append at the index's
+    right edge, where random version 4 ids touched a random page per row (a third of an
+    event's insert on SQLite). With the counter last, an id is its millisecond's prefix and
+    one 12-digit number: formatting costs a fraction of a random id's."""
 
-    _COUNTER_BITS = 42
+    _COUNTER_BITS = 48
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._ms = 0
+        self._prefix = ""
         self._counter = 0
 
     def take(self, count: int) -> list[str]:
         with self._lock:
             now = time.time_ns() // 1_000_000
             if now > self._ms:
-                self._ms, self._counter = now, int.from_bytes(os.urandom(5)) >> 1
+                self._start(now)
             if self._counter + count > 1 << self._COUNTER_BITS:
-                self._ms, self._counter = self._ms + 1, 0
-            ms, first = self._ms, self._counter
+                self._start(self._ms + 1)
+            prefix, first = self._prefix, self._counter
             self._counter += count
-        clock = f"{ms >> 16:08x}-{ms & 0xFFFF:04x}-7"
-        noise = os.urandom(4 * count).hex()
-        ids = []
-        high = -1
-        for start, n in enumerate(range(first, first + count)):
-            if n >> 30 != high:
-                high = n >> 30
-                head = f"{clock}{high:03x}-"
-            low = f"{0x80000000 | n & 0x3FFFFFFF:08x}"  # the variant (10), the counter's rest
-            ids.append(f"{head}{low[:4]}-{low[4:]}{noise[8 * start : 8 * start + 8]}")
-        return ids
+        return [f"{prefix}{n:012x}" for n in range(first, first + count)]
+
+    def _start(self, ms: int) -> None:
+        """A new millisecond: its random bits, and its counter seeded below half its range
+        (room for any burst)."""
+        seed = int.from_bytes(os.urandom(10))
+        spread = seed >> 54  # 26 bits
+        self._ms, self._counter = ms, seed & ((1 << (self._COUNTER_BITS - 1)) - 1)
+        self._prefix = (
+            f"{ms >> 16:08x}-{ms & 0xFFFF:04x}-7{spread >> 14:03x}-{0x8000 | spread & 0x3FFF:04x}-"
+        )
 
 
 new_ids = _TimeOrderedIds().take
