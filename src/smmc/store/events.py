@@ -545,7 +545,7 @@ class _Batch:
     def new_id(self) -> str:
         found = next(self._ids, None)
         if found is None:
-            self._ids = iter(new_ids(1024))
+            self._ids = iter(new_ids(128))
             found = next(self._ids)
         return found
 
