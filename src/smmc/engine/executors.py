@@ -13,13 +13,9 @@ from typing import Protocol
 from sqlalchemy.engine import Connection, Engine
 
 from smmc.domain.work_orders import ActivityType, Outcome, State
-from smmc.store.work_orders import LeasedOrder
+from smmc.store.work_orders import LeasedOrder, OutcomeWriter
 
 __all__ = ["Executor", "ExecutorRegistry", "NoExecutor", "OutcomeWriter"]
-
-# Called in the transaction that stores a batch of outcomes, with each order of the batch
-# and its new state (None: not stored, the lease was lost).
-OutcomeWriter = Callable[[Connection, Sequence[tuple[LeasedOrder, State | None]]], None]
 
 
 class NoExecutor(LookupError):

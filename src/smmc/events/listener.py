@@ -53,6 +53,13 @@ def _refused(exc: Exception) -> bool:
     return isinstance(exc, IntegrityError | DataError) or not isinstance(exc, _DATABASE_ERRORS)
 
 
+def _retrying(what: str, exc: Exception) -> None:
+    """Log a failure the writer retries: an unreachable database in one line, anything
+    else with its traceback."""
+    database = isinstance(exc, _DATABASE_ERRORS)
+    _LOG.warning("%s failed, retrying: %s", what, exc, exc_info=not database)
+
+
 class Received(NamedTuple):
     data: bytes
     received_at: datetime
@@ -229,11 +236,8 @@ class SpontaneousListener:
                     try:
                         lane_of, links = await asyncio.to_thread(self._assign, results)
                         break
-                    except _DATABASE_ERRORS as exc:
-                        _LOG.warning("finding the lanes of %d messages failed: %s", len(batch), exc)
-                        await asyncio.sleep(self.retry_delay)
-                    except Exception:
-                        _LOG.exception("finding the lanes of %d messages failed", len(batch))
+                    except Exception as exc:
+                        _retrying(f"finding the lanes of {len(batch)} messages", exc)
                         await asyncio.sleep(self.retry_delay)
                 for item, result, lane, link in zip(batch, results, lane_of, links, strict=True):
                     await queues[lane].put((item, result, link))
@@ -252,13 +256,10 @@ class SpontaneousListener:
                     stored, undecoded = await asyncio.to_thread(self._store, batch)
                     applied += stored
                     self.undecoded += undecoded
-                except _DATABASE_ERRORS as exc:
-                    _LOG.warning("storing %d spontaneous messages failed: %s", len(batch), exc)
-                    await asyncio.sleep(self.retry_delay)
-                except Exception:
-                    # even storing a message raw failed: the lane retries it, it never dies
-                    # (a dead lane would leave its messages unstored and ``drain`` waiting)
-                    _LOG.exception("storing %d spontaneous messages failed", len(batch))
+                except Exception as exc:
+                    # a lane never dies: a dead one would leave its messages unstored and
+                    # ``drain`` waiting (even a message failing to be stored raw is retried)
+                    _retrying(f"storing {len(batch)} spontaneous messages", exc)
                     await asyncio.sleep(self.retry_delay)
             self.stored += total
             self._idle.set()

@@ -58,7 +58,7 @@ __all__ = [
     "BatchProgress",
     "LeaseLost",
     "LeasedOrder",
-    "OutcomeRows",
+    "OutcomeWriter",
     "Rejected",
     "SubmitResult",
     "TargetRef",
@@ -169,9 +169,9 @@ class LeasedOrder:
     lease_expires_at: datetime
 
 
-# Rows stored in the transaction of a batch of outcomes, given each order and its new state
-# (None: the lease was lost) — `record_many`'s ``also``.
-OutcomeRows = Callable[[Connection, list[tuple[LeasedOrder, State | None]]], None]
+# Called in the transaction that stores a batch of outcomes, with each order of the batch
+# and its new state (None: not stored, the lease was lost) — `record_many`'s ``also``.
+OutcomeWriter = Callable[[Connection, Sequence[tuple[LeasedOrder, State | None]]], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -737,7 +737,7 @@ class WorkOrderQueue:
     def record_many(
         self,
         items: Sequence[tuple[LeasedOrder, Outcome]],
-        also: OutcomeRows | None = None,
+        also: OutcomeWriter | None = None,
     ) -> list[State | None]:
         """`record` for many attempts in one transaction (one commit instead of one per
         order); the state of each, or None where the lease was lost. ``also(conn, orders
@@ -751,7 +751,7 @@ class WorkOrderQueue:
     def record_and_lease(
         self,
         items: Sequence[tuple[LeasedOrder, Outcome]],
-        also: OutcomeRows | None,
+        also: OutcomeWriter | None,
         worker: str,
         limit: int,
         lease_for: timedelta,
@@ -767,7 +767,7 @@ class WorkOrderQueue:
         self,
         conn: Connection,
         items: Sequence[tuple[LeasedOrder, Outcome]],
-        also: OutcomeRows | None,
+        also: OutcomeWriter | None,
     ) -> list[State | None]:
         """`record_many` in ``conn``'s transaction."""
         query = _recorded_statement(self.is_postgresql)
