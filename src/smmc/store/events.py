@@ -37,6 +37,7 @@ from smmc.domain.events import (
     load_catalog,
 )
 from smmc.store import tables as t
+from smmc.store.tables import aware
 
 __all__ = [
     "ACTIVE",
@@ -165,9 +166,7 @@ def _iso_text(moment: datetime) -> str:
     """``moment`` in UTC, ISO 8601: the outbox payload's form. Cached across calls: a
     push's instant is stamped on its message, its event, its status words, its outage
     membership and its outbox message, by writers that share nothing else."""
-    if moment.tzinfo is None:
-        raise ValueError(f"naive datetime {moment!r} cannot be stored: give it a time zone")
-    return (moment if moment.tzinfo is UTC else moment.astimezone(UTC)).isoformat()
+    return (moment if moment.tzinfo is UTC else aware(moment).astimezone(UTC)).isoformat()
 
 
 @lru_cache(maxsize=16384)
@@ -235,11 +234,7 @@ class _Stamps:
     def __call__(self, value: datetime | None) -> Any:
         if value is None:
             return None
-        if self._text:
-            return _stored_text(value)
-        if value.tzinfo is None:
-            raise ValueError(f"naive datetime {value!r} cannot be stored: give it a time zone")
-        return value
+        return _stored_text(value) if self._text else aware(value)
 
 
 def _among(conn: Connection, column: sa.ColumnElement[str], values: Sequence[str]) -> Any:

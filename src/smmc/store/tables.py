@@ -24,6 +24,13 @@ metadata = sa.MetaData(
 )
 
 
+def aware(value: datetime) -> datetime:
+    """``value``, refused if naive: a stored instant needs its time zone."""
+    if value.tzinfo is None:
+        raise ValueError(f"naive datetime {value!r} cannot be stored: give it a time zone")
+    return value
+
+
 class UtcDateTime(sa.types.TypeDecorator[datetime]):
     """Aware UTC datetimes on both backends (SQLite has no time zone type)."""
 
@@ -33,9 +40,7 @@ class UtcDateTime(sa.types.TypeDecorator[datetime]):
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> Any:
         if value is None:
             return None
-        if value.tzinfo is None:
-            raise ValueError(f"naive datetime {value!r} cannot be stored: give it a time zone")
-        value = value.astimezone(UTC)
+        value = aware(value).astimezone(UTC)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
