@@ -241,16 +241,28 @@ async def test_graceful_stop_finishes_orders_in_flight(db: Engine, queue: WorkOr
 
 
 class FieldRecorder:
-    """Counts concurrent attempts per concentrator and every execution across workers."""
+    """Counts concurrent attempts per concentrator and every execution across workers.
 
-    def __init__(self) -> None:
+    No attempt ends before ``workers`` workers have each started one: the workers provably
+    lease side by side. (On SQLite one worker could otherwise run the whole queue while the
+    other's first lease still waits in SQLite's busy handler, and the test would prove
+    nothing about sharing.)"""
+
+    def __init__(self, workers: int) -> None:
         self.executions: Counter[int] = Counter()
         self.active: defaultdict[int, int] = defaultdict(int)
         self.peak: defaultdict[int, int] = defaultdict(int)
         self.rng = random.Random(11)
+        self.workers = workers
+        self.started_by: set[str] = set()
+        self.all_started = asyncio.Event()
 
     async def execute(self, order: LeasedOrder, engine: Engine) -> Outcome:
         assert order.concentrator_id is not None
+        self.started_by.add(order.worker)
+        if len(self.started_by) >= self.workers:
+            self.all_started.set()
+        await self.all_started.wait()
         self.executions[order.id] += 1
         self.active[order.concentrator_id] += 1
         self.peak[order.concentrator_id] = max(
@@ -277,7 +289,7 @@ async def test_two_engines_share_the_queue_without_running_an_order_twice(
             [TargetRef(meter=f"M-DC-{n}-{k}") for n in range(20) for k in range(15)],
         )
         assert result.accepted == 300
-        recorder = FieldRecorder()
+        recorder = FieldRecorder(workers=2)
         registry = ExecutorRegistry({ActivityType.READING: recorder})
         workers = [
             Worker(queue, registry, config(f"w{i}", max_in_flight=12))
