@@ -642,7 +642,9 @@ class LegacyClient:
 class QueueConsumer:
     """Consumes the head-end's queues (``{channel: queue name}``) into ``store``: each
     message is stored, then acked; a message that cannot be read is kept as a reject and
-    acked too (redelivering it would not make it readable)."""
+    acked too (redelivering it would not make it readable). A channel's messages are stored
+    one at a time in delivery order, so the first delivery of a message is the one stored
+    and a redelivery the one marked duplicate (stored side by side, either could win)."""
 
     def __init__(
         self,
@@ -671,10 +673,13 @@ class QueueConsumer:
             await queue.consume(self._handler(name))
 
     def _handler(self, name: str) -> Any:
+        in_order = asyncio.Lock()
+
         async def on_message(message: aio_pika.abc.AbstractIncomingMessage) -> None:
-            await asyncio.to_thread(
-                self.store.receive, name, message.body, redelivered=bool(message.redelivered)
-            )
+            async with in_order:
+                await asyncio.to_thread(
+                    self.store.receive, name, message.body, redelivered=bool(message.redelivered)
+                )
             await message.ack()
             self.received += 1
             self._arrived.set()
