@@ -20,10 +20,9 @@ from __future__ import annotations
 import hmac
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Final
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from smmc.dlms.errors import CipheringError, DecodeError, ReplayError
@@ -137,30 +136,42 @@ def _iv(system_title: bytes, ic: int) -> bytes:
     return bytes(system_title) + ic.to_bytes(4, "big")
 
 
+@lru_cache(maxsize=1024)
+def _aead(key: bytes) -> AESGCM:
+    """One ``AESGCM`` per key: setting up its key schedule costs more than sealing an APDU.
+    The keys are held in this process's memory only, as the sessions using them are."""
+    return AESGCM(key)
+
+
 def _gcm_tag(key: bytes, iv: bytes, aad: bytes, data: bytes) -> tuple[bytes, bytes]:
     """Encrypt ``data`` under GCM with ``aad``; return (ciphertext, truncated tag).
 
     ``AESGCM`` does it in one call; its 16-byte tag truncated to the first 12 bytes is the
     suite 0 tag (NIST SP 800-38D, 5.2.1.2).
     """
-    sealed = AESGCM(key).encrypt(iv, data, aad)
+    sealed = _aead(bytes(key)).encrypt(iv, data, aad)
     return sealed[: len(data)], sealed[len(data) : len(data) + TAG_LENGTH]
 
 
 def _gcm_open(key: bytes, iv: bytes, aad: bytes, data: bytes, tag: bytes) -> bytes:
-    """Decipher and verify in one GCM pass against the truncated ``tag``."""
-    opener = Cipher(algorithms.AES(key), modes.GCM(iv, tag, min_tag_length=TAG_LENGTH)).decryptor()
-    opener.authenticate_additional_data(aad)
-    try:
-        return opener.update(data) + opener.finalize()
-    except InvalidTag:
-        raise CipheringError("authentication tag mismatch (wrong key, IC or tampering)") from None
+    """Decipher ``data`` and verify it against the truncated ``tag``.
+
+    ``AESGCM`` only verifies full 16-byte tags, so this takes two sealing passes instead:
+    GCM's keystream is the same both ways, so sealing the ciphertext yields the plaintext,
+    and sealing that plaintext yields the ciphertext's tag. Nothing is returned unverified.
+    """
+    plaintext, _ = _gcm_tag(key, iv, aad, data)
+    _, expected = _gcm_tag(key, iv, aad, plaintext)
+    if not hmac.compare_digest(expected, tag):
+        raise CipheringError("authentication tag mismatch (wrong key, IC or tampering)")
+    return plaintext
 
 
 def _ctr(key: bytes, iv: bytes, data: bytes) -> bytes:
-    """GCM's keystream without authentication: CTR starting at counter block IV ‖ 2."""
-    c = Cipher(algorithms.AES(key), modes.CTR(iv + b"\x00\x00\x00\x02")).encryptor()
-    return c.update(data) + c.finalize()
+    """GCM's keystream without authentication (CTR from counter block IV ‖ 2): GCM's
+    ciphertext without its tag."""
+    ciphertext, _ = _gcm_tag(key, iv, b"", data)
+    return ciphertext
 
 
 def encrypt(
