@@ -14,7 +14,7 @@ import os
 import threading
 import time
 import zlib
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -237,15 +237,58 @@ class _Stamps:
         return _stored_text(value) if self._text else aware(value)
 
 
-def _among(conn: Connection, column: sa.ColumnElement[str], values: Sequence[str]) -> Any:
-    """``column IN values`` with the whole list as one bound JSON array, read by
-    ``json_array_elements_text`` on PostgreSQL and ``json_each`` on SQLite: one cached
-    statement whatever the size, and text is what both drivers pass cheapest (psycopg
-    adapts a list element by element)."""
-    listed = sa.bindparam(None, json.dumps(list(values)), type_=sa.Text)
-    if conn.dialect.name == "postgresql":
+def _among(dialect: str, column: sa.ColumnElement[str], name: str) -> Any:
+    """``column IN :name``, with ``:name`` bound to one JSON array (`_listed`) read by
+    ``json_array_elements_text`` on PostgreSQL and ``json_each`` on SQLite: one statement
+    whatever the size, built once (`_statement`), and text is what both drivers pass
+    cheapest (psycopg adapts a list element by element)."""
+    listed = sa.bindparam(name, type_=sa.Text)
+    if dialect == "postgresql":
         return column.in_(sa.select(sa.func.json_array_elements_text(sa.cast(listed, JSON))))
     return column.in_(sa.select(sa.func.json_each(listed).table_valued("value").c.value))
+
+
+def _listed(values: Iterable[str]) -> str:
+    """The bound value of an `_among` parameter."""
+    return json.dumps(list(values))
+
+
+_Query = Callable[[str], sa.Executable]
+
+
+@lru_cache(maxsize=64)
+def _statement(build: _Query, dialect: str) -> sa.Executable:
+    """``build(dialect)``, built once per dialect: constructing a statement costs more
+    than running it on the small batches work orders write (SQLAlchemy caches the
+    compilation, not the construction)."""
+    return build(dialect)
+
+
+def _meter_links(dialect: str) -> sa.Executable:
+    c, m, link, sp = t.concentrators.c, t.meters.c, t.meter_links.c, t.service_points.c
+    joined = (
+        t.meters.outerjoin(t.concentrators)
+        .outerjoin(t.meter_links, sa.and_(link.meter_id == m.id, link.valid_to.is_(None)))
+        .outerjoin(t.service_points, sp.id == link.service_point_id)
+    )
+    return (
+        sa.select(
+            m.serial_number,
+            m.id,
+            c.id,
+            c.name,
+            sa.func.coalesce(sp.transformer_id, c.transformer_id),
+        )
+        .select_from(joined)
+        .where(_among(dialect, m.serial_number, "devices"))
+    )
+
+
+def _concentrator_links(dialect: str) -> sa.Executable:
+    c = t.concentrators.c
+    return sa.select(c.serial_number, c.name, c.id, c.transformer_id).where(
+        sa.or_(_among(dialect, c.serial_number, "devices"), _among(dialect, c.name, "devices"))
+    )
 
 
 def device_links(
@@ -257,32 +300,13 @@ def device_links(
     meters = sorted({device for kind, device in keys if kind == METER})
     dcs = sorted({device for kind, device in keys if kind == CONCENTRATOR})
     found: dict[tuple[str, str], DeviceLinks] = {}
-    c, m, link, sp = t.concentrators.c, t.meters.c, t.meter_links.c, t.service_points.c
-    joined = (
-        t.meters.outerjoin(t.concentrators)
-        .outerjoin(t.meter_links, sa.and_(link.meter_id == m.id, link.valid_to.is_(None)))
-        .outerjoin(t.service_points, sp.id == link.service_point_id)
-    )
+    dialect = conn.dialect.name
     if meters:
-        rows = conn.execute(
-            sa.select(
-                m.serial_number,
-                m.id,
-                c.id,
-                c.name,
-                sa.func.coalesce(sp.transformer_id, c.transformer_id),
-            )
-            .select_from(joined)
-            .where(_among(conn, m.serial_number, meters))
-        ).all()
+        rows = conn.execute(_statement(_meter_links, dialect), {"devices": _listed(meters)})
         for serial, meter_id, dc_id, dc_name, transformer in rows:
             found[(METER, serial)] = DeviceLinks(meter_id, dc_id, dc_name, transformer)
     if dcs:
-        dc_rows = conn.execute(
-            sa.select(c.serial_number, c.name, c.id, c.transformer_id).where(
-                sa.or_(_among(conn, c.serial_number, dcs), _among(conn, c.name, dcs))
-            )
-        )
+        dc_rows = conn.execute(_statement(_concentrator_links, dialect), {"devices": _listed(dcs)})
         wanted = set(dcs)
         for serial, name, dc_id, transformer in dc_rows:
             device = DeviceLinks(None, dc_id, name, transformer)
@@ -299,18 +323,30 @@ def _by_kind(keys: set[tuple[str, str]]) -> Iterable[tuple[str, Sequence[str]]]:
             yield kind, devices
 
 
+def _meter_words(dialect: str) -> sa.Executable:
+    mw = t.meter_status_words.c
+    return sa.select(mw.meter, mw.normal1, mw.normal2, mw.extended1, mw.extended2).where(
+        _among(dialect, mw.meter, "devices")
+    )
+
+
+def _device_words(dialect: str) -> sa.Executable:
+    w = t.device_status_words.c
+    return sa.select(w.device, w.word, w.value).where(
+        w.device_kind == sa.bindparam("kind"), _among(dialect, w.device, "devices")
+    )
+
+
 def _last_words(
     conn: Connection, keys: set[tuple[str, str]]
 ) -> dict[tuple[str, str], dict[str, int]]:
     """The last words known per device (a meter's never-reported words left out)."""
     words: dict[tuple[str, str], dict[str, int]] = {}
-    w, mw = t.device_status_words.c, t.meter_status_words.c
+    dialect = conn.dialect.name
     for kind, devices in _by_kind(keys):
         if kind == METER:
             meter_rows = conn.execute(
-                sa.select(mw.meter, mw.normal1, mw.normal2, mw.extended1, mw.extended2).where(
-                    _among(conn, mw.meter, devices)
-                )
+                _statement(_meter_words, dialect), {"devices": _listed(devices)}
             )
             for meter, *values in meter_rows:
                 words[(METER, meter)] = {
@@ -320,26 +356,27 @@ def _last_words(
                 }
             continue
         rows = conn.execute(
-            sa.select(w.device, w.word, w.value).where(
-                w.device_kind == kind, _among(conn, w.device, devices)
-            )
+            _statement(_device_words, dialect), {"kind": kind, "devices": _listed(devices)}
         )
         for device, word, value in rows:
             words.setdefault((kind, device), {})[word] = value
     return words
 
 
+def _active_of_devices(dialect: str) -> sa.Executable:
+    e = t.events.c
+    return sa.select(t.events).where(
+        ACTIVE, e.device_kind == sa.bindparam("kind"), _among(dialect, e.device, "devices")
+    )
+
+
 def _active_events(
     conn: Connection, keys: set[tuple[str, str]]
 ) -> dict[tuple[str, str, str], dict[str, Any]]:
     active: dict[tuple[str, str, str], dict[str, Any]] = {}
-    e = t.events.c
+    query = _statement(_active_of_devices, conn.dialect.name)
     for kind, devices in _by_kind(keys):
-        rows = conn.execute(
-            sa.select(t.events).where(
-                ACTIVE, e.device_kind == kind, _among(conn, e.device, devices)
-            )
-        ).mappings()
+        rows = conn.execute(query, {"kind": kind, "devices": _listed(devices)}).mappings()
         for row in rows:
             active[(kind, row["device"], row["key"])] = dict(row)
     return active
@@ -855,31 +892,42 @@ class _Member:
     changed: bool = True
 
 
+def _members_of_devices(dialect: str) -> sa.Executable:
+    m = t.outage_members.c
+    return sa.select(m.incident_id, m.device, m.off_at, m.on_at).where(
+        m.incident_id.in_(sa.bindparam("incidents", expanding=True)),
+        m.device_kind == sa.bindparam("kind"),
+        _among(dialect, m.device, "devices"),
+    )
+
+
+def _still_off(dialect: str) -> sa.Executable:
+    m = t.outage_members.c
+    return (
+        sa.select(m.incident_id, sa.func.count())
+        .where(m.incident_id.in_(sa.bindparam("incidents", expanding=True)), m.on_at.is_(None))
+        .group_by(m.incident_id)
+    )
+
+
 def _members(
     conn: Connection, incident_ids: list[int], devices: set[tuple[str, str]]
 ) -> tuple[dict[tuple[int, str, str], _Member], dict[int, int]]:
     """The stored members among ``devices`` of these incidents, and per incident how many
     of its members are still off."""
-    m = t.outage_members.c
     known: dict[tuple[int, str, str], _Member] = {}
     still_off: dict[int, int] = dict.fromkeys(incident_ids, 0)
     if not incident_ids:
         return known, still_off
+    dialect = conn.dialect.name
     for kind, names in _by_kind(devices):
         rows = conn.execute(
-            sa.select(m.incident_id, m.device, m.off_at, m.on_at).where(
-                m.incident_id.in_(incident_ids),
-                m.device_kind == kind,
-                _among(conn, m.device, names),
-            )
+            _statement(_members_of_devices, dialect),
+            {"incidents": incident_ids, "kind": kind, "devices": _listed(names)},
         )
         for incident_id, device, off_at, on_at in rows:
             known[(incident_id, kind, device)] = _Member(off_at, on_at, True, False)
-    counts = conn.execute(
-        sa.select(m.incident_id, sa.func.count())
-        .where(m.incident_id.in_(incident_ids), m.on_at.is_(None))
-        .group_by(m.incident_id)
-    )
+    counts = conn.execute(_statement(_still_off, dialect), {"incidents": incident_ids})
     for incident_id, count in counts:
         still_off[incident_id] = count
     return known, still_off
