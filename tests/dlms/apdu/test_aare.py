@@ -161,3 +161,8 @@ def test_malformed_raises(bad: str) -> None:
 def test_garbage_raises_only_decode_error(buf: bytes) -> None:
     with contextlib.suppress(DecodeError):
         Aare.from_bytes(b"\x61" + bytes([len(buf)]) + buf)
+
+
+def test_a_truncated_element_is_named_in_the_error() -> None:
+    with pytest.raises(DecodeError, match=r"^AARE element 0xa1: declared length 5 exceeds the 1 "):
+        Aare.from_bytes(bytes.fromhex("6103A10502"))

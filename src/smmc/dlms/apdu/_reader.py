@@ -150,8 +150,13 @@ class Reader:
 
     def length(self, what: str) -> int:
         """Read an A-XDR/BER length and check it against the bytes that remain."""
-        n, start = self._quantity(what)
-        if n > self.remaining:
+        buf, start = self._buf, self._pos
+        if start < len(buf) and buf[start] < 0x80:  # the short form, inline: a hot path
+            n = buf[start]
+            self._pos = start + 1
+        else:
+            n, start = self._quantity(what)
+        if n > len(buf) - self._pos:
             raise DecodeError(
                 f"{what}: declared length {n} exceeds the {self.remaining} remaining byte(s)",
                 start,
@@ -175,7 +180,10 @@ class Reader:
         """Consume ``n`` bytes and return a reader bounded to them (offsets stay absolute)."""
         start = self._pos
         self.take(n, what)
-        return Reader(self._buf[: start + n], start)
+        bounded = Reader.__new__(Reader)  # the slice is bytes already: no copy in __init__
+        bounded._buf = self._buf[: start + n]
+        bounded._pos = start
+        return bounded
 
     def data(self) -> Data:
         """Read one A-XDR ``Data`` value."""
