@@ -20,7 +20,7 @@ from test_outbox import EVENTS_XSD, outbox_rows, schema_check
 
 from smmc.domain.calendar import WorkingDayCalendar
 from smmc.domain.work_orders import ActivityType, Origin, Outcome
-from smmc.engine.activities.base import event_row, record_events
+from smmc.engine.activities.base import PendingEvent, event_row, store_events
 from smmc.integration.codes import CodeBook
 from smmc.integration.messages import Message
 from smmc.integration.outbound import Renderer
@@ -73,6 +73,12 @@ def queue(db: Engine, clock: Clock) -> WorkOrderQueue:
             )
         )
     return WorkOrderQueue(db, clock=clock, rng=random.Random(3), calendar=WorkingDayCalendar())
+
+
+def record_events(engine: Engine, events: list[PendingEvent]) -> None:
+    """`store_events` in a transaction of its own, as the worker stores outcomes."""
+    with engine.begin() as conn:
+        store_events(conn, events)
 
 
 @pytest.fixture(scope="module")

@@ -36,7 +36,6 @@ __all__ = [
     "FieldResult",
     "PendingEvent",
     "event_row",
-    "record_events",
     "register_field_executors",
     "store_events",
 ]
@@ -134,12 +133,6 @@ def store_events(conn: Connection, events: Sequence[PendingEvent]) -> None:
     ]
     if occurrences:
         apply_events(conn, occurrences=occurrences)
-
-
-def record_events(engine: Engine, events: Sequence[PendingEvent]) -> None:
-    """`store_events` in a transaction of its own."""
-    with engine.begin() as conn:
-        store_events(conn, events)
 
 
 @dataclass(slots=True)
