@@ -109,3 +109,15 @@ def test_more_than_one_lane_is_refused_on_sqlite() -> None:
     engine = sa.create_engine("sqlite://")
     with pytest.raises(ValueError, match="SQLite takes one"):
         SpontaneousListener(engine, lanes=2)
+
+
+def test_unknown_devices_take_a_lane_by_hash_and_are_not_remembered() -> None:
+    engine = sa.create_engine("postgresql+psycopg://postgres@127.0.0.1/never-connected")
+    listener = SpontaneousListener(engine, lanes=2)
+    strangers = [("meter", f"GARBAGE{n}") for n in range(50)]
+    lanes = [listener._lane_of(scope, known=False) for scope in strangers]
+    assert set(lanes) == {0, 1}
+    assert [listener._lane_of(scope, known=False) for scope in strangers] == lanes
+    assert listener._lane_of_scope == {}
+    first = listener._lane_of(("transformer", "7"), known=True)
+    assert listener._lane_of_scope == {("transformer", "7"): first}

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import zlib
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
@@ -277,8 +278,7 @@ class SpontaneousListener:
             return [decode_message(item.data, item.received_at) for item in batch]
 
     def _assign(self, results: Sequence[Decoded]) -> tuple[list[int], list[DeviceLinks | None]]:
-        """Each message's lane: its outage scope's, a scope seen first going to the lane
-        given the fewest messages so far (and staying there); and its device's links, which
+        """Each message's lane: its outage scope's (`_lane_of`); and its device's links, which
         the lane's transaction takes instead of reading them again. Undecoded messages
         carry no event and go to the first lane."""
         keys = [_device_key(result) for result in results]
@@ -291,16 +291,23 @@ class SpontaneousListener:
             link = None
             if key is not None:
                 link = known.get(key)
-                scope = outage_scope(key[0], key[1], link)
-                found = self._lane_of_scope.get(scope)
-                if found is None:
-                    found = min(range(self.lanes), key=self._lane_load.__getitem__)
-                    self._lane_of_scope[scope] = found
-                lane = found
+                lane = self._lane_of(outage_scope(key[0], key[1], link), known=link is not None)
             self._lane_load[lane] += 1
             lanes.append(lane)
             links.append(link)
         return lanes, links
+
+    def _lane_of(self, scope: tuple[str, str], *, known: bool) -> int:
+        """A known device's scope keeps the lane it was first given; an unknown device's
+        lane is its name's hash, remembered nowhere, so devices that never existed (a
+        corrupt serial, a stranger calling in) cannot grow the map for the process's life."""
+        if not known:
+            return zlib.crc32("\x1f".join(scope).encode()) % self.lanes
+        found = self._lane_of_scope.get(scope)
+        if found is None:
+            found = min(range(self.lanes), key=self._lane_load.__getitem__)
+            self._lane_of_scope[scope] = found
+        return found
 
     def _record(self, item: Received, result: Decoded) -> SpontaneousRecord:
         return SpontaneousRecord(
