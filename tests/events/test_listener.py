@@ -20,6 +20,7 @@ from smmc.dlms.axdr import Data
 from smmc.dlms.framing.wrapper import WrapperFrame
 from smmc.domain.events import load_catalog
 from smmc.domain.spontaneous import PowerEvent, PowerFrame, encode_power_frame
+from smmc.events import listener as listener_module
 from smmc.events.decode import Decoded
 from smmc.events.listener import Received, SpontaneousListener
 from smmc.store import tables as t
@@ -300,3 +301,32 @@ async def test_an_unexpected_fault_costs_only_its_message_and_never_stops_the_la
     with db.connect() as conn:
         codes = conn.execute(sa.select(t.events.c.acronym).order_by(t.events.c.id)).scalars()
         assert list(codes) == ["LVC_POWER_ON", "LVC_POWER_ON"]
+
+
+async def test_a_decoder_fault_costs_only_its_message(
+    db: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The decoder never raises on bad input; if a bug makes it raise all the same (on one
+    lane or in the lane split), only that message is stored raw, with the fault."""
+    real_decode = listener_module.decode_message
+
+    def faulty(data: bytes, received_at: dt.datetime) -> Decoded:
+        if data == SEED_OFF:
+            raise IndexError("a decoder bug")
+        return real_decode(data, received_at)
+
+    monkeypatch.setattr(listener_module, "decode_message", faulty)
+    async with SpontaneousListener(db, host=HOST, port=0) as listener:
+        await _send_tcp(listener.bound_port, SEED_ON + SEED_OFF + SEED_ON)
+        await settle(listener, 3)
+    stored = sorted((bytes(r["raw"]), r["decoded"], r["reason"]) for r in _messages(db))
+    # two lanes on PostgreSQL: the undecoded message is written by the first lane, so the
+    # three may be stored in any order
+    assert stored == sorted(
+        [
+            (SEED_ON, True, None),
+            (SEED_ON, True, None),
+            (SEED_OFF, False, "decoder fault: IndexError: a decoder bug"),
+        ]
+    )
+    assert listener.undecoded == 1

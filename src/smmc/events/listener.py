@@ -29,7 +29,7 @@ from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, SQLAlchemyErro
 
 from smmc.domain.events import Catalog
 from smmc.domain.spontaneous import DEFAULT_SPONTANEOUS_PORT
-from smmc.events.decode import MAX_MESSAGE, Decoded, decode_message, split_stream
+from smmc.events.decode import MAX_MESSAGE, UNKNOWN, Decoded, decode_message, split_stream
 from smmc.store.events import (
     Applied,
     DeviceLinks,
@@ -275,7 +275,7 @@ class SpontaneousListener:
     @staticmethod
     def _decode(batch: Sequence[Received]) -> list[Decoded]:
         with collector_paused():
-            return [decode_message(item.data, item.received_at) for item in batch]
+            return [_decoded(item) for item in batch]
 
     def _assign(self, results: Sequence[Decoded]) -> tuple[list[int], list[DeviceLinks | None]]:
         """Each message's lane: its outage scope's (`_lane_of`); and its device's links, which
@@ -356,7 +356,7 @@ class SpontaneousListener:
 
     def _store_batch(self, batch: list[_Item]) -> tuple[list[Applied], int]:
         decoded = [
-            (item, decode_message(item.data, item.received_at) if result is None else result, link)
+            (item, _decoded(item) if result is None else result, link)
             for item, result, link in batch
         ]
         batch[:] = decoded  # decoded once: a retry decodes nothing twice
@@ -397,6 +397,17 @@ async def _take(queue: asyncio.Queue[Any], most: int) -> list[Any]:
     while len(batch) < most and not queue.empty():
         batch.append(queue.get_nowait())
     return batch
+
+
+def _decoded(item: Received) -> Decoded:
+    """``item`` decoded. The decoder never raises on bad input; should a bug make it raise
+    all the same, that message alone is stored raw with the fault as its reason, instead of
+    the fault stopping every message behind it."""
+    try:
+        return decode_message(item.data, item.received_at)
+    except Exception as exc:
+        _LOG.exception("decoding a %d-byte message from %s failed", len(item.data), item.peer_host)
+        return Decoded(UNKNOWN, False, reason=f"decoder fault: {type(exc).__name__}: {exc}")
 
 
 def _device_key(result: Decoded) -> tuple[str, str] | None:
