@@ -937,9 +937,10 @@ def _correlate(conn: Connection, batch: _Batch, applied: Applied) -> None:
     """Group power-offs into one incident per scope (transformer, else concentrator);
     restoration of the concentrator, or of every member, closes it with its duration."""
     power = sorted(batch.power, key=itemgetter(0))
+    scopes = {p.scope for p in power}
     if conn.dialect.name == "postgresql":
-        _lock_scopes(conn, {p.scope for p in power})
-    incidents = _incidents(conn, {p.scope for p in power}, power[0].at - OUTAGE_WINDOW)
+        _lock_scopes(conn, scopes)
+    incidents = _incidents(conn, scopes, power[0].at - OUTAGE_WINDOW)
     members, still_off = _members(
         conn, sorted(r["id"] for r in incidents.values()), {(p.kind, p.device) for p in power}
     )
