@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from smmc.dlms.errors import CipheringError, DecodeError, ReplayError
 from smmc.dlms.security import (
+    BlockCipherKey,
     InvocationCounterGuard,
     SecurityControl,
     decrypt,
@@ -173,3 +174,15 @@ def test_guard_with_decrypt_flow() -> None:
     guard.accept(SERVER_TITLE, ic)
     with pytest.raises(ReplayError):
         guard.check(SERVER_TITLE, split_header(protected)[1])  # replayed APDU
+
+
+def test_a_key_set_up_once_gives_the_green_book_bytes_and_hides_itself() -> None:
+    key = BlockCipherKey(EK)
+    protected = encrypt(key, AK, SERVER_TITLE, IC, 0x30, PLAINTEXT)
+    assert protected == b"\x30" + IC.to_bytes(4, "big") + CIPHERTEXT + TAG
+    assert decrypt(key, AK, SERVER_TITLE, protected) == PLAINTEXT
+    assert encrypt(key, AK, SERVER_TITLE, IC, 0x20, PLAINTEXT)[5:] == CIPHERTEXT
+    assert gmac_tag(key, AK, CLIENT_TITLE, 1, b"P6wRJ21F") == h("1A52FE7DD3E72748973C1E28")
+    assert EK.hex() not in repr(key).lower()
+    with pytest.raises(CipheringError, match="must be 16 bytes"):
+        BlockCipherKey(EK[:15])

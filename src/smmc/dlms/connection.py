@@ -390,15 +390,18 @@ class _Cipher:
         counter: InvocationCounter,
         guard: security.InvocationCounterGuard | None,
     ) -> None:
-        self.encryption_key = encryption_key
+        self.encryption_key = (
+            None if encryption_key is None else security.BlockCipherKey(encryption_key)
+        )
         self.authentication_key = authentication_key
         self.system_title = system_title
         self.counter = counter
         self.guard = guard if guard is not None else security.InvocationCounterGuard()
         self.peer_title: bytes | None = None
 
-    def keys(self) -> tuple[bytes, bytes]:
-        """(encryption key, authentication key), or a ciphering error when not configured."""
+    def keys(self) -> tuple[security.BlockCipherKey, bytes]:
+        """(encryption key, set up once for the association; authentication key), or a
+        ciphering error when not configured."""
         if self.encryption_key is None or self.authentication_key is None:
             raise CipheringError("no keys configured for this association")
         return self.encryption_key, self.authentication_key

@@ -20,7 +20,6 @@ from __future__ import annotations
 import hmac
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Final
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -29,6 +28,7 @@ from smmc.dlms.errors import CipheringError, DecodeError, ReplayError
 
 __all__ = [
     "TAG_LENGTH",
+    "BlockCipherKey",
     "InvocationCounterGuard",
     "SecurityControl",
     "decrypt",
@@ -103,9 +103,8 @@ _SC_BY_BYTE: Final = tuple(SecurityControl.from_int(b) for b in range(256))
 """Every security control byte decoded once: the values are frozen, so they are shared."""
 
 
-def _check_params(key: bytes, auth_key: bytes, system_title: bytes, ic: int) -> None:
-    if len(key) != 16:
-        raise CipheringError(f"suite 0 block cipher key must be 16 bytes, got {len(key)}")
+def _check_params(auth_key: bytes, system_title: bytes, ic: int) -> None:
+    """The checks besides the block cipher key's (`_block_key`)."""
     if len(auth_key) != 16:
         raise CipheringError(f"suite 0 authentication key must be 16 bytes, got {len(auth_key)}")
     if len(system_title) != 8:
@@ -136,24 +135,42 @@ def _iv(system_title: bytes, ic: int) -> bytes:
     return bytes(system_title) + ic.to_bytes(4, "big")
 
 
-@lru_cache(maxsize=1024)
-def _aead(key: bytes) -> AESGCM:
-    """One ``AESGCM`` per key: setting up its key schedule costs more than sealing an APDU.
-    The keys are held in this process's memory only, as the sessions using them are."""
-    return AESGCM(key)
+class BlockCipherKey:
+    """A suite 0 block cipher key with its AES-GCM context, set up once: the key schedule
+    costs more than sealing an APDU. An association makes one and drops it with itself;
+    the module keeps no keys. Every function here takes it or the key's bytes."""
+
+    __slots__ = ("_aead", "key")
+
+    def __init__(self, key: bytes) -> None:
+        if len(key) != 16:
+            raise CipheringError(f"suite 0 block cipher key must be 16 bytes, got {len(key)}")
+        self.key = bytes(key)
+        self._aead = AESGCM(self.key)
+
+    def __repr__(self) -> str:
+        return "BlockCipherKey(<hidden>)"
 
 
-def _gcm_tag(key: bytes, iv: bytes, aad: bytes, data: bytes) -> tuple[bytes, bytes]:
+Key = bytes | BlockCipherKey
+"""A block cipher key: its bytes, or a `BlockCipherKey` set up once for many calls."""
+
+
+def _block_key(key: Key) -> BlockCipherKey:
+    return key if isinstance(key, BlockCipherKey) else BlockCipherKey(key)
+
+
+def _gcm_tag(key: BlockCipherKey, iv: bytes, aad: bytes, data: bytes) -> tuple[bytes, bytes]:
     """Encrypt ``data`` under GCM with ``aad``; return (ciphertext, truncated tag).
 
     ``AESGCM`` does it in one call; its 16-byte tag truncated to the first 12 bytes is the
     suite 0 tag (NIST SP 800-38D, 5.2.1.2).
     """
-    sealed = _aead(bytes(key)).encrypt(iv, data, aad)
+    sealed = key._aead.encrypt(iv, data, aad)
     return sealed[: len(data)], sealed[len(data) : len(data) + TAG_LENGTH]
 
 
-def _gcm_open(key: bytes, iv: bytes, aad: bytes, data: bytes, tag: bytes) -> bytes:
+def _gcm_open(key: BlockCipherKey, iv: bytes, aad: bytes, data: bytes, tag: bytes) -> bytes:
     """Decipher ``data`` and verify it against the truncated ``tag``.
 
     ``AESGCM`` only verifies full 16-byte tags, so this takes two sealing passes instead:
@@ -167,7 +184,7 @@ def _gcm_open(key: bytes, iv: bytes, aad: bytes, data: bytes, tag: bytes) -> byt
     return plaintext
 
 
-def _ctr(key: bytes, iv: bytes, data: bytes) -> bytes:
+def _ctr(key: BlockCipherKey, iv: bytes, data: bytes) -> bytes:
     """GCM's keystream without authentication (CTR from counter block IV ‖ 2): GCM's
     ciphertext without its tag."""
     ciphertext, _ = _gcm_tag(key, iv, b"", data)
@@ -175,7 +192,7 @@ def _ctr(key: bytes, iv: bytes, data: bytes) -> bytes:
 
 
 def encrypt(
-    key: bytes,
+    key: Key,
     auth_key: bytes,
     system_title: bytes,
     invocation_counter: int,
@@ -183,7 +200,8 @@ def encrypt(
     plaintext: bytes,
 ) -> bytes:
     """Protect ``plaintext``; return ``SC ‖ IC ‖ ciphertext ‖ tag`` (tag absent if SC 0x20)."""
-    _check_params(key, auth_key, system_title, invocation_counter)
+    block = _block_key(key)
+    _check_params(auth_key, system_title, invocation_counter)
     sc = _as_sc(security_control)
     _check_sc(sc)
     sc_byte = sc.to_bytes()
@@ -191,12 +209,12 @@ def encrypt(
     header = sc_byte + invocation_counter.to_bytes(4, "big")
     plaintext = bytes(plaintext)
     if sc.authenticated and sc.encrypted:
-        ct, tag = _gcm_tag(key, iv, sc_byte + auth_key, plaintext)
+        ct, tag = _gcm_tag(block, iv, sc_byte + auth_key, plaintext)
         return header + ct + tag
     if sc.authenticated:
-        _, tag = _gcm_tag(key, iv, sc_byte + auth_key + plaintext, b"")
+        _, tag = _gcm_tag(block, iv, sc_byte + auth_key + plaintext, b"")
         return header + plaintext + tag
-    return header + _ctr(key, iv, plaintext)
+    return header + _ctr(block, iv, plaintext)
 
 
 def split_header(protected: bytes | bytearray | memoryview) -> tuple[SecurityControl, int]:
@@ -207,7 +225,7 @@ def split_header(protected: bytes | bytearray | memoryview) -> tuple[SecurityCon
 
 
 def decrypt(
-    key: bytes,
+    key: Key,
     auth_key: bytes,
     system_title: bytes,
     protected: bytes | bytearray | memoryview,
@@ -219,36 +237,38 @@ def decrypt(
     is *not* checked here; use :class:`InvocationCounterGuard` (see :func:`split_header`).
     """
     sc, ic = split_header(protected)
-    _check_params(key, auth_key, system_title, ic)
+    block = _block_key(key)
+    _check_params(auth_key, system_title, ic)
     _check_sc(sc)
     body = bytes(protected[_HEADER:])
     iv = _iv(system_title, ic)
     sc_byte = bytes((protected[0],))
     if not sc.authenticated:
-        return _ctr(key, iv, body)
+        return _ctr(block, iv, body)
     if len(body) < TAG_LENGTH:
         raise DecodeError("protected content shorter than the authentication tag", _HEADER)
     data, tag = body[:-TAG_LENGTH], body[-TAG_LENGTH:]
     if sc.encrypted:
-        return _gcm_open(key, iv, sc_byte + auth_key, data, tag)
-    _, expected = _gcm_tag(key, iv, sc_byte + auth_key + data, b"")
+        return _gcm_open(block, iv, sc_byte + auth_key, data, tag)
+    _, expected = _gcm_tag(block, iv, sc_byte + auth_key + data, b"")
     if not hmac.compare_digest(expected, tag):
         raise CipheringError("authentication tag mismatch (wrong key, IC or tampering)")
     return data
 
 
 def gmac_tag(
-    key: bytes, auth_key: bytes, system_title: bytes, invocation_counter: int, challenge: bytes
+    key: Key, auth_key: bytes, system_title: bytes, invocation_counter: int, challenge: bytes
 ) -> bytes:
     """The 12-byte GMAC over ``SC(0x10) ‖ AK ‖ challenge`` (HLS mechanism 5)."""
-    _check_params(key, auth_key, system_title, invocation_counter)
+    block = _block_key(key)
+    _check_params(auth_key, system_title, invocation_counter)
     iv = _iv(system_title, invocation_counter)
-    _, tag = _gcm_tag(key, iv, b"\x10" + bytes(auth_key) + bytes(challenge), b"")
+    _, tag = _gcm_tag(block, iv, b"\x10" + bytes(auth_key) + bytes(challenge), b"")
     return tag
 
 
 def gmac(
-    key: bytes, auth_key: bytes, system_title: bytes, invocation_counter: int, challenge: bytes
+    key: Key, auth_key: bytes, system_title: bytes, invocation_counter: int, challenge: bytes
 ) -> bytes:
     """HLS-GMAC pass 3/4 response ``f(challenge) = SC(0x10) ‖ IC ‖ GMAC`` (17 bytes).
 
@@ -260,7 +280,7 @@ def gmac(
 
 
 def verify_gmac(
-    key: bytes,
+    key: Key,
     auth_key: bytes,
     system_title: bytes,
     response: bytes | bytearray | memoryview,
