@@ -587,20 +587,24 @@ class WorkOrderQueue:
 
     def _candidates(
         self, conn: Connection, now: datetime, wanted: list[str] | None, limit: int
-    ) -> list[int]:
+    ) -> list[RowMapping]:
         """Due orders that could start now: on no busy meter, and per concentrator at most as
         many as it has free permits (per point-to-point meter: one), best first."""
         params: dict[str, Any] = {"now": now, "limit": limit}
         if wanted is not None:
             params["wanted"] = wanted
-        query = _candidates_query(self.default_permits, wanted is not None)
-        return list(conn.execute(query, params).scalars())
+        query = _candidates_query(self.default_permits, wanted is not None, self.is_postgresql)
+        return list(conn.execute(query, params).mappings())
 
-    def _lock_rows(self, conn: Connection, ids: list[int], limit: int) -> list[RowMapping]:
-        """Lock at most ``limit`` candidates: rows locked but not leased would hide them from
-        the other workers until this transaction ends."""
-        query = _lock_statement(self.is_postgresql)
-        return list(conn.execute(query, {"ids": ids, "limit": limit}).mappings())
+    def _lock_rows(self, conn: Connection, rows: list[RowMapping], limit: int) -> list[RowMapping]:
+        """The best ``limit`` candidates, locked on PostgreSQL (rows locked but not leased
+        would hide them from the other workers until this transaction ends) and read again
+        there: another worker may have leased some since. On SQLite the candidate query ran
+        under this transaction's write lock, so its rows are current."""
+        if not self.is_postgresql:
+            return rows[:limit]
+        ids = [row["id"] for row in rows]
+        return list(conn.execute(_LOCK_STATEMENT, {"ids": ids, "limit": limit}).mappings())
 
     @staticmethod
     def _group_key(row: RowMapping) -> tuple[int, int]:
@@ -1114,60 +1118,138 @@ def write_csv(rows: Iterable[RowMapping], stream: TextIO) -> int:
     return count
 
 
+def _literal_in(column: sa.ColumnElement[str], states: Iterable[State]) -> sa.ColumnElement[bool]:
+    """``column IN ('A', 'B')`` with the values written in the statement, as the partial
+    indexes state them: SQLite reads a partial index only for a term written as its
+    condition, and a generic plan of PostgreSQL's knows no parameter's value."""
+    return column.in_([sa.literal_column(f"'{state.value}'") for state in sorted(states)])
+
+
+_RUNNING_LITERAL: sa.ColumnElement[str] = sa.literal_column(f"'{State.RUNNING.value}'")
+
+
+def _queue_group(table: sa.FromClause) -> sa.ColumnElement[int]:
+    """The queue an order waits in: its concentrator's, or its point-to-point meter's (the
+    meter's id negated) — ``tables.QUEUE_GROUP``, the leasable index's first column."""
+    return sa.func.coalesce(table.c.concentrator_id, -table.c.meter_id)
+
+
+def _best_first(table: sa.FromClause) -> tuple[sa.ColumnElement[Any], ...]:
+    return (table.c.priority.desc(), table.c.scheduled_at, table.c.id)
+
+
+def _startable(table: sa.FromClause, by_activity: bool) -> list[sa.ColumnElement[bool]]:
+    """Orders of ``table`` that could start at ``now``: queued, due, not overdue (the next
+    sweep expires those, `WorkOrderQueue._sweep_due`), of a ``wanted`` activity and on a
+    meter with no RUNNING order."""
+    busy = wo.alias("busy_orders")
+    conditions = [
+        _literal_in(table.c.state, LEASABLE_STATES),
+        table.c.scheduled_at <= sa.bindparam("now"),
+        table.c.deadline > sa.bindparam("now"),
+        ~sa.exists().where(busy.c.state == _RUNNING_LITERAL, busy.c.meter_id == table.c.meter_id),
+    ]
+    if by_activity:
+        conditions.append(table.c.activity.in_(sa.bindparam("wanted", expanding=True)))
+    return conditions
+
+
+def _groups_cte(postgresql: bool) -> sa.CTE:
+    """The queues with queued orders, one seek each in the leasable index (a loose index
+    scan). SQLite, without statistics, would read the queued states' entries of
+    ``ix_work_orders_queue`` instead: it is told which index to read."""
+    hint = "" if postgresql else f" INDEXED BY {t.LEASABLE_INDEX}"
+    queued = f"FROM work_orders{hint} WHERE {t.LEASABLE_CONDITION}"
+    return (
+        sa.text(
+            # Constants of this module and `tables`, no value from outside.
+            f"SELECT min({t.QUEUE_GROUP}) AS grp {queued} UNION ALL "  # noqa: S608
+            f"SELECT (SELECT min({t.QUEUE_GROUP}) {queued} AND {t.QUEUE_GROUP} > groups.grp) "
+            "FROM groups WHERE groups.grp IS NOT NULL"
+        )
+        .columns(sa.column("grp", sa.Integer()))
+        .cte("groups", recursive=True)
+    )
+
+
+_CANDIDATE_COLUMNS = ("id", "meter_id", "concentrator_id", "attempts", "priority", "scheduled_at")
+
+
 @functools.cache
-def _candidates_query(default_permits: int, by_activity: bool) -> sa.Select[Any]:
-    """The statement of `WorkOrderQueue._candidates`, built once per shape (building its
-    aliases and subqueries costs more CPU than SQLite takes to run it); parameters ``now``,
-    ``limit`` and, ``by_activity``, the expanding ``wanted``."""
-    running_state = State.RUNNING.value
+def _candidates_query(default_permits: int, by_activity: bool, postgresql: bool) -> sa.Select[Any]:
+    """The statement of `WorkOrderQueue._candidates`, built once per shape; parameters
+    ``now``, ``limit`` and, ``by_activity``, the expanding ``wanted``.
+
+    It reads the head of each queue (a concentrator's, or a point-to-point meter's), not
+    the whole queue: the queues with queued orders (`_groups_cte`), the free permits of each
+    (``rooms``: a concentrator's permits, a point-to-point meter's one, less its RUNNING
+    orders; queues with none free are dropped), then each one's best orders that could
+    start now, walking its part of the leasable index and stopping after as many as it has
+    free permits. PostgreSQL takes them with ``LIMIT room`` in a LATERAL subquery; SQLite,
+    which has neither LATERAL nor a correlated LIMIT, takes as many as the largest ``room``
+    in a correlated ``IN`` and ranks that handful to cut each queue to its own. The rows
+    carry the columns `WorkOrderQueue._pick` needs, best first."""
+    groups = _groups_cte(postgresql)
     other = wo.alias("running_orders")
     running = (
-        sa.select(other.c.concentrator_id, sa.func.count().label("n"))
-        .where(other.c.state == running_state, other.c.concentrator_id.is_not(None))
-        .group_by(other.c.concentrator_id)
+        sa.select(_queue_group(other).label("grp"), sa.func.count().label("n"))
+        .where(other.c.state == _RUNNING_LITERAL)
+        .group_by(_queue_group(other))
         .subquery("running")
     )
-    busy_rows = wo.alias("busy_orders")
-    busy = (
-        sa.select(busy_rows.c.meter_id)
-        .where(busy_rows.c.state == running_state, busy_rows.c.meter_id.is_not(None))
-        .subquery("busy")
-    )
     cp = t.concentrator_permits.c
-    room = sa.case(
-        (wo.c.concentrator_id.is_(None), 1),
-        else_=sa.func.coalesce(cp.max_sessions, default_permits) - sa.func.coalesce(running.c.n, 0),
+    permits = sa.case(
+        (groups.c.grp < 0, 1), else_=sa.func.coalesce(cp.max_sessions, default_permits)
     )
-    group = sa.func.coalesce(wo.c.concentrator_id, -wo.c.meter_id)
-    rank = (
-        sa.func.row_number()
-        .over(partition_by=group, order_by=(wo.c.priority.desc(), wo.c.scheduled_at, wo.c.id))
-        .label("rank")
+    room = permits - sa.func.coalesce(running.c.n, 0)
+    rooms = (
+        sa.select(groups.c.grp, room.label("room"))
+        .select_from(groups)
+        .outerjoin(running, running.c.grp == groups.c.grp)
+        .outerjoin(t.concentrator_permits, cp.concentrator_id == groups.c.grp)
+        .where(groups.c.grp.is_not(None), room > 0)
+        .cte("rooms")
     )
-    due = (
-        sa.select(wo.c.id, wo.c.priority, wo.c.scheduled_at, rank, room.label("room"))
-        .select_from(wo)
-        .outerjoin(running, running.c.concentrator_id == wo.c.concentrator_id)
-        .outerjoin(t.concentrator_permits, cp.concentrator_id == wo.c.concentrator_id)
-        .outerjoin(busy, busy.c.meter_id == wo.c.meter_id)
-        .where(
-            wo.c.state.in_([s.value for s in LEASABLE_STATES]),
-            wo.c.scheduled_at <= sa.bindparam("now"),
-            # Overdue orders wait for the next sweep (`WorkOrderQueue._sweep_due`) to expire.
-            wo.c.deadline > sa.bindparam("now"),
-            busy.c.meter_id.is_(None),
-            # Before the window, not only after it: the orders of a concentrator without a
-            # free permit are not ranked at all (most of the queue, when the DCs are busy).
-            room > 0,
+    queued = wo.alias("queued")
+    head = (
+        sa.select(*(queued.c[name] for name in _CANDIDATE_COLUMNS))
+        .where(_queue_group(queued) == rooms.c.grp, *_startable(queued, by_activity))
+        .order_by(*_best_first(queued))
+    )
+    if postgresql:
+        per_queue = head.limit(rooms.c.room).lateral("per_queue")
+        candidates = (
+            sa.select(*per_queue.c).select_from(rooms).join(per_queue, sa.true()).subquery()
         )
-    )
-    if by_activity:
-        due = due.where(wo.c.activity.in_(sa.bindparam("wanted", expanding=True)))
-    ranked = due.subquery()
+    else:
+        largest = rooms.alias("largest")
+        ranked = (
+            sa.select(
+                *(wo.c[name] for name in _CANDIDATE_COLUMNS),
+                rooms.c.room,
+                sa.func.row_number()
+                .over(partition_by=rooms.c.grp, order_by=_best_first(wo))
+                .label("rank"),
+            )
+            .select_from(rooms)
+            .join(
+                wo,
+                wo.c.id.in_(
+                    head.with_only_columns(queued.c.id).limit(
+                        sa.select(sa.func.max(largest.c.room)).scalar_subquery()
+                    )
+                ),
+            )
+            .subquery("ranked")
+        )
+        candidates = (
+            sa.select(*(ranked.c[name] for name in _CANDIDATE_COLUMNS))
+            .where(ranked.c.rank <= ranked.c.room)
+            .subquery()
+        )
     return (
-        sa.select(ranked.c.id)
-        .where(ranked.c.rank <= ranked.c.room)
-        .order_by(ranked.c.priority.desc(), ranked.c.scheduled_at, ranked.c.id)
+        sa.select(candidates)
+        .order_by(*_best_first(candidates))
         .limit(sa.bindparam("limit", type_=sa.Integer()))
     )
 
@@ -1258,23 +1340,15 @@ def _recorded_statement(for_update: bool) -> sa.Select[Any]:
     return query.with_for_update() if for_update else query
 
 
-@functools.cache
-def _lock_statement(for_update: bool) -> sa.Select[Any]:
-    """The candidates ``ids`` still leasable, best first, at most ``limit``."""
-    query = (
-        sa.select(
-            wo.c.id,
-            wo.c.meter_id,
-            wo.c.concentrator_id,
-            wo.c.attempts,
-            wo.c.priority,
-            wo.c.scheduled_at,
-        )
-        .where(wo.c.id.in_(_IDS), wo.c.state.in_([s.value for s in LEASABLE_STATES]))
-        .order_by(wo.c.priority.desc(), wo.c.scheduled_at, wo.c.id)
-        .limit(sa.bindparam("limit", type_=sa.Integer()))
-    )
-    return query.with_for_update(skip_locked=True) if for_update else query
+# `WorkOrderQueue._lock_rows` on PostgreSQL: the candidates ``ids`` still leasable, best
+# first, at most ``limit``, locked.
+_LOCK_STATEMENT = (
+    sa.select(*(wo.c[name] for name in _CANDIDATE_COLUMNS))
+    .where(wo.c.id.in_(_IDS), wo.c.state.in_([s.value for s in LEASABLE_STATES]))
+    .order_by(*_best_first(wo))
+    .limit(sa.bindparam("limit", type_=sa.Integer()))
+    .with_for_update(skip_locked=True)
+)
 
 
 @functools.cache
