@@ -559,7 +559,7 @@ class WorkOrderQueue:
             _START_STATEMENT, {"ids": ids, "owner": worker, "expires": expires, "now": now}
         )
         conn.execute(
-            t.work_order_attempts.insert(),
+            _ATTEMPT_STATEMENT,
             [
                 {
                     "work_order_id": row["id"],
@@ -570,7 +570,7 @@ class WorkOrderQueue:
                 for row in picked
             ],
         )
-        return self._leased(conn, ids, worker, expires)
+        return [self._leased(row, worker, expires) for row in picked]
 
     def _permits(self, conn: Connection) -> dict[int, int]:
         return {row.concentrator_id: row.max_sessions for row in conn.execute(_PERMITS_STATEMENT)}
@@ -677,35 +677,32 @@ class WorkOrderQueue:
             picked.append(row)
         return picked
 
-    def _leased(
-        self, conn: Connection, ids: list[int], worker: str, expires: datetime
-    ) -> list[LeasedOrder]:
-        return [
-            LeasedOrder(
-                id=row["id"],
-                batch_id=row["batch_id"],
-                activity=ActivityType(row["activity"]),
-                origin=Origin(row["origin"]),
-                external_id=row["external_id"],
-                attempt=row["attempts"],
-                max_attempts=row["max_attempts"],
-                priority=row["priority"],
-                base_priority=row["base_priority"],
-                meter_id=row["meter_id"],
-                meter_serial=row["meter_serial"],
-                concentrator_id=row["concentrator_id"],
-                concentrator_name=row["concentrator_name"],
-                service_point=row["service_point_name"],
-                reason=row["reason"],
-                special=row["special"],
-                payload=_loads(row["payload"]),
-                scheduled_at=row["scheduled_at"],
-                deadline=row["deadline"],
-                worker=worker,
-                lease_expires_at=expires,
-            )
-            for row in conn.execute(_LEASED_STATEMENT, {"ids": ids}).mappings()
-        ]
+    @staticmethod
+    def _leased(row: RowMapping, worker: str, expires: datetime) -> LeasedOrder:
+        """The order of ``row`` (read before its attempt started: `_LEASE_COLUMNS`)."""
+        return LeasedOrder(
+            id=row["id"],
+            batch_id=row["batch_id"],
+            activity=ActivityType(row["activity"]),
+            origin=Origin(row["origin"]),
+            external_id=row["external_id"],
+            attempt=row["attempts"] + 1,
+            max_attempts=row["max_attempts"],
+            priority=row["priority"],
+            base_priority=row["base_priority"],
+            meter_id=row["meter_id"],
+            meter_serial=row["meter_serial"],
+            concentrator_id=row["concentrator_id"],
+            concentrator_name=row["concentrator_name"],
+            service_point=row["service_point_name"],
+            reason=row["reason"],
+            special=row["special"],
+            payload=_loads(row["payload"]),
+            scheduled_at=row["scheduled_at"],
+            deadline=row["deadline"],
+            worker=worker,
+            lease_expires_at=expires,
+        )
 
     def renew(self, order: LeasedOrder, lease_for: timedelta) -> datetime | None:
         """Extend the lease of a running attempt; None when it was lost meanwhile."""
@@ -1172,7 +1169,42 @@ def _groups_cte(postgresql: bool) -> sa.CTE:
     )
 
 
-_CANDIDATE_COLUMNS = ("id", "meter_id", "concentrator_id", "attempts", "priority", "scheduled_at")
+def _with_names(query: sa.Select[Any]) -> sa.Select[Any]:
+    """``query`` (from `work_orders`) joined to the names a `LeasedOrder` carries."""
+    return (
+        query.outerjoin(t.meters, t.meters.c.id == wo.c.meter_id)
+        .outerjoin(t.concentrators, t.concentrators.c.id == wo.c.concentrator_id)
+        .outerjoin(t.service_points, t.service_points.c.id == wo.c.service_point_id)
+    )
+
+
+# What `WorkOrderQueue._pick` and `WorkOrderQueue._leased` read of a candidate.
+_LEASE_COLUMNS = (
+    *(
+        wo.c[name]
+        for name in (
+            "id",
+            "batch_id",
+            "activity",
+            "origin",
+            "external_id",
+            "attempts",
+            "max_attempts",
+            "priority",
+            "base_priority",
+            "meter_id",
+            "concentrator_id",
+            "reason",
+            "special",
+            "payload",
+            "scheduled_at",
+            "deadline",
+        )
+    ),
+    t.meters.c.serial_number.label("meter_serial"),
+    t.concentrators.c.name.label("concentrator_name"),
+    t.service_points.c.name.label("service_point_name"),
+)
 
 
 @functools.cache
@@ -1188,7 +1220,7 @@ def _candidates_query(default_permits: int, by_activity: bool, postgresql: bool)
     free permits. PostgreSQL takes them with ``LIMIT room`` in a LATERAL subquery; SQLite,
     which has neither LATERAL nor a correlated LIMIT, takes as many as the largest ``room``
     in a correlated ``IN`` and ranks that handful to cut each queue to its own. The rows
-    carry the columns `WorkOrderQueue._pick` needs, best first."""
+    are the candidates' `_LEASE_COLUMNS`, best first."""
     groups = _groups_cte(postgresql)
     other = wo.alias("running_orders")
     running = (
@@ -1212,20 +1244,18 @@ def _candidates_query(default_permits: int, by_activity: bool, postgresql: bool)
     )
     queued = wo.alias("queued")
     head = (
-        sa.select(*(queued.c[name] for name in _CANDIDATE_COLUMNS))
+        sa.select(queued.c.id)
         .where(_queue_group(queued) == rooms.c.grp, *_startable(queued, by_activity))
         .order_by(*_best_first(queued))
     )
     if postgresql:
         per_queue = head.limit(rooms.c.room).lateral("per_queue")
-        candidates = (
-            sa.select(*per_queue.c).select_from(rooms).join(per_queue, sa.true()).subquery()
-        )
+        candidates = sa.select(per_queue.c.id).select_from(rooms).join(per_queue, sa.true())
     else:
         largest = rooms.alias("largest")
         ranked = (
             sa.select(
-                *(wo.c[name] for name in _CANDIDATE_COLUMNS),
+                wo.c.id,
                 rooms.c.room,
                 sa.func.row_number()
                 .over(partition_by=rooms.c.grp, order_by=_best_first(wo))
@@ -1234,22 +1264,15 @@ def _candidates_query(default_permits: int, by_activity: bool, postgresql: bool)
             .select_from(rooms)
             .join(
                 wo,
-                wo.c.id.in_(
-                    head.with_only_columns(queued.c.id).limit(
-                        sa.select(sa.func.max(largest.c.room)).scalar_subquery()
-                    )
-                ),
+                wo.c.id.in_(head.limit(sa.select(sa.func.max(largest.c.room)).scalar_subquery())),
             )
             .subquery("ranked")
         )
-        candidates = (
-            sa.select(*(ranked.c[name] for name in _CANDIDATE_COLUMNS))
-            .where(ranked.c.rank <= ranked.c.room)
-            .subquery()
-        )
+        candidates = sa.select(ranked.c.id).where(ranked.c.rank <= ranked.c.room)
+    chosen = candidates.subquery("candidates")
     return (
-        sa.select(candidates)
-        .order_by(*_best_first(candidates))
+        _with_names(sa.select(*_LEASE_COLUMNS).select_from(chosen).join(wo, wo.c.id == chosen.c.id))
+        .order_by(*_best_first(wo))
         .limit(sa.bindparam("limit", type_=sa.Integer()))
     )
 
@@ -1268,20 +1291,7 @@ _RUNNING_PER_DC_STATEMENT = (
     .group_by(wo.c.concentrator_id)
 )
 _BUSY_METERS_STATEMENT = sa.select(wo.c.meter_id).where(_RUNNING, wo.c.meter_id.in_(_IDS))
-_LEASED_STATEMENT = (
-    sa.select(
-        wo,
-        t.meters.c.serial_number.label("meter_serial"),
-        t.concentrators.c.name.label("concentrator_name"),
-        t.service_points.c.name.label("service_point_name"),
-    )
-    .select_from(wo)
-    .outerjoin(t.meters, t.meters.c.id == wo.c.meter_id)
-    .outerjoin(t.concentrators, t.concentrators.c.id == wo.c.concentrator_id)
-    .outerjoin(t.service_points, t.service_points.c.id == wo.c.service_point_id)
-    .where(wo.c.id.in_(_IDS))
-    .order_by(wo.c.priority.desc(), wo.c.scheduled_at, wo.c.id)
-)
+_ATTEMPT_STATEMENT = t.work_order_attempts.insert()
 
 
 # Start the attempts of ``ids``: parameters ``owner``, ``expires`` and ``now``.
@@ -1343,11 +1353,11 @@ def _recorded_statement(for_update: bool) -> sa.Select[Any]:
 # `WorkOrderQueue._lock_rows` on PostgreSQL: the candidates ``ids`` still leasable, best
 # first, at most ``limit``, locked.
 _LOCK_STATEMENT = (
-    sa.select(*(wo.c[name] for name in _CANDIDATE_COLUMNS))
+    _with_names(sa.select(*_LEASE_COLUMNS).select_from(wo))
     .where(wo.c.id.in_(_IDS), wo.c.state.in_([s.value for s in LEASABLE_STATES]))
     .order_by(*_best_first(wo))
     .limit(sa.bindparam("limit", type_=sa.Integer()))
-    .with_for_update(skip_locked=True)
+    .with_for_update(of=wo, skip_locked=True)
 )
 
 
