@@ -546,7 +546,9 @@ class WorkOrderQueue:
         if self._sweep_due(now):
             self._reclaim(conn, now)
             self._expire_overdue(conn, now)
-        candidates = self._candidates(conn, now, wanted, limit * 2)
+        # PostgreSQL reads twice as many: another worker may lock or lease some meanwhile.
+        wider = limit * 2 if self.is_postgresql else limit
+        candidates = self._candidates(conn, now, wanted, wider)
         if not candidates:
             return []
         locked = self._lock_rows(conn, candidates, limit)
@@ -602,7 +604,7 @@ class WorkOrderQueue:
         there: another worker may have leased some since. On SQLite the candidate query ran
         under this transaction's write lock, so its rows are current."""
         if not self.is_postgresql:
-            return rows[:limit]
+            return rows
         ids = [row["id"] for row in rows]
         return list(conn.execute(_LOCK_STATEMENT, {"ids": ids, "limit": limit}).mappings())
 
