@@ -88,21 +88,27 @@ class CredentialStore:
 
     def concentrator(self, concentrator_id: int) -> ConcentratorAccess:
         with self.engine.connect() as conn:
-            return self._concentrator(conn, concentrator_id)
+            access = self._concentrators(conn, [concentrator_id])[concentrator_id]
+        if isinstance(access, UnknownDevice):
+            raise access
+        return access
 
-    def _concentrator(self, conn: Connection, concentrator_id: int) -> ConcentratorAccess:
-        c = t.concentrators.c
-        row = (
-            conn.execute(
-                sa.select(
-                    c.id, c.name, c.serial_number, c.host, c.port, c.maa_password_enc, c.time_zone
-                ).where(c.id == concentrator_id)
-            )
-            .mappings()
-            .first()
-        )
-        if row is None:
-            raise UnknownDevice(f"concentrator {concentrator_id} is not registered")
+    def _concentrators(
+        self, conn: Connection, concentrator_ids: Sequence[int]
+    ) -> dict[int, ConcentratorAccess | UnknownDevice]:
+        """Each concentrator's access, or why it cannot have a session; one query."""
+        found: dict[int, ConcentratorAccess | UnknownDevice] = {
+            dc_id: UnknownDevice(f"concentrator {dc_id} is not registered")
+            for dc_id in concentrator_ids
+        }
+        for row in conn.execute(_CONCENTRATORS_STATEMENT, {"ids": list(found)}).mappings():
+            try:
+                found[row["id"]] = self._concentrator_access(row)
+            except UnknownDevice as exc:
+                found[row["id"]] = exc
+        return found
+
+    def _concentrator_access(self, row: RowMapping) -> ConcentratorAccess:
         if not row["host"] or row["port"] is None:
             raise UnknownDevice(f"concentrator {row['name']} has no IP address or port")
         if not row["maa_password_enc"]:
@@ -153,30 +159,10 @@ class CredentialStore:
         return [found[meter_id] for meter_id in meter_ids]
 
     def _read_meters(self, meter_ids: Sequence[int]) -> dict[int, MeterAccess | UnknownDevice]:
-        m = t.meters.c
         with self.engine.connect() as conn:
-            rows = list(
-                conn.execute(
-                    sa.select(
-                        m.id,
-                        m.serial_number,
-                        m.encryption_key_enc,
-                        m.authentication_key_enc,
-                        m.concentrator_id,
-                        m.node_address,
-                        m.host,
-                        m.port,
-                    ).where(m.id.in_(meter_ids))
-                ).mappings()
-            )
-            concentrators: dict[int, ConcentratorAccess | UnknownDevice] = {}
-            for dc_id in sorted(
-                {row["concentrator_id"] for row in rows if row["concentrator_id"] is not None}
-            ):
-                try:
-                    concentrators[dc_id] = self._concentrator(conn, dc_id)
-                except UnknownDevice as exc:
-                    concentrators[dc_id] = exc
+            rows = list(conn.execute(_METERS_STATEMENT, {"ids": list(meter_ids)}).mappings())
+            dc_ids = {row["concentrator_id"] for row in rows if row["concentrator_id"] is not None}
+            concentrators = self._concentrators(conn, sorted(dc_ids)) if dc_ids else {}
         read: dict[int, MeterAccess | UnknownDevice] = {}
         for row in rows:
             try:
@@ -442,3 +428,27 @@ _SAVE_RECEIVED_STATEMENT = (
     )
     .values(last_received=sa.bindparam("b_last"), updated_at=sa.bindparam("b_now"))
 )
+
+
+# `CredentialStore`'s reads, built once: a worker reads the credentials of each batch of
+# meters it has no access for, and building a statement cost more than running it.
+_IDS: sa.BindParameter[list[int]] = sa.bindparam("ids", expanding=True)
+_CONCENTRATORS_STATEMENT = sa.select(
+    t.concentrators.c.id,
+    t.concentrators.c.name,
+    t.concentrators.c.serial_number,
+    t.concentrators.c.host,
+    t.concentrators.c.port,
+    t.concentrators.c.maa_password_enc,
+    t.concentrators.c.time_zone,
+).where(t.concentrators.c.id.in_(_IDS))
+_METERS_STATEMENT = sa.select(
+    t.meters.c.id,
+    t.meters.c.serial_number,
+    t.meters.c.encryption_key_enc,
+    t.meters.c.authentication_key_enc,
+    t.meters.c.concentrator_id,
+    t.meters.c.node_address,
+    t.meters.c.host,
+    t.meters.c.port,
+).where(t.meters.c.id.in_(_IDS))
