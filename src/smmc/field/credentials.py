@@ -301,26 +301,21 @@ class CounterStore:
     def _next_blocks(
         self, wanted: dict[CounterKey, int]
     ) -> dict[CounterKey, list[CounterReservation | UnknownDevice]]:
-        table = t.invocation_counters
-        c = table.c
         now = datetime.now(UTC)
-        grow = (
-            table.update()
-            .where(
-                c.device_kind == sa.bindparam("b_kind"),
-                c.device_id == sa.bindparam("b_id"),
-                c.client_sap == sa.bindparam("b_sap"),
-            )
-            .values(next_send=c.next_send + sa.bindparam("b_grow"), updated_at=now)
-        )
         params = {
-            key: {"b_kind": key[0], "b_id": key[1], "b_sap": key[2], "b_grow": count * self.block}
+            key: {
+                "b_kind": key[0],
+                "b_id": key[1],
+                "b_sap": key[2],
+                "b_grow": count * self.block,
+                "b_now": now,
+            }
             for key, count in wanted.items()
         }
         with self.engine.begin() as conn:
             present = self._rows(conn, list(wanted))
             if present:
-                conn.execute(grow, [params[key] for key in wanted if key in present])
+                conn.execute(_GROW_STATEMENT, [params[key] for key in wanted if key in present])
             first_rows = {
                 key: {
                     "device_kind": key[0],
@@ -333,7 +328,7 @@ class CounterStore:
                 if key not in present
             }
             if first_rows:
-                self._create(conn, first_rows, grow, params)
+                self._create(conn, first_rows, params)
             rows = self._rows(conn, list(wanted))
         blocks: dict[CounterKey, list[CounterReservation | UnknownDevice]] = {}
         for key, count in wanted.items():
@@ -357,38 +352,32 @@ class CounterStore:
     def _create(
         conn: Connection,
         first_rows: dict[CounterKey, dict[str, object]],
-        grow: sa.Update,
         params: dict[CounterKey, dict[str, object]],
     ) -> None:
         """Insert the rows of the devices contacted for the first time, in one statement; if
         another worker created some meanwhile, one by one (theirs grow instead)."""
         try:
             with conn.begin_nested():
-                conn.execute(t.invocation_counters.insert(), list(first_rows.values()))
+                conn.execute(_CREATE_STATEMENT, list(first_rows.values()))
         except sa.exc.IntegrityError:
             for key, row in first_rows.items():
                 try:
                     with conn.begin_nested():
-                        conn.execute(t.invocation_counters.insert(), [row])
+                        conn.execute(_CREATE_STATEMENT, [row])
                 except sa.exc.IntegrityError:
-                    conn.execute(grow, [params[key]])
+                    conn.execute(_GROW_STATEMENT, [params[key]])
 
     @staticmethod
     def _rows(
         conn: Connection, keys: Sequence[CounterKey]
     ) -> dict[CounterKey, tuple[int, int | None]]:
         """(next_send, last_received) of the stored keys among ``keys``."""
-        c = t.invocation_counters.c
         found: dict[CounterKey, tuple[int, int | None]] = {}
         by_group: dict[tuple[str, int], list[int]] = {}
         for kind, device_id, client_sap in keys:
             by_group.setdefault((kind, client_sap), []).append(device_id)
         for (kind, client_sap), ids in by_group.items():
-            for row in conn.execute(
-                sa.select(c.device_id, c.next_send, c.last_received).where(
-                    c.device_kind == kind, c.client_sap == client_sap, c.device_id.in_(ids)
-                )
-            ):
+            for row in conn.execute(_ROWS_STATEMENT, {"kind": kind, "sap": client_sap, "ids": ids}):
                 found[(kind, row.device_id, client_sap)] = (int(row.next_send), row.last_received)
         return found
 
@@ -417,14 +406,33 @@ class CounterStore:
         return [None] * len(items)
 
 
-# `CounterStore.save_received_many`'s statement, built once: every session's end saves its
-# device's last received counter, and building the statement cost more than running it.
+# `CounterStore`'s statements, built once: every session's end saves its device's last
+# received counter, and building a statement cost more than running it. ``_GROW_STATEMENT``
+# reserves ``b_grow`` more counters of one device; ``_ROWS_STATEMENT`` reads the devices
+# ``ids`` of one kind and client SAP.
+_IDS: sa.BindParameter[list[int]] = sa.bindparam("ids", expanding=True)
+_C = t.invocation_counters.c
+_GROW_STATEMENT = (
+    t.invocation_counters.update()
+    .where(
+        _C.device_kind == sa.bindparam("b_kind"),
+        _C.device_id == sa.bindparam("b_id"),
+        _C.client_sap == sa.bindparam("b_sap"),
+    )
+    .values(next_send=_C.next_send + sa.bindparam("b_grow"), updated_at=sa.bindparam("b_now"))
+)
+_CREATE_STATEMENT = t.invocation_counters.insert()
+_ROWS_STATEMENT = sa.select(_C.device_id, _C.next_send, _C.last_received).where(
+    _C.device_kind == sa.bindparam("kind"),
+    _C.client_sap == sa.bindparam("sap"),
+    _C.device_id.in_(_IDS),
+)
 _SAVE_RECEIVED_STATEMENT = (
     t.invocation_counters.update()
     .where(
-        t.invocation_counters.c.device_kind == sa.bindparam("b_kind"),
-        t.invocation_counters.c.device_id == sa.bindparam("b_id"),
-        t.invocation_counters.c.client_sap == sa.bindparam("b_sap"),
+        _C.device_kind == sa.bindparam("b_kind"),
+        _C.device_id == sa.bindparam("b_id"),
+        _C.client_sap == sa.bindparam("b_sap"),
     )
     .values(last_received=sa.bindparam("b_last"), updated_at=sa.bindparam("b_now"))
 )
@@ -432,7 +440,6 @@ _SAVE_RECEIVED_STATEMENT = (
 
 # `CredentialStore`'s reads, built once: a worker reads the credentials of each batch of
 # meters it has no access for, and building a statement cost more than running it.
-_IDS: sa.BindParameter[list[int]] = sa.bindparam("ids", expanding=True)
 _CONCENTRATORS_STATEMENT = sa.select(
     t.concentrators.c.id,
     t.concentrators.c.name,
