@@ -16,6 +16,7 @@ from sqlalchemy.engine import Engine
 
 from smmc.domain.calendar import WorkingDayCalendar
 from smmc.domain.work_orders import (
+    LEASABLE_STATES,
     ActivityType,
     InvalidTransition,
     InvalidWorkOrder,
@@ -267,6 +268,13 @@ def test_lease_walks_past_orders_that_cannot_start_now(db: Engine, queue: WorkOr
     assert queue.record(running, Outcome.success()) is State.COMPLETED
     # One permit free again; its meter no longer busy, the priority-9 order goes first.
     assert [o.meter_serial for o in queue.lease("w", 10, LEASE)] == ["M-DC-1-0"]
+
+
+def test_the_leasable_index_condition_names_the_leasable_states() -> None:
+    """The partial index's condition is text; the queries write the same term from the
+    domain's states (SQLite uses the index only if both read alike)."""
+    states = ", ".join(f"'{state.value}'" for state in sorted(LEASABLE_STATES))
+    assert f"state IN ({states})" == t.LEASABLE_CONDITION
 
 
 def test_lease_reads_the_head_of_each_queue_on_sqlite(

@@ -651,7 +651,7 @@ class WorkOrderQueue:
                 if meter_id is None or meter_id not in busy:
                     busy.add(meter_id)
                     picked.append(row)
-            return picked  # ``rows`` are at most ``limit`` (`_lock_rows`)
+            return picked  # ``rows`` are at most ``limit`` (`_candidates`)
         eligible = self._claim_groups(conn, rows)
         permits = self._permits(conn)
         dc_ids = sorted({row["concentrator_id"] for row in eligible if row["concentrator_id"]})
