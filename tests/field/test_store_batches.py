@@ -197,6 +197,46 @@ def test_credentials_of_several_meters_in_one_read(
         store.meter(broken)
 
 
+def test_the_concentrators_of_a_credentials_read_come_from_one_query(
+    db: Engine, secret_box: SecretBox, tmp_path: Path
+) -> None:
+    provision(db, secret_box, make_plan(3, 2, 0), tmp_path)
+    with db.begin() as conn:  # one concentrator loses its password
+        broken = conn.execute(sa.select(sa.func.min(t.concentrators.c.id))).scalar_one()
+        conn.execute(
+            t.concentrators.update()
+            .where(t.concentrators.c.id == broken)
+            .values(maa_password_enc=None)
+        )
+        meters = dict(conn.execute(sa.select(t.meters.c.id, t.meters.c.concentrator_id)).all())
+    reads: list[str] = []
+
+    def note(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        if "FROM concentrators" in statement:
+            reads.append(statement)
+
+    store = CredentialStore(db, secret_box)
+    sa.event.listen(db, "before_cursor_execute", note)
+    try:
+        got = dict(zip(meters, store.meters(list(meters)), strict=True))
+    finally:
+        sa.event.remove(db, "before_cursor_execute", note)
+    assert len(reads) == 1
+    for meter_id, access in got.items():
+        if meters[meter_id] == broken:
+            assert isinstance(access, UnknownDevice)
+            assert "has no management password" in str(access)
+        else:
+            assert isinstance(access, MeterAccess)
+            assert access.concentrator is not None
+            assert access.concentrator.id == meters[meter_id]
+    with pytest.raises(UnknownDevice, match="has no management password"):
+        store.concentrator(broken)
+    with pytest.raises(UnknownDevice, match="concentrator 999999 is not registered"):
+        store.concentrator(999_999)
+    assert store.concentrator(max(meters.values())).password
+
+
 def test_prefetched_blocks_wait_for_their_sessions_and_keep_a_kept_one(
     db: Engine,
 ) -> None:

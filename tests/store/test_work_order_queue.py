@@ -11,10 +11,12 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from query_plans import QueryPlans
 from sqlalchemy.engine import Engine
 
 from smmc.domain.calendar import WorkingDayCalendar
 from smmc.domain.work_orders import (
+    LEASABLE_STATES,
     ActivityType,
     InvalidTransition,
     InvalidWorkOrder,
@@ -213,6 +215,89 @@ def test_permits_per_concentrator_and_meter_exclusivity(db: Engine, queue: WorkO
             .all()
         )
     assert len(running) == len(set(running)) == 3
+
+
+def test_lease_takes_the_best_orders_across_queues_within_each_ones_permits(
+    db: Engine, clock: Clock
+) -> None:
+    """Each queue gives at most its free permits (a point-to-point meter one, whatever the
+    default), and the lease takes the best of those first, whichever queue they are in."""
+    queue = WorkOrderQueue(db, default_permits=2, clock=clock, calendar=WorkingDayCalendar())
+    add_fleet(db, {"DC-1": 4, "DC-2": 4, "DC-3": 2}, p2p=1)
+    queue.set_permits("DC-1", 3)
+    queue.set_permits("DC-3", 1)
+    queue.submit(ActivityType.READING, meters("DC-1", 4), priority=2)
+    queue.submit(ActivityType.READING, meters("DC-2", 4), priority=8)
+    queue.submit(ActivityType.READING, meters("DC-3", 2), priority=5)
+    queue.submit(ActivityType.READING, [TargetRef(meter="P-0")] * 2, priority=6)
+    first = queue.lease("w", 3, LEASE)
+    assert [(o.meter_serial, o.priority) for o in first] == [
+        ("M-DC-2-0", 8),
+        ("M-DC-2-1", 8),
+        ("P-0", 6),
+    ]
+    rest = queue.lease("w", 10, LEASE)
+    assert [(o.meter_serial, o.priority) for o in rest] == [
+        ("M-DC-3-0", 5),
+        ("M-DC-1-0", 2),
+        ("M-DC-1-1", 2),
+        ("M-DC-1-2", 2),
+    ]
+    assert queue.lease("w", 10, LEASE) == []
+
+
+def test_lease_walks_past_orders_that_cannot_start_now(db: Engine, queue: WorkOrderQueue) -> None:
+    """A concentrator's best queued orders may be on a busy meter, not due yet or of another
+    activity: the lease takes the next ones instead, as many as the free permits."""
+    add_fleet(db, {"DC-1": 5})
+    queue.set_permits("DC-1", 3)
+    queue.submit(ActivityType.READING, meters("DC-1", 1), priority=9)
+    (running,) = queue.lease("w", 1, LEASE)
+    queue.submit(ActivityType.READING, meters("DC-1", 1), priority=9)  # its meter is busy
+    queue.submit(
+        ActivityType.READING,
+        [TargetRef(meter="M-DC-1-1")],
+        priority=8,
+        scheduled_at=MONDAY + timedelta(minutes=30),
+    )
+    queue.submit(ActivityType.METER_SYNC, [TargetRef(meter="M-DC-1-2")], priority=7)
+    queue.submit(ActivityType.READING, [TargetRef(meter="M-DC-1-3")], priority=2)
+    queue.submit(ActivityType.READING, [TargetRef(meter="M-DC-1-4")], priority=1)
+    leased = queue.lease("w", 10, LEASE, activities=[ActivityType.READING])
+    assert [o.meter_serial for o in leased] == ["M-DC-1-3", "M-DC-1-4"]
+    assert queue.record(running, Outcome.success()) is State.COMPLETED
+    # One permit free again; its meter no longer busy, the priority-9 order goes first.
+    assert [o.meter_serial for o in queue.lease("w", 10, LEASE)] == ["M-DC-1-0"]
+
+
+def test_the_leasable_index_condition_names_the_leasable_states() -> None:
+    """The partial index's condition is text; the queries write the same term from the
+    domain's states (SQLite uses the index only if both read alike)."""
+    states = ", ".join(f"'{state.value}'" for state in sorted(LEASABLE_STATES))
+    assert f"state IN ({states})" == t.LEASABLE_CONDITION
+
+
+def test_lease_reads_the_head_of_each_queue_on_sqlite(
+    db: Engine, queue: WorkOrderQueue, sqlite_plans: QueryPlans
+) -> None:
+    """The candidate query seeks each queue in the leasable index and reads its head; it
+    never reads the queued states' entries of another index (the whole queue)."""
+    add_fleet(db, {"DC-1": 3, "DC-2": 3}, p2p=1)
+    queue.submit(ActivityType.READING, [*meters("DC-1", 3), *meters("DC-2", 3)])
+    queue.submit(ActivityType.READING, [TargetRef(meter="P-0")])
+    with sqlite_plans("WITH RECURSIVE groups") as plans:
+        assert len(queue.lease("w", 10, LEASE, activities=[ActivityType.READING])) == 3
+    (plan,) = plans
+    assert "SEARCH work_orders USING INDEX ix_work_orders_leasable (<expr>>?)" in plan
+    assert "SEARCH queued USING INDEX ix_work_orders_leasable (<expr>=?)" in plan
+    assert "SEARCH busy_orders USING INDEX uq_work_orders_running_meter (meter_id=?)" in plan
+    steps = plan.split(" | ")
+    # Only the RUNNING orders are read through the state index (their count per queue).
+    assert [s for s in steps if "ix_work_orders_queue" in s] == [
+        "SEARCH running_orders USING INDEX ix_work_orders_queue (state=?)"
+    ]
+    assert not [s for s in steps if s.startswith("SCAN") and "work_orders" in s]
+    assert not [s for s in steps if s.startswith("SCAN queued")]
 
 
 def test_lease_filters_by_activity(db: Engine, queue: WorkOrderQueue) -> None:

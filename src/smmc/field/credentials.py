@@ -88,21 +88,27 @@ class CredentialStore:
 
     def concentrator(self, concentrator_id: int) -> ConcentratorAccess:
         with self.engine.connect() as conn:
-            return self._concentrator(conn, concentrator_id)
+            access = self._concentrators(conn, [concentrator_id])[concentrator_id]
+        if isinstance(access, UnknownDevice):
+            raise access
+        return access
 
-    def _concentrator(self, conn: Connection, concentrator_id: int) -> ConcentratorAccess:
-        c = t.concentrators.c
-        row = (
-            conn.execute(
-                sa.select(
-                    c.id, c.name, c.serial_number, c.host, c.port, c.maa_password_enc, c.time_zone
-                ).where(c.id == concentrator_id)
-            )
-            .mappings()
-            .first()
-        )
-        if row is None:
-            raise UnknownDevice(f"concentrator {concentrator_id} is not registered")
+    def _concentrators(
+        self, conn: Connection, concentrator_ids: Sequence[int]
+    ) -> dict[int, ConcentratorAccess | UnknownDevice]:
+        """Each concentrator's access, or why it cannot have a session; one query."""
+        found: dict[int, ConcentratorAccess | UnknownDevice] = {
+            dc_id: UnknownDevice(f"concentrator {dc_id} is not registered")
+            for dc_id in concentrator_ids
+        }
+        for row in conn.execute(_CONCENTRATORS_STATEMENT, {"ids": list(found)}).mappings():
+            try:
+                found[row["id"]] = self._concentrator_access(row)
+            except UnknownDevice as exc:
+                found[row["id"]] = exc
+        return found
+
+    def _concentrator_access(self, row: RowMapping) -> ConcentratorAccess:
         if not row["host"] or row["port"] is None:
             raise UnknownDevice(f"concentrator {row['name']} has no IP address or port")
         if not row["maa_password_enc"]:
@@ -153,30 +159,10 @@ class CredentialStore:
         return [found[meter_id] for meter_id in meter_ids]
 
     def _read_meters(self, meter_ids: Sequence[int]) -> dict[int, MeterAccess | UnknownDevice]:
-        m = t.meters.c
         with self.engine.connect() as conn:
-            rows = list(
-                conn.execute(
-                    sa.select(
-                        m.id,
-                        m.serial_number,
-                        m.encryption_key_enc,
-                        m.authentication_key_enc,
-                        m.concentrator_id,
-                        m.node_address,
-                        m.host,
-                        m.port,
-                    ).where(m.id.in_(meter_ids))
-                ).mappings()
-            )
-            concentrators: dict[int, ConcentratorAccess | UnknownDevice] = {}
-            for dc_id in sorted(
-                {row["concentrator_id"] for row in rows if row["concentrator_id"] is not None}
-            ):
-                try:
-                    concentrators[dc_id] = self._concentrator(conn, dc_id)
-                except UnknownDevice as exc:
-                    concentrators[dc_id] = exc
+            rows = list(conn.execute(_METERS_STATEMENT, {"ids": list(meter_ids)}).mappings())
+            dc_ids = {row["concentrator_id"] for row in rows if row["concentrator_id"] is not None}
+            concentrators = self._concentrators(conn, sorted(dc_ids)) if dc_ids else {}
         read: dict[int, MeterAccess | UnknownDevice] = {}
         for row in rows:
             try:
@@ -315,26 +301,21 @@ class CounterStore:
     def _next_blocks(
         self, wanted: dict[CounterKey, int]
     ) -> dict[CounterKey, list[CounterReservation | UnknownDevice]]:
-        table = t.invocation_counters
-        c = table.c
         now = datetime.now(UTC)
-        grow = (
-            table.update()
-            .where(
-                c.device_kind == sa.bindparam("b_kind"),
-                c.device_id == sa.bindparam("b_id"),
-                c.client_sap == sa.bindparam("b_sap"),
-            )
-            .values(next_send=c.next_send + sa.bindparam("b_grow"), updated_at=now)
-        )
         params = {
-            key: {"b_kind": key[0], "b_id": key[1], "b_sap": key[2], "b_grow": count * self.block}
+            key: {
+                "b_kind": key[0],
+                "b_id": key[1],
+                "b_sap": key[2],
+                "b_grow": count * self.block,
+                "b_now": now,
+            }
             for key, count in wanted.items()
         }
         with self.engine.begin() as conn:
             present = self._rows(conn, list(wanted))
             if present:
-                conn.execute(grow, [params[key] for key in wanted if key in present])
+                conn.execute(_GROW_STATEMENT, [params[key] for key in wanted if key in present])
             first_rows = {
                 key: {
                     "device_kind": key[0],
@@ -347,7 +328,7 @@ class CounterStore:
                 if key not in present
             }
             if first_rows:
-                self._create(conn, first_rows, grow, params)
+                self._create(conn, first_rows, params)
             rows = self._rows(conn, list(wanted))
         blocks: dict[CounterKey, list[CounterReservation | UnknownDevice]] = {}
         for key, count in wanted.items():
@@ -371,38 +352,32 @@ class CounterStore:
     def _create(
         conn: Connection,
         first_rows: dict[CounterKey, dict[str, object]],
-        grow: sa.Update,
         params: dict[CounterKey, dict[str, object]],
     ) -> None:
         """Insert the rows of the devices contacted for the first time, in one statement; if
         another worker created some meanwhile, one by one (theirs grow instead)."""
         try:
             with conn.begin_nested():
-                conn.execute(t.invocation_counters.insert(), list(first_rows.values()))
+                conn.execute(_CREATE_STATEMENT, list(first_rows.values()))
         except sa.exc.IntegrityError:
             for key, row in first_rows.items():
                 try:
                     with conn.begin_nested():
-                        conn.execute(t.invocation_counters.insert(), [row])
+                        conn.execute(_CREATE_STATEMENT, [row])
                 except sa.exc.IntegrityError:
-                    conn.execute(grow, [params[key]])
+                    conn.execute(_GROW_STATEMENT, [params[key]])
 
     @staticmethod
     def _rows(
         conn: Connection, keys: Sequence[CounterKey]
     ) -> dict[CounterKey, tuple[int, int | None]]:
         """(next_send, last_received) of the stored keys among ``keys``."""
-        c = t.invocation_counters.c
         found: dict[CounterKey, tuple[int, int | None]] = {}
         by_group: dict[tuple[str, int], list[int]] = {}
         for kind, device_id, client_sap in keys:
             by_group.setdefault((kind, client_sap), []).append(device_id)
         for (kind, client_sap), ids in by_group.items():
-            for row in conn.execute(
-                sa.select(c.device_id, c.next_send, c.last_received).where(
-                    c.device_kind == kind, c.client_sap == client_sap, c.device_id.in_(ids)
-                )
-            ):
+            for row in conn.execute(_ROWS_STATEMENT, {"kind": kind, "sap": client_sap, "ids": ids}):
                 found[(kind, row.device_id, client_sap)] = (int(row.next_send), row.last_received)
         return found
 
@@ -431,14 +406,56 @@ class CounterStore:
         return [None] * len(items)
 
 
-# `CounterStore.save_received_many`'s statement, built once: every session's end saves its
-# device's last received counter, and building the statement cost more than running it.
+# `CounterStore`'s statements, built once: every session's end saves its device's last
+# received counter, and building a statement cost more than running it. ``_GROW_STATEMENT``
+# reserves ``b_grow`` more counters of one device; ``_ROWS_STATEMENT`` reads the devices
+# ``ids`` of one kind and client SAP.
+_IDS: sa.BindParameter[list[int]] = sa.bindparam("ids", expanding=True)
+_C = t.invocation_counters.c
+_GROW_STATEMENT = (
+    t.invocation_counters.update()
+    .where(
+        _C.device_kind == sa.bindparam("b_kind"),
+        _C.device_id == sa.bindparam("b_id"),
+        _C.client_sap == sa.bindparam("b_sap"),
+    )
+    .values(next_send=_C.next_send + sa.bindparam("b_grow"), updated_at=sa.bindparam("b_now"))
+)
+_CREATE_STATEMENT = t.invocation_counters.insert()
+_ROWS_STATEMENT = sa.select(_C.device_id, _C.next_send, _C.last_received).where(
+    _C.device_kind == sa.bindparam("kind"),
+    _C.client_sap == sa.bindparam("sap"),
+    _C.device_id.in_(_IDS),
+)
 _SAVE_RECEIVED_STATEMENT = (
     t.invocation_counters.update()
     .where(
-        t.invocation_counters.c.device_kind == sa.bindparam("b_kind"),
-        t.invocation_counters.c.device_id == sa.bindparam("b_id"),
-        t.invocation_counters.c.client_sap == sa.bindparam("b_sap"),
+        _C.device_kind == sa.bindparam("b_kind"),
+        _C.device_id == sa.bindparam("b_id"),
+        _C.client_sap == sa.bindparam("b_sap"),
     )
     .values(last_received=sa.bindparam("b_last"), updated_at=sa.bindparam("b_now"))
 )
+
+
+# `CredentialStore`'s reads, built once: a worker reads the credentials of each batch of
+# meters it has no access for, and building a statement cost more than running it.
+_CONCENTRATORS_STATEMENT = sa.select(
+    t.concentrators.c.id,
+    t.concentrators.c.name,
+    t.concentrators.c.serial_number,
+    t.concentrators.c.host,
+    t.concentrators.c.port,
+    t.concentrators.c.maa_password_enc,
+    t.concentrators.c.time_zone,
+).where(t.concentrators.c.id.in_(_IDS))
+_METERS_STATEMENT = sa.select(
+    t.meters.c.id,
+    t.meters.c.serial_number,
+    t.meters.c.encryption_key_enc,
+    t.meters.c.authentication_key_enc,
+    t.meters.c.concentrator_id,
+    t.meters.c.node_address,
+    t.meters.c.host,
+    t.meters.c.port,
+).where(t.meters.c.id.in_(_IDS))

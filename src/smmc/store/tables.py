@@ -283,6 +283,23 @@ work_orders = sa.Table(
     # Never two RUNNING orders on one meter, whatever the workers believe.
     _unique_where("uq_work_orders_running_meter", "state = 'RUNNING'", "meter_id"),
 )
+# Each concentrator's queue (a point-to-point meter's, keyed by its negative id) best first,
+# queued orders only: the lease reads the head of each (`WorkOrderQueue._candidates`,
+# migration 0012) and the index stays the size of the queue, not of the history.
+# SQLite reads a partial or expression index only for a term written as the index's (the
+# states: `smmc.domain.work_orders.LEASABLE_STATES`).
+LEASABLE_INDEX = "ix_work_orders_leasable"
+LEASABLE_CONDITION = "state IN ('PENDING', 'RETRY')"
+QUEUE_GROUP = "coalesce(concentrator_id, -meter_id)"
+sa.Index(
+    LEASABLE_INDEX,
+    sa.text(QUEUE_GROUP),
+    work_orders.c.priority.desc(),
+    work_orders.c.scheduled_at,
+    work_orders.c.id,
+    sqlite_where=sa.text(LEASABLE_CONDITION),
+    postgresql_where=sa.text(LEASABLE_CONDITION),
+)
 
 work_order_attempts = sa.Table(
     "work_order_attempts",

@@ -546,7 +546,9 @@ class WorkOrderQueue:
         if self._sweep_due(now):
             self._reclaim(conn, now)
             self._expire_overdue(conn, now)
-        candidates = self._candidates(conn, now, wanted, limit * 2)
+        # PostgreSQL reads twice as many: another worker may lock or lease some meanwhile.
+        wider = limit * 2 if self.is_postgresql else limit
+        candidates = self._candidates(conn, now, wanted, wider)
         if not candidates:
             return []
         locked = self._lock_rows(conn, candidates, limit)
@@ -559,7 +561,7 @@ class WorkOrderQueue:
             _START_STATEMENT, {"ids": ids, "owner": worker, "expires": expires, "now": now}
         )
         conn.execute(
-            t.work_order_attempts.insert(),
+            _ATTEMPT_STATEMENT,
             [
                 {
                     "work_order_id": row["id"],
@@ -570,7 +572,7 @@ class WorkOrderQueue:
                 for row in picked
             ],
         )
-        return self._leased(conn, ids, worker, expires)
+        return [self._leased(row, worker, expires) for row in picked]
 
     def _permits(self, conn: Connection) -> dict[int, int]:
         return {row.concentrator_id: row.max_sessions for row in conn.execute(_PERMITS_STATEMENT)}
@@ -587,20 +589,24 @@ class WorkOrderQueue:
 
     def _candidates(
         self, conn: Connection, now: datetime, wanted: list[str] | None, limit: int
-    ) -> list[int]:
+    ) -> list[RowMapping]:
         """Due orders that could start now: on no busy meter, and per concentrator at most as
         many as it has free permits (per point-to-point meter: one), best first."""
         params: dict[str, Any] = {"now": now, "limit": limit}
         if wanted is not None:
             params["wanted"] = wanted
-        query = _candidates_query(self.default_permits, wanted is not None)
-        return list(conn.execute(query, params).scalars())
+        query = _candidates_query(self.default_permits, wanted is not None, self.is_postgresql)
+        return list(conn.execute(query, params).mappings())
 
-    def _lock_rows(self, conn: Connection, ids: list[int], limit: int) -> list[RowMapping]:
-        """Lock at most ``limit`` candidates: rows locked but not leased would hide them from
-        the other workers until this transaction ends."""
-        query = _lock_statement(self.is_postgresql)
-        return list(conn.execute(query, {"ids": ids, "limit": limit}).mappings())
+    def _lock_rows(self, conn: Connection, rows: list[RowMapping], limit: int) -> list[RowMapping]:
+        """The best ``limit`` candidates, locked on PostgreSQL (rows locked but not leased
+        would hide them from the other workers until this transaction ends) and read again
+        there: another worker may have leased some since. On SQLite the candidate query ran
+        under this transaction's write lock, so its rows are current."""
+        if not self.is_postgresql:
+            return rows
+        ids = [row["id"] for row in rows]
+        return list(conn.execute(_LOCK_STATEMENT, {"ids": ids, "limit": limit}).mappings())
 
     @staticmethod
     def _group_key(row: RowMapping) -> tuple[int, int]:
@@ -645,7 +651,7 @@ class WorkOrderQueue:
                 if meter_id is None or meter_id not in busy:
                     busy.add(meter_id)
                     picked.append(row)
-            return picked  # ``rows`` are at most ``limit`` (`_lock_rows`)
+            return picked  # ``rows`` are at most ``limit`` (`_candidates`)
         eligible = self._claim_groups(conn, rows)
         permits = self._permits(conn)
         dc_ids = sorted({row["concentrator_id"] for row in eligible if row["concentrator_id"]})
@@ -673,35 +679,32 @@ class WorkOrderQueue:
             picked.append(row)
         return picked
 
-    def _leased(
-        self, conn: Connection, ids: list[int], worker: str, expires: datetime
-    ) -> list[LeasedOrder]:
-        return [
-            LeasedOrder(
-                id=row["id"],
-                batch_id=row["batch_id"],
-                activity=ActivityType(row["activity"]),
-                origin=Origin(row["origin"]),
-                external_id=row["external_id"],
-                attempt=row["attempts"],
-                max_attempts=row["max_attempts"],
-                priority=row["priority"],
-                base_priority=row["base_priority"],
-                meter_id=row["meter_id"],
-                meter_serial=row["meter_serial"],
-                concentrator_id=row["concentrator_id"],
-                concentrator_name=row["concentrator_name"],
-                service_point=row["service_point_name"],
-                reason=row["reason"],
-                special=row["special"],
-                payload=_loads(row["payload"]),
-                scheduled_at=row["scheduled_at"],
-                deadline=row["deadline"],
-                worker=worker,
-                lease_expires_at=expires,
-            )
-            for row in conn.execute(_LEASED_STATEMENT, {"ids": ids}).mappings()
-        ]
+    @staticmethod
+    def _leased(row: RowMapping, worker: str, expires: datetime) -> LeasedOrder:
+        """The order of ``row`` (read before its attempt started: `_LEASE_COLUMNS`)."""
+        return LeasedOrder(
+            id=row["id"],
+            batch_id=row["batch_id"],
+            activity=ActivityType(row["activity"]),
+            origin=Origin(row["origin"]),
+            external_id=row["external_id"],
+            attempt=row["attempts"] + 1,
+            max_attempts=row["max_attempts"],
+            priority=row["priority"],
+            base_priority=row["base_priority"],
+            meter_id=row["meter_id"],
+            meter_serial=row["meter_serial"],
+            concentrator_id=row["concentrator_id"],
+            concentrator_name=row["concentrator_name"],
+            service_point=row["service_point_name"],
+            reason=row["reason"],
+            special=row["special"],
+            payload=_loads(row["payload"]),
+            scheduled_at=row["scheduled_at"],
+            deadline=row["deadline"],
+            worker=worker,
+            lease_expires_at=expires,
+        )
 
     def renew(self, order: LeasedOrder, lease_for: timedelta) -> datetime | None:
         """Extend the lease of a running attempt; None when it was lost meanwhile."""
@@ -1114,60 +1117,164 @@ def write_csv(rows: Iterable[RowMapping], stream: TextIO) -> int:
     return count
 
 
+def _literal_in(column: sa.ColumnElement[str], states: Iterable[State]) -> sa.ColumnElement[bool]:
+    """``column IN ('A', 'B')`` with the values written in the statement, as the partial
+    indexes state them: SQLite reads a partial index only for a term written as its
+    condition, and a generic plan of PostgreSQL's knows no parameter's value."""
+    return column.in_([sa.literal_column(f"'{state.value}'") for state in sorted(states)])
+
+
+_RUNNING_LITERAL: sa.ColumnElement[str] = sa.literal_column(f"'{State.RUNNING.value}'")
+
+
+def _queue_group(table: sa.FromClause) -> sa.ColumnElement[int]:
+    """The queue an order waits in: its concentrator's, or its point-to-point meter's (the
+    meter's id negated) — ``tables.QUEUE_GROUP``, the leasable index's first column."""
+    return sa.func.coalesce(table.c.concentrator_id, -table.c.meter_id)
+
+
+def _best_first(table: sa.FromClause) -> tuple[sa.ColumnElement[Any], ...]:
+    return (table.c.priority.desc(), table.c.scheduled_at, table.c.id)
+
+
+def _startable(table: sa.FromClause, by_activity: bool) -> list[sa.ColumnElement[bool]]:
+    """Orders of ``table`` that could start at ``now``: queued, due, not overdue (the next
+    sweep expires those, `WorkOrderQueue._sweep_due`), of a ``wanted`` activity and on a
+    meter with no RUNNING order."""
+    busy = wo.alias("busy_orders")
+    conditions = [
+        _literal_in(table.c.state, LEASABLE_STATES),
+        table.c.scheduled_at <= sa.bindparam("now"),
+        table.c.deadline > sa.bindparam("now"),
+        ~sa.exists().where(busy.c.state == _RUNNING_LITERAL, busy.c.meter_id == table.c.meter_id),
+    ]
+    if by_activity:
+        conditions.append(table.c.activity.in_(sa.bindparam("wanted", expanding=True)))
+    return conditions
+
+
+def _groups_cte(postgresql: bool) -> sa.CTE:
+    """The queues with queued orders, one seek each in the leasable index (a loose index
+    scan). SQLite, without statistics, would read the queued states' entries of
+    ``ix_work_orders_queue`` instead: it is told which index to read."""
+    hint = "" if postgresql else f" INDEXED BY {t.LEASABLE_INDEX}"
+    queued = f"FROM work_orders{hint} WHERE {t.LEASABLE_CONDITION}"
+    return (
+        sa.text(
+            # Constants of this module and `tables`, no value from outside.
+            f"SELECT min({t.QUEUE_GROUP}) AS grp {queued} UNION ALL "  # noqa: S608
+            f"SELECT (SELECT min({t.QUEUE_GROUP}) {queued} AND {t.QUEUE_GROUP} > groups.grp) "
+            "FROM groups WHERE groups.grp IS NOT NULL"
+        )
+        .columns(sa.column("grp", sa.Integer()))
+        .cte("groups", recursive=True)
+    )
+
+
+def _with_names(query: sa.Select[Any]) -> sa.Select[Any]:
+    """``query`` (from `work_orders`) joined to the names a `LeasedOrder` carries."""
+    return (
+        query.outerjoin(t.meters, t.meters.c.id == wo.c.meter_id)
+        .outerjoin(t.concentrators, t.concentrators.c.id == wo.c.concentrator_id)
+        .outerjoin(t.service_points, t.service_points.c.id == wo.c.service_point_id)
+    )
+
+
+# What `WorkOrderQueue._pick` and `WorkOrderQueue._leased` read of a candidate.
+_LEASE_COLUMNS = (
+    *(
+        wo.c[name]
+        for name in (
+            "id",
+            "batch_id",
+            "activity",
+            "origin",
+            "external_id",
+            "attempts",
+            "max_attempts",
+            "priority",
+            "base_priority",
+            "meter_id",
+            "concentrator_id",
+            "reason",
+            "special",
+            "payload",
+            "scheduled_at",
+            "deadline",
+        )
+    ),
+    t.meters.c.serial_number.label("meter_serial"),
+    t.concentrators.c.name.label("concentrator_name"),
+    t.service_points.c.name.label("service_point_name"),
+)
+
+
 @functools.cache
-def _candidates_query(default_permits: int, by_activity: bool) -> sa.Select[Any]:
-    """The statement of `WorkOrderQueue._candidates`, built once per shape (building its
-    aliases and subqueries costs more CPU than SQLite takes to run it); parameters ``now``,
-    ``limit`` and, ``by_activity``, the expanding ``wanted``."""
-    running_state = State.RUNNING.value
+def _candidates_query(default_permits: int, by_activity: bool, postgresql: bool) -> sa.Select[Any]:
+    """The statement of `WorkOrderQueue._candidates`, built once per shape; parameters
+    ``now``, ``limit`` and, ``by_activity``, the expanding ``wanted``.
+
+    It reads the head of each queue (a concentrator's, or a point-to-point meter's), not
+    the whole queue: the queues with queued orders (`_groups_cte`), the free permits of each
+    (``rooms``: a concentrator's permits, a point-to-point meter's one, less its RUNNING
+    orders; queues with none free are dropped), then each one's best orders that could
+    start now, walking its part of the leasable index and stopping after as many as it has
+    free permits. PostgreSQL takes them with ``LIMIT room`` in a LATERAL subquery; SQLite,
+    which has neither LATERAL nor a correlated LIMIT, takes as many as the largest ``room``
+    in a correlated ``IN`` and ranks that handful to cut each queue to its own. The rows
+    are the candidates' `_LEASE_COLUMNS`, best first."""
+    groups = _groups_cte(postgresql)
     other = wo.alias("running_orders")
     running = (
-        sa.select(other.c.concentrator_id, sa.func.count().label("n"))
-        .where(other.c.state == running_state, other.c.concentrator_id.is_not(None))
-        .group_by(other.c.concentrator_id)
+        sa.select(_queue_group(other).label("grp"), sa.func.count().label("n"))
+        .where(other.c.state == _RUNNING_LITERAL)
+        .group_by(_queue_group(other))
         .subquery("running")
     )
-    busy_rows = wo.alias("busy_orders")
-    busy = (
-        sa.select(busy_rows.c.meter_id)
-        .where(busy_rows.c.state == running_state, busy_rows.c.meter_id.is_not(None))
-        .subquery("busy")
-    )
     cp = t.concentrator_permits.c
-    room = sa.case(
-        (wo.c.concentrator_id.is_(None), 1),
-        else_=sa.func.coalesce(cp.max_sessions, default_permits) - sa.func.coalesce(running.c.n, 0),
+    permits = sa.case(
+        (groups.c.grp < 0, 1), else_=sa.func.coalesce(cp.max_sessions, default_permits)
     )
-    group = sa.func.coalesce(wo.c.concentrator_id, -wo.c.meter_id)
-    rank = (
-        sa.func.row_number()
-        .over(partition_by=group, order_by=(wo.c.priority.desc(), wo.c.scheduled_at, wo.c.id))
-        .label("rank")
+    room = permits - sa.func.coalesce(running.c.n, 0)
+    rooms = (
+        sa.select(groups.c.grp, room.label("room"))
+        .select_from(groups)
+        .outerjoin(running, running.c.grp == groups.c.grp)
+        .outerjoin(t.concentrator_permits, cp.concentrator_id == groups.c.grp)
+        .where(groups.c.grp.is_not(None), room > 0)
+        .cte("rooms")
     )
-    due = (
-        sa.select(wo.c.id, wo.c.priority, wo.c.scheduled_at, rank, room.label("room"))
-        .select_from(wo)
-        .outerjoin(running, running.c.concentrator_id == wo.c.concentrator_id)
-        .outerjoin(t.concentrator_permits, cp.concentrator_id == wo.c.concentrator_id)
-        .outerjoin(busy, busy.c.meter_id == wo.c.meter_id)
-        .where(
-            wo.c.state.in_([s.value for s in LEASABLE_STATES]),
-            wo.c.scheduled_at <= sa.bindparam("now"),
-            # Overdue orders wait for the next sweep (`WorkOrderQueue._sweep_due`) to expire.
-            wo.c.deadline > sa.bindparam("now"),
-            busy.c.meter_id.is_(None),
-            # Before the window, not only after it: the orders of a concentrator without a
-            # free permit are not ranked at all (most of the queue, when the DCs are busy).
-            room > 0,
+    queued = wo.alias("queued")
+    head = (
+        sa.select(queued.c.id)
+        .where(_queue_group(queued) == rooms.c.grp, *_startable(queued, by_activity))
+        .order_by(*_best_first(queued))
+    )
+    if postgresql:
+        per_queue = head.limit(rooms.c.room).lateral("per_queue")
+        candidates = sa.select(per_queue.c.id).select_from(rooms).join(per_queue, sa.true())
+    else:
+        largest = rooms.alias("largest")
+        ranked = (
+            sa.select(
+                wo.c.id,
+                rooms.c.room,
+                sa.func.row_number()
+                .over(partition_by=rooms.c.grp, order_by=_best_first(wo))
+                .label("rank"),
+            )
+            .select_from(rooms)
+            .join(
+                wo,
+                wo.c.id.in_(head.limit(sa.select(sa.func.max(largest.c.room)).scalar_subquery())),
+            )
+            .subquery("ranked")
         )
-    )
-    if by_activity:
-        due = due.where(wo.c.activity.in_(sa.bindparam("wanted", expanding=True)))
-    ranked = due.subquery()
+        candidates = sa.select(ranked.c.id).where(ranked.c.rank <= ranked.c.room)
+    chosen = candidates.subquery("candidates")
     return (
-        sa.select(ranked.c.id)
-        .where(ranked.c.rank <= ranked.c.room)
-        .order_by(ranked.c.priority.desc(), ranked.c.scheduled_at, ranked.c.id)
+        _with_names(sa.select(*_LEASE_COLUMNS).select_from(chosen).join(wo, wo.c.id == chosen.c.id))
+        .order_by(*_best_first(wo))
         .limit(sa.bindparam("limit", type_=sa.Integer()))
     )
 
@@ -1186,20 +1293,7 @@ _RUNNING_PER_DC_STATEMENT = (
     .group_by(wo.c.concentrator_id)
 )
 _BUSY_METERS_STATEMENT = sa.select(wo.c.meter_id).where(_RUNNING, wo.c.meter_id.in_(_IDS))
-_LEASED_STATEMENT = (
-    sa.select(
-        wo,
-        t.meters.c.serial_number.label("meter_serial"),
-        t.concentrators.c.name.label("concentrator_name"),
-        t.service_points.c.name.label("service_point_name"),
-    )
-    .select_from(wo)
-    .outerjoin(t.meters, t.meters.c.id == wo.c.meter_id)
-    .outerjoin(t.concentrators, t.concentrators.c.id == wo.c.concentrator_id)
-    .outerjoin(t.service_points, t.service_points.c.id == wo.c.service_point_id)
-    .where(wo.c.id.in_(_IDS))
-    .order_by(wo.c.priority.desc(), wo.c.scheduled_at, wo.c.id)
-)
+_ATTEMPT_STATEMENT = t.work_order_attempts.insert()
 
 
 # Start the attempts of ``ids``: parameters ``owner``, ``expires`` and ``now``.
@@ -1258,23 +1352,15 @@ def _recorded_statement(for_update: bool) -> sa.Select[Any]:
     return query.with_for_update() if for_update else query
 
 
-@functools.cache
-def _lock_statement(for_update: bool) -> sa.Select[Any]:
-    """The candidates ``ids`` still leasable, best first, at most ``limit``."""
-    query = (
-        sa.select(
-            wo.c.id,
-            wo.c.meter_id,
-            wo.c.concentrator_id,
-            wo.c.attempts,
-            wo.c.priority,
-            wo.c.scheduled_at,
-        )
-        .where(wo.c.id.in_(_IDS), wo.c.state.in_([s.value for s in LEASABLE_STATES]))
-        .order_by(wo.c.priority.desc(), wo.c.scheduled_at, wo.c.id)
-        .limit(sa.bindparam("limit", type_=sa.Integer()))
-    )
-    return query.with_for_update(skip_locked=True) if for_update else query
+# `WorkOrderQueue._lock_rows` on PostgreSQL: the candidates ``ids`` still leasable, best
+# first, at most ``limit``, locked.
+_LOCK_STATEMENT = (
+    _with_names(sa.select(*_LEASE_COLUMNS).select_from(wo))
+    .where(wo.c.id.in_(_IDS), wo.c.state.in_([s.value for s in LEASABLE_STATES]))
+    .order_by(*_best_first(wo))
+    .limit(sa.bindparam("limit", type_=sa.Integer()))
+    .with_for_update(of=wo, skip_locked=True)
+)
 
 
 @functools.cache
