@@ -1028,7 +1028,9 @@ class ConcentratorServer:
         """The next bytes; ``b""`` when the client closed, or stayed silent for the idle
         timeout on a connection that carries no association (``idle``: the DC closes it)."""
         try:
-            return await asyncio.wait_for(reader.read(_MAX_READ), self.idle_timeout)
+            # ``asyncio.timeout``, not ``wait_for``: no task per read (Python 3.11).
+            async with asyncio.timeout(self.idle_timeout):
+                return await reader.read(_MAX_READ)
         except TimeoutError:
             if idle:
                 return b""
@@ -1059,9 +1061,12 @@ class ConcentratorServer:
                         # Before the answer goes out: the head-end may reuse its permit as
                         # soon as it has the answer.
                         self._end(session)
-                    for apdu in replies:
-                        reply = WrapperFrame(1, session.address, session.client_sap, apdu)
-                        writer.write(reply.to_bytes())
+                    writer.write(
+                        b"".join(
+                            WrapperFrame(1, session.address, session.client_sap, apdu).to_bytes()
+                            for apdu in replies
+                        )
+                    )
                     await writer.drain()
                     if close:
                         return
