@@ -852,6 +852,21 @@ async def test_an_idle_connection_is_closed_quietly_at_the_idle_timeout() -> Non
         assert dc.errors == []
 
 
+async def test_the_idle_timeout_counts_from_the_last_request_not_from_the_connection() -> None:
+    async with make_dc(make_plan()) as dc:
+        dc.idle_timeout = 0.2
+        link = await Link.open(HOST, dc.port, 5.0)
+        try:
+            async with DlmsClient.over(link, management(dc)) as client:
+                for _ in range(5):  # 0.6 s in all, never 0.2 s silent
+                    await asyncio.sleep(0.12)
+                    await client.get(1, SERIAL, 2)
+            assert link.idle
+        finally:
+            link.close()
+        assert dc.errors == []
+
+
 async def test_a_client_silent_inside_an_association_is_dropped_at_the_idle_timeout() -> None:
     async with make_dc(make_plan()) as dc:
         dc.idle_timeout = 0.1
