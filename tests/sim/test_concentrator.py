@@ -16,9 +16,10 @@ from smmc.dlms.apdu import AuthenticationMechanism, DataNotification
 from smmc.dlms.apdu.selective_access import CLOCK_TIME, CaptureObjectDefinition, EntryDescriptor
 from smmc.dlms.axdr import Data
 from smmc.dlms.client import ClientSettings, DlmsClient, Link, SecurityPolicy
+from smmc.dlms.connection import ClientConnection
 from smmc.dlms.cosem.disconnect_control import DISCONNECT_CONTROL_OBIS
 from smmc.dlms.cosem_time import CosemDateTime
-from smmc.dlms.errors import AccessDenied, AssociationRejected, DlmsError
+from smmc.dlms.errors import AccessDenied, AssociationRejected, DlmsError, DlmsTimeout
 from smmc.dlms.framing.wrapper import WrapperDecoder, WrapperFrame
 from smmc.dlms.obis import Obis
 from smmc.domain.concentrator_status import decode_status_word
@@ -849,6 +850,41 @@ async def test_an_idle_connection_is_closed_quietly_at_the_idle_timeout() -> Non
         await asyncio.sleep(0.3)
         assert not link.idle  # the DC closed it: no association was open on it
         assert dc.errors == []
+
+
+async def test_the_idle_timeout_counts_from_the_last_request_not_from_the_connection() -> None:
+    async with make_dc(make_plan()) as dc:
+        dc.idle_timeout = 0.2
+        link = await Link.open(HOST, dc.port, 5.0)
+        try:
+            async with DlmsClient.over(link, management(dc)) as client:
+                for _ in range(5):  # 0.6 s in all, never 0.2 s silent
+                    await asyncio.sleep(0.12)
+                    await client.get(1, SERIAL, 2)
+            assert link.idle
+        finally:
+            link.close()
+        assert dc.errors == []
+
+
+async def test_a_client_silent_inside_an_association_is_dropped_at_the_idle_timeout() -> None:
+    async with make_dc(make_plan()) as dc:
+        dc.idle_timeout = 0.1
+        settings = management(dc)
+        connection = ClientConnection(settings)
+        connection.associate()
+        reader, writer = await asyncio.open_connection(HOST, dc.port)
+        try:
+            for apdu in connection.data_to_send():
+                writer.write(WrapperFrame(1, settings.client_sap, 1, apdu).to_bytes())
+            answer = WrapperDecoder().feed(await asyncio.wait_for(reader.read(4096), 5))
+            assert [frame.payload[0] for frame in answer] == [0x61]  # the AARE
+            assert dc.record.active == 1
+            assert await asyncio.wait_for(reader.read(10), 5) == b""  # then closed
+        finally:
+            writer.close()
+        assert dc.record.active == 0
+        assert [type(error) for error in dc.errors] == [DlmsTimeout]
 
 
 async def test_record_keeps_every_breaker_access_with_the_state_around_it(

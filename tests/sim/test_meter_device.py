@@ -330,6 +330,25 @@ def test_devices_are_built_lazily_and_keep_their_state_across_evictions() -> Non
     assert devices.touched == 3
 
 
+def test_each_device_binds_the_shared_live_objects_to_its_own_meter() -> None:
+    """The live objects' factories are made once per process: every build must still bind
+    them to its own meter's model and counters, never to the first meter built."""
+    plan = make_plan(NOW)
+    devices = MeterDevices(plan, SimClock(NOW, 1.0, 7, wall=Wall(NOW)))
+    meters = [devices.get(index) for index in range(3)]
+    meters[1].served.invocation_counter.take()
+    meters[2].device.action(70, DISCONNECT, 1)
+    for index, meter in enumerate(meters):
+        total = meter.model.registers(NOW).active_import.total
+        assert meter.device.get(3, ACTIVE_IMPORT[0], 2).value == total
+        counter = meter.device.get(1, Obis(0, 0, 43, 1, 3, 255), 2).value
+        assert counter == (2 if index == 1 else 1)
+        assert meter.device.get(70, DISCONNECT, 2).value is (index != 2)
+    objects = [set(map(id, m.device)) for m in meters]
+    assert not objects[0] & objects[1]
+    assert not objects[1] & objects[2]
+
+
 async def test_status_words_alarm_register_and_filter(served: Served) -> None:
     model = served.meter.model
     model.power_outage(NOW - dt.timedelta(hours=2), NOW - dt.timedelta(hours=1))

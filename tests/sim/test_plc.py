@@ -22,6 +22,19 @@ async def test_exchanges_never_overlap_and_keep_arrival_order() -> None:
     assert [(e.request_bytes, e.response_bytes) for e in history] == [(1, 2)] * 6
 
 
+async def test_a_negligible_medium_time_is_not_waited() -> None:
+    """Below 0.1 ms an exchange ends in the caller's loop turn (a zero-latency link costs
+    no loop turns); the history still records it."""
+    link = PlcLink(LinkSettings(latency_s=0.0, bytes_per_s=1e9))
+    ran: list[bool] = []
+    asyncio.get_running_loop().call_soon(ran.append, True)
+    assert await link.exchange(7, b"x", lambda _: [b"yz"]) == [b"yz"]
+    assert ran == []
+    assert [(e.node_address, e.request_bytes, e.response_bytes) for e in link.history] == [
+        (7, 1, 2)
+    ]
+
+
 async def test_a_failing_answer_frees_the_medium() -> None:
     link = PlcLink(LinkSettings(latency_s=0.0, bytes_per_s=1e6, max_wait_s=0.5))
 

@@ -187,7 +187,9 @@ class DlmsServer:
 
     async def _read(self, reader: asyncio.StreamReader) -> bytes:
         try:
-            return await asyncio.wait_for(reader.read(_READ_SIZE), self.idle_timeout)
+            # ``asyncio.timeout``, not ``wait_for``: no task per read (Python 3.11).
+            async with asyncio.timeout(self.idle_timeout):
+                return await reader.read(_READ_SIZE)
         except TimeoutError:
             raise DlmsTimeout(f"client silent for {self.idle_timeout} s") from None
 
@@ -212,9 +214,13 @@ class DlmsServer:
                     try:
                         self._event(connection.receive_apdu(frame.payload))
                     finally:
-                        for apdu in connection.data_to_send():
-                            reply = WrapperFrame(1, logical_address, connection.client_sap, apdu)
-                            writer.write(reply.to_bytes())
+                        sap = connection.client_sap
+                        writer.write(
+                            b"".join(
+                                WrapperFrame(1, logical_address, sap, apdu).to_bytes()
+                                for apdu in connection.data_to_send()
+                            )
+                        )
                         await writer.drain()
         finally:
             if connection is not None:

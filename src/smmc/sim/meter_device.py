@@ -623,49 +623,70 @@ def _object_rights() -> tuple[dict[int, AccessRights], ...]:
     )
 
 
-def _live_objects(binding: _Binding) -> dict[tuple[int, Obis], Callable[[ObjectSpec], CosemObject]]:
-    """Factories of the objects the model drives, by (class id, OBIS)."""
-    b = binding
-    factories: dict[tuple[int, Obis], Callable[[ObjectSpec], CosemObject]] = {}
+Make = Callable[[_Binding, ObjectSpec], CosemObject]
+"""Builds one live object of a meter from its profile spec and the meter's binding."""
 
-    def register(obis: Obis, read: Callable[[], int]) -> None:
-        def make(spec: ObjectSpec) -> CosemObject:
+
+@functools.cache
+def _live_objects() -> dict[tuple[int, Obis], Make]:
+    """Factories of the objects the model drives, by (class id, OBIS): made once per
+    process, bound to each meter's ``_Binding`` when its device is built."""
+    factories: dict[tuple[int, Obis], Make] = {}
+
+    def register(obis: Obis, read: Callable[..., int], *args: object) -> None:
+        def make(b: _Binding, spec: ObjectSpec) -> CosemObject:
             settings = spec.settings
             if not isinstance(settings, RegisterSettings):
                 raise TypeError(f"{spec.name} is not a register")
             tag = spec.attributes[2].type
-            return _LiveRegister(spec.obis, tag, settings.scaler, settings.unit, read)
+            bound = functools.partial(read, b, *args)
+            return _LiveRegister(spec.obis, tag, settings.scaler, settings.unit, bound)
 
         factories[(3, obis)] = make
 
-    def data(obis: Obis, read: Callable[[], Data], write: Callable[[Data], None] | None) -> None:
-        factories[(1, obis)] = lambda spec: _LiveData(spec.obis, read, write)
+    def data(
+        obis: Obis,
+        read: Callable[..., Data],
+        write: Callable[[_Binding, Data], None] | None,
+        *args: object,
+    ) -> None:
+        def make(b: _Binding, spec: ObjectSpec) -> CosemObject:
+            writes = None if write is None else functools.partial(write, b)
+            return _LiveData(spec.obis, functools.partial(read, b, *args), writes)
+
+        factories[(1, obis)] = make
 
     for kind in (1, 2, 3, 4):
         for tier in range(7):
-            register(Obis(1, 0, kind, 8, tier, 255), functools.partial(b.register, kind, tier))
-    register(_ACTIVE_POWER, b.active_power)
+            register(Obis(1, 0, kind, 8, tier, 255), _Binding.register, kind, tier)
+    register(_ACTIVE_POWER, _Binding.active_power)
     for c, phase in _VOLTAGES.items():
-        register(Obis(1, 0, c, 25, 0, 255), functools.partial(b.measurand, True, phase, 10.0))
+        register(Obis(1, 0, c, 25, 0, 255), _Binding.measurand, True, phase, 10.0)
     for c, phase in _CURRENTS.items():
-        register(Obis(1, 0, c, 25, 0, 255), functools.partial(b.measurand, False, phase, 100.0))
+        register(Obis(1, 0, c, 25, 0, 255), _Binding.measurand, False, phase, 100.0)
     for word, obis in enumerate(_STATUS_WORDS):
-        data(obis, functools.partial(b.status_word, word), None)
-    data(_ALARM_REGISTER, b.alarm_register, b.clear_alarms)
-    data(_ALARM_FILTER, b.alarm_filter, b.set_alarm_filter)
-    data(FIRMWARE_VERSION, b.firmware, None)
-    data(_INVOCATION_COUNTER, b.invocation_counter, None)
-    factories[(8, CLOCK)] = lambda spec: _MeterClock(spec.obis, b.tz, b.model, b.now)
+        data(obis, _Binding.status_word, None, word)
+    data(_ALARM_REGISTER, _Binding.alarm_register, _Binding.clear_alarms)
+    data(_ALARM_FILTER, _Binding.alarm_filter, _Binding.set_alarm_filter)
+    data(FIRMWARE_VERSION, _Binding.firmware, None)
+    data(_INVOCATION_COUNTER, _Binding.invocation_counter, None)
 
-    def breaker(spec: ObjectSpec) -> CosemObject:
+    def clock(b: _Binding, spec: ObjectSpec) -> CosemObject:
+        return _MeterClock(spec.obis, b.tz, b.model, b.now)
+
+    factories[(8, CLOCK)] = clock
+
+    def breaker(b: _Binding, spec: ObjectSpec) -> CosemObject:
         settings = spec.settings
         mode = settings.control_mode if isinstance(settings, DisconnectSettings) else 1
         return _MeterBreaker(spec.obis, mode, b.model, b.now)
 
     factories[(70, DISCONNECT)] = breaker
 
-    def profile_of(rows: RangeRows, period: bool) -> Callable[[ObjectSpec], CosemObject]:
-        def make(spec: ObjectSpec) -> CosemObject:
+    def profile_of(
+        rows: Callable[[_Binding, dt.datetime, dt.datetime], list[Row]], period: bool
+    ) -> Make:
+        def make(b: _Binding, spec: ObjectSpec) -> CosemObject:
             settings = spec.settings
             if not isinstance(settings, ProfileSettings):
                 raise TypeError(f"{spec.name} is not a profile")
@@ -673,7 +694,7 @@ def _live_objects(binding: _Binding) -> dict[tuple[int, Obis], Callable[[ObjectS
                 spec,
                 settings,
                 b.tz,
-                rows,
+                functools.partial(rows, b),
                 b.meter_now,
                 b.first,
                 b.capture_seconds if period else None,
@@ -682,16 +703,46 @@ def _live_objects(binding: _Binding) -> dict[tuple[int, Obis], Callable[[ObjectS
 
         return make
 
-    factories[(7, LOAD_PROFILE)] = profile_of(b.load_profile_rows, True)
-    factories[(7, MEASURAND_PROFILE)] = profile_of(b.measurand_rows, True)
-    factories[(7, BILLING)] = profile_of(b.billing_rows, False)
+    factories[(7, LOAD_PROFILE)] = profile_of(_Binding.load_profile_rows, True)
+    factories[(7, MEASURAND_PROFILE)] = profile_of(_Binding.measurand_rows, True)
+    factories[(7, BILLING)] = profile_of(_Binding.billing_rows, False)
     return factories
 
 
-def _apply_values(obj: CosemObject, spec: ObjectSpec, skip: frozenset[int]) -> None:
-    for attribute, attr in spec.attributes.items():
-        if attr.value is not None and attribute not in skip:
-            obj.set(attribute, attr.value)
+@dataclass(frozen=True, slots=True)
+class _LiveSpec:
+    """One live object of the profile: how to make it, its rights and the profile values
+    it starts with (a register's or data object's value is computed, never set)."""
+
+    spec: ObjectSpec
+    rights: dict[int, AccessRights]
+    make: Make
+    values: tuple[tuple[int, Data], ...]
+
+
+@functools.cache
+def _device_plan() -> tuple[DeviceProfile, tuple[_LiveSpec, ...]]:
+    """The profile without the live objects (``build_device`` builds those) and the live
+    objects in profile order: the same for every meter, so worked out once."""
+    profile = _profile()
+    factories = _live_objects()
+    live = []
+    for spec, rights in zip(profile.objects, _object_rights(), strict=True):
+        make = factories.get((spec.class_id, spec.obis))
+        if make is None:
+            continue
+        skip = (2,) if spec.class_id in (1, 3) else ()
+        values = tuple(
+            (attribute, attr.value)
+            for attribute, attr in spec.attributes.items()
+            if attr.value is not None and attribute not in skip
+        )
+        live.append(_LiveSpec(spec, rights, make, values))
+    static = dataclasses.replace(
+        profile,
+        objects=tuple(o for o in profile.objects if (o.class_id, o.obis) not in factories),
+    )
+    return static, tuple(live)
 
 
 def build_meter_device(
@@ -709,14 +760,9 @@ def build_meter_device(
     """
     spec = plan.meter(index)
     state = state or MeterState(plan.meter_model(index))
-    profile = _profile()
+    static, live = _device_plan()
     tz = zone(spec.time_zone)
     binding = _Binding(plan, index, state, clock, tz)
-    factories = _live_objects(binding)
-    static = dataclasses.replace(
-        profile,
-        objects=tuple(o for o in profile.objects if (o.class_id, o.obis) not in factories),
-    )
     title = meter_system_title(index)
     device = build_device(
         static,
@@ -729,14 +775,11 @@ def build_meter_device(
         },
         secrets={"management": meter_lls_password(plan, index)},
     )
-    for object_spec, rights in zip(profile.objects, _object_rights(), strict=True):
-        make = factories.get((object_spec.class_id, object_spec.obis))
-        if make is None:
-            continue
-        obj = make(object_spec)
-        skip = frozenset({2}) if object_spec.class_id in (1, 3) else frozenset()
-        _apply_values(obj, object_spec, skip)
-        device.add(obj, rights)
+    for item in live:
+        obj = item.make(binding, item.spec)
+        for attribute, value in item.values:
+            obj.set(attribute, value)
+        device.add(obj, item.rights)
     associations = _associations(device, spec)
     served = ServedDevice(
         device,
