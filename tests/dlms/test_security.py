@@ -18,6 +18,7 @@ from smmc.dlms.security import (
     gmac,
     gmac_tag,
     split_header,
+    suite0_control,
     verify_gmac,
 )
 
@@ -186,3 +187,12 @@ def test_a_key_set_up_once_gives_the_green_book_bytes_and_hides_itself() -> None
     assert EK.hex() not in repr(key).lower()
     with pytest.raises(CipheringError, match="must be 16 bytes"):
         BlockCipherKey(EK[:15])
+
+
+@pytest.mark.parametrize(
+    ("authenticated", "encrypted"), [(False, False), (True, False), (False, True), (True, True)]
+)
+def test_suite0_control_is_the_control_the_flags_build(
+    authenticated: bool, encrypted: bool
+) -> None:
+    assert suite0_control(authenticated, encrypted) == SecurityControl(authenticated, encrypted)

@@ -188,7 +188,7 @@ class SecurityPolicy:
 
     def security_control(self) -> security.SecurityControl:
         """The security control byte this policy sends."""
-        return security.SecurityControl(self.authenticated, self.encrypted)
+        return security.suite0_control(self.authenticated, self.encrypted)
 
     def satisfied_by(self, sc: security.SecurityControl) -> bool:
         """Whether protection ``sc`` is at least what the policy asks for."""
@@ -450,6 +450,13 @@ class _Cipher:
         if not plain or _PLAIN_TAGS.get(apdu.tag.value) != plain[0]:
             raise ProtocolError(f"{apdu.tag.name} does not carry the matching plain APDU")
         return plain, sc, False
+
+
+def _authentication_failed() -> AssociationRejected:
+    """The server's HLS pass 4 did not prove it knows the keys (built only when it fails)."""
+    return AssociationRejected(
+        AssociationResult.REJECTED_PERMANENT, AcseServiceUserDiagnostic.AUTHENTICATION_FAILURE
+    )
 
 
 def _is_ciphered(tag: int) -> bool:
@@ -823,19 +830,16 @@ class ClientConnection:
         return ActionDone(pending.invoke_id, response.result, response.return_parameters)
 
     def _on_hls_pass4(self, response: ActionResponseNormal) -> ClientEvent:
-        rejected = AssociationRejected(
-            AssociationResult.REJECTED_PERMANENT, AcseServiceUserDiagnostic.AUTHENTICATION_FAILURE
-        )
         data = response.return_parameters
         if response.result is not ActionResult.SUCCESS or not isinstance(data, Data):
-            raise rejected
+            raise _authentication_failed()
         if not isinstance(data.value, bytes) or self._cipher.peer_title is None:
-            raise rejected
+            raise _authentication_failed()
         key, auth = self._cipher.keys()
         try:
             security.verify_gmac(key, auth, self._cipher.peer_title, data.value, self._challenge)
         except CipheringError:
-            raise rejected from None
+            raise _authentication_failed() from None
         self.state = State.ASSOCIATED
         return self._accepted()
 

@@ -36,6 +36,7 @@ __all__ = [
     "gmac",
     "gmac_tag",
     "split_header",
+    "suite0_control",
     "verify_gmac",
 ]
 
@@ -101,6 +102,11 @@ class SecurityControl:
 _SC_AUTH_ONLY: Final = SecurityControl(authenticated=True)
 _SC_BY_BYTE: Final = tuple(SecurityControl.from_int(b) for b in range(256))
 """Every security control byte decoded once: the values are frozen, so they are shared."""
+
+
+def suite0_control(authenticated: bool, encrypted: bool) -> SecurityControl:
+    """The suite 0 security control with these protections, one of the shared values."""
+    return _SC_BY_BYTE[(0x10 if authenticated else 0) | (0x20 if encrypted else 0)]
 
 
 def _check_params(auth_key: bytes, system_title: bytes, ic: int) -> None:
