@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from enum import IntEnum
+from functools import lru_cache
 from typing import ClassVar
 
 from smmc.dlms.axdr import Data, DataTag
@@ -76,8 +77,10 @@ class Unit(IntEnum):
     COUNT = 255
 
 
+@lru_cache(maxsize=256)
 def scaler_unit(scaler: int, unit: int) -> Data:
-    """The ``scaler_unit`` structure {integer scaler, enum unit}."""
+    """The ``scaler_unit`` structure {integer scaler, enum unit}; shared (``Data`` is
+    frozen), as a meter's dozens of registers repeat a few pairs."""
     return Data.structure((Data.integer(scaler), Data.enum(unit)))
 
 
