@@ -20,7 +20,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from smmc.domain.work_orders import ActivityType, Outcome, State
+from smmc.domain.work_orders import ActivityType, Origin, Outcome, State
 from smmc.engine.executors import ExecutorRegistry
 from smmc.field.drivers import FieldDrivers
 from smmc.field.errors import FieldFailure, UnknownDevice
@@ -63,6 +63,8 @@ class PendingEvent:
     ok: bool
     disconnected: bool
     correlation_id: str
+    from_legacy: bool
+    """Legacy ordered it: its outcome goes out to Legacy (`queue_outcomes`)."""
 
 
 def event_row(
@@ -90,6 +92,7 @@ def event_row(
         outcome.ok,
         outcome.ok and order.activity is ActivityType.DISCONNECT,
         str(order.batch_id),
+        order.origin is Origin.LEGACY,
     )
 
 
@@ -117,7 +120,9 @@ def store_events(conn: Connection, events: Sequence[PendingEvent]) -> None:
     if not fresh:
         return
     conn.execute(t.work_order_events.insert(), [dict(event.row) for event in fresh])
-    queue_outcomes(conn, [(event.row, event.ok) for event in fresh], _utc_now())
+    legacy = [(event.row, event.ok) for event in fresh if event.from_legacy]
+    if legacy:  # most orders are the head-end's own: no lookup of their origin
+        queue_outcomes(conn, legacy, _utc_now())
     occurrences = [
         work_order_occurrence(
             event.meter_serial,
