@@ -146,13 +146,12 @@ class BlockCipherKey:
     costs more than sealing an APDU. An association makes one and drops it with itself;
     the module keeps no keys. Every function here takes it or the key's bytes."""
 
-    __slots__ = ("_aead", "key")
+    __slots__ = ("_aead",)
 
     def __init__(self, key: bytes) -> None:
         if len(key) != 16:
             raise CipheringError(f"suite 0 block cipher key must be 16 bytes, got {len(key)}")
-        self.key = bytes(key)
-        self._aead = AESGCM(self.key)
+        self._aead = AESGCM(bytes(key))
 
     def __repr__(self) -> str:
         return "BlockCipherKey(<hidden>)"
