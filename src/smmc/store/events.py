@@ -14,7 +14,7 @@ import os
 import threading
 import time
 import zlib
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -240,7 +240,7 @@ class _Stamps:
 def _among(dialect: str, column: sa.ColumnElement[str], name: str) -> Any:
     """``column IN :name``, with ``:name`` bound to one JSON array (`_listed`) read by
     ``json_array_elements_text`` on PostgreSQL and ``json_each`` on SQLite: one statement
-    whatever the size, built once (`_statement`), and text is what both drivers pass
+    whatever the size, built once (`_per_dialect`), and text is what both drivers pass
     cheapest (psycopg adapts a list element by element)."""
     listed = sa.bindparam(name, type_=sa.Text)
     if dialect == "postgresql":
@@ -253,17 +253,13 @@ def _listed(values: Iterable[str]) -> str:
     return json.dumps(list(values))
 
 
-_Query = Callable[[str], sa.Executable]
+_per_dialect = lru_cache(maxsize=2)
+"""A statement builder run once per dialect: constructing a statement costs more than
+running it on the small batches work orders write (SQLAlchemy caches the compilation, not
+the construction)."""
 
 
-@lru_cache(maxsize=64)
-def _statement(build: _Query, dialect: str) -> sa.Executable:
-    """``build(dialect)``, built once per dialect: constructing a statement costs more
-    than running it on the small batches work orders write (SQLAlchemy caches the
-    compilation, not the construction)."""
-    return build(dialect)
-
-
+@_per_dialect
 def _meter_links(dialect: str) -> sa.Executable:
     c, m, link, sp = t.concentrators.c, t.meters.c, t.meter_links.c, t.service_points.c
     joined = (
@@ -284,6 +280,7 @@ def _meter_links(dialect: str) -> sa.Executable:
     )
 
 
+@_per_dialect
 def _concentrator_links(dialect: str) -> sa.Executable:
     c = t.concentrators.c
     return sa.select(c.serial_number, c.name, c.id, c.transformer_id).where(
@@ -302,11 +299,11 @@ def device_links(
     found: dict[tuple[str, str], DeviceLinks] = {}
     dialect = conn.dialect.name
     if meters:
-        rows = conn.execute(_statement(_meter_links, dialect), {"devices": _listed(meters)})
+        rows = conn.execute(_meter_links(dialect), {"devices": _listed(meters)})
         for serial, meter_id, dc_id, dc_name, transformer in rows:
             found[(METER, serial)] = DeviceLinks(meter_id, dc_id, dc_name, transformer)
     if dcs:
-        dc_rows = conn.execute(_statement(_concentrator_links, dialect), {"devices": _listed(dcs)})
+        dc_rows = conn.execute(_concentrator_links(dialect), {"devices": _listed(dcs)})
         wanted = set(dcs)
         for serial, name, dc_id, transformer in dc_rows:
             device = DeviceLinks(None, dc_id, name, transformer)
@@ -323,6 +320,7 @@ def _by_kind(keys: set[tuple[str, str]]) -> Iterable[tuple[str, Sequence[str]]]:
             yield kind, devices
 
 
+@_per_dialect
 def _meter_words(dialect: str) -> sa.Executable:
     mw = t.meter_status_words.c
     return sa.select(mw.meter, mw.normal1, mw.normal2, mw.extended1, mw.extended2).where(
@@ -330,6 +328,7 @@ def _meter_words(dialect: str) -> sa.Executable:
     )
 
 
+@_per_dialect
 def _device_words(dialect: str) -> sa.Executable:
     w = t.device_status_words.c
     return sa.select(w.device, w.word, w.value).where(
@@ -345,9 +344,7 @@ def _last_words(
     dialect = conn.dialect.name
     for kind, devices in _by_kind(keys):
         if kind == METER:
-            meter_rows = conn.execute(
-                _statement(_meter_words, dialect), {"devices": _listed(devices)}
-            )
+            meter_rows = conn.execute(_meter_words(dialect), {"devices": _listed(devices)})
             for meter, *values in meter_rows:
                 words[(METER, meter)] = {
                     name: value
@@ -355,14 +352,13 @@ def _last_words(
                     if value is not None
                 }
             continue
-        rows = conn.execute(
-            _statement(_device_words, dialect), {"kind": kind, "devices": _listed(devices)}
-        )
+        rows = conn.execute(_device_words(dialect), {"kind": kind, "devices": _listed(devices)})
         for device, word, value in rows:
             words.setdefault((kind, device), {})[word] = value
     return words
 
 
+@_per_dialect
 def _active_of_devices(dialect: str) -> sa.Executable:
     e = t.events.c
     return sa.select(t.events).where(
@@ -374,7 +370,7 @@ def _active_events(
     conn: Connection, keys: set[tuple[str, str]]
 ) -> dict[tuple[str, str, str], dict[str, Any]]:
     active: dict[tuple[str, str, str], dict[str, Any]] = {}
-    query = _statement(_active_of_devices, conn.dialect.name)
+    query = _active_of_devices(conn.dialect.name)
     for kind, devices in _by_kind(keys):
         rows = conn.execute(query, {"kind": kind, "devices": _listed(devices)}).mappings()
         for row in rows:
@@ -892,6 +888,7 @@ class _Member:
     changed: bool = True
 
 
+@_per_dialect
 def _members_of_devices(dialect: str) -> sa.Executable:
     m = t.outage_members.c
     return sa.select(m.incident_id, m.device, m.off_at, m.on_at).where(
@@ -901,13 +898,15 @@ def _members_of_devices(dialect: str) -> sa.Executable:
     )
 
 
-def _still_off(dialect: str) -> sa.Executable:
-    m = t.outage_members.c
-    return (
-        sa.select(m.incident_id, sa.func.count())
-        .where(m.incident_id.in_(sa.bindparam("incidents", expanding=True)), m.on_at.is_(None))
-        .group_by(m.incident_id)
+_STILL_OFF = (
+    sa.select(t.outage_members.c.incident_id, sa.func.count())
+    .where(
+        t.outage_members.c.incident_id.in_(sa.bindparam("incidents", expanding=True)),
+        t.outage_members.c.on_at.is_(None),
     )
+    .group_by(t.outage_members.c.incident_id)
+)
+"""Per incident among ``incidents``, its members still off."""
 
 
 def _members(
@@ -922,12 +921,12 @@ def _members(
     dialect = conn.dialect.name
     for kind, names in _by_kind(devices):
         rows = conn.execute(
-            _statement(_members_of_devices, dialect),
+            _members_of_devices(dialect),
             {"incidents": incident_ids, "kind": kind, "devices": _listed(names)},
         )
         for incident_id, device, off_at, on_at in rows:
             known[(incident_id, kind, device)] = _Member(off_at, on_at, True, False)
-    counts = conn.execute(_statement(_still_off, dialect), {"incidents": incident_ids})
+    counts = conn.execute(_STILL_OFF, {"incidents": incident_ids})
     for incident_id, count in counts:
         still_off[incident_id] = count
     return known, still_off
