@@ -99,7 +99,6 @@ class SecurityControl:
         return cls.from_int(buf[offset])
 
 
-_SC_AUTH_ONLY: Final = SecurityControl(authenticated=True)
 _SC_BY_BYTE: Final = tuple(SecurityControl.from_int(b) for b in range(256))
 """Every security control byte decoded once: the values are frozen, so they are shared."""
 
