@@ -27,6 +27,7 @@ from smmc.integration.messages import (
     Message,
     ObjectID,
     Property,
+    RawPayload,
     Reply,
     ReplyError,
     Request,
@@ -461,3 +462,12 @@ def test_generated_messages_round_trip_and_validate(
     again = Message.from_xml(parse_xml(serialize(message.to_xml())))
     assert again == message
     _assert_valid(message, connexo, pure_iec)
+
+
+def test_a_body_c14n_refuses_is_a_format_error() -> None:
+    """A relative namespace URI (hypothesis found one by mutating a SOAP request): the
+    request gets a format error, the service no fault of its own."""
+    element = etree.fromstring(b'<a xmlns="rel/ns"><b/></a>')
+    with pytest.raises(MessageError) as caught:
+        RawPayload.of(element)
+    assert caught.value.code == "1.8"

@@ -141,7 +141,14 @@ class RawPayload:
 
     @classmethod
     def of(cls, element: etree._Element) -> RawPayload:
-        return cls(etree.tostring(element, method="c14n"))
+        """``element`` canonicalised; a body C14N refuses (a relative namespace URI, say)
+        is a format error of the request, not a fault of the service."""
+        try:
+            return cls(etree.tostring(element, method="c14n"))
+        except etree.C14NError as exc:
+            raise MessageError(
+                FORMAT_ERROR, "Payload cannot be canonicalised", f"{element.tag}: {exc}"
+            ) from None
 
     def to_xml(self) -> etree._Element:
         return etree.fromstring(self.xml)
