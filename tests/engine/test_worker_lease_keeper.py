@@ -8,6 +8,7 @@ from collections import Counter
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
+import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from wo_fixtures import Clock, add_fleet
@@ -129,3 +130,36 @@ async def test_a_lost_lease_cancels_only_its_own_attempt(
         ("first", "COMPLETED"): 1,
         ("second", "COMPLETED"): 1,
     }
+
+
+async def test_the_keeper_outlives_a_failed_renewal(
+    db: Engine, queue: WorkOrderQueue, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    add_fleet(db, {"DC-1": 1})
+    queue.submit(ActivityType.READING, [TargetRef(meter="M-DC-1-0")])
+    held = Held()
+    worker = Worker(
+        queue,
+        ExecutorRegistry({ActivityType.READING: held}),
+        WorkerConfig(name="w", poll_interval=0.01, lease_for=LEASE),
+    )
+    renew = queue.renew
+    failures: list[int] = []
+
+    def fail_once(order: LeasedOrder, lease_for: timedelta) -> LeasedOrder | None:
+        if not failures:
+            failures.append(order.id)
+            raise OSError("disk gone for a moment")
+        return renew(order, lease_for)
+
+    monkeypatch.setattr(queue, "renew", fail_once)
+    assert await worker.lease_once() == 1
+    await until(lambda: len(held.orders) == 1)
+    clock.advance(seconds=0.2)
+    await until(lambda: bool(failures))
+    await until(expire_at(db, clock.now + LEASE, 1))  # renewed by a later pass
+    assert len(keepers()) == 1
+    held.release.set()
+    await worker.run_until_idle()
+    assert worker.finished == {State.COMPLETED: 1}
+    assert held.cancelled == []

@@ -18,8 +18,6 @@ import socket
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy.exc import SQLAlchemyError
-
 from smmc.domain.work_orders import Outcome, State
 from smmc.engine.executors import ExecutorRegistry
 from smmc.store.work_orders import LeasedOrder, WorkOrderQueue
@@ -290,13 +288,14 @@ class Worker:
     async def _keep_leases(self) -> None:
         """Renew the leases of every order executing, at a third of the lease's length (one
         task and one thread hop per pass for all of them); cancel the attempts whose lease
-        was lost."""
+        was lost. A pass that fails is logged and the next one tries again: a keeper that
+        ended would let every lease in flight expire and the orders run a second time."""
         period = self.config.lease_for.total_seconds() / 3
         while True:
             await asyncio.sleep(period)
             try:
                 lost = await asyncio.to_thread(self._renew, list(self._executing.values()))
-            except SQLAlchemyError:
+            except Exception:
                 logger.exception("worker %s: renewing leases failed", self.config.name)
                 continue
             for order in lost:
