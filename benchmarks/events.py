@@ -2,17 +2,20 @@
 
     python benchmarks/events.py --events 50000 --storm 100000 [--postgres URL]
 
-1. **Throughput**: N meter alarm pushes (wrapper + DataNotification, the simulator's
-   ``push_alarm`` layout, each raising PUP on a distinct registered meter) are queued on a
-   running ``SpontaneousListener`` (no sockets) and decoded and written by its writer in
-   batches of up to 5,000 - raw message, event, last status words, outage membership and
+1. **Throughput**: N meter alarm pushes (wrapper + DataNotification, built by the
+   simulator's ``alarm_notification``, each raising PUP on a distinct registered meter) are
+   queued on a running ``SpontaneousListener`` (no sockets) and decoded and written by its
+   writer in batches of up to 5,000 - raw message, event, last status words, outage membership and
    outbox row in one transaction per batch, on two lanes on PostgreSQL. Rates: events per
    second of wall time and of the benchmark process's CPU time.
-2. **Storm**: 100,000 last-gasp pushes from 100 concentrators of 1,000 meters (each DC on its
-   own transformer) are sent over TCP (10 connections) to a running ``SpontaneousListener``.
-   Reported: time from the first byte sent to the first outage incident committed, time to
-   store everything, and the counts that prove nothing was lost (messages, PUP events, outbox
-   rows, incident members, one incident per transformer).
+2. **Storm**: a simulated fleet of 100 concentrators of 1,000 meters (each DC on its own
+   transformer) in a separate simulator process loses supply: every meter's last gasp (PUP)
+   is found by its DC's own alarm scan (``ConcentratorServer.new_alarms``, worked out before
+   the clock starts: the simulator computes ~1 ms of meter model per meter), then all 100
+   DCs relay theirs at once, one TCP connection each (``relay_alarms``), to a running
+   ``SpontaneousListener``. Reported: time from the first relay to the first outage incident
+   committed, time to store everything, and the counts that prove nothing was lost
+   (messages, PUP events, outbox rows, incident members, one incident per transformer).
 
 Runs on a fresh SQLite file and, if reachable, a fresh PostgreSQL database.
 """
@@ -21,6 +24,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
+import multiprocessing
 import os
 import platform
 import sys
@@ -30,25 +35,31 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from multiprocessing.queues import Queue
+from multiprocessing.synchronize import Event
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from smmc.dlms.apdu import DataNotification
-from smmc.dlms.axdr import Data
-from smmc.dlms.cosem_time import CosemDateTime
-from smmc.dlms.framing.wrapper import WrapperFrame
 from smmc.events.listener import Received, SpontaneousListener
 from smmc.process import settle_heap
+from smmc.sim.anomalies import AnomalyRates
+from smmc.sim.clock import SimClock
+from smmc.sim.concentrator import ConcentratorServer, HeadEndAddress, alarm_notification
+from smmc.sim.fleet import FaultRates, default_fleet
+from smmc.sim.meter_device import MeterDevices
+from smmc.sim.meter_model import StatusWords
 from smmc.store import tables as t
 from smmc.store.db import create_engine
 from smmc.store.events import Applied, default_catalog
 from smmc.store.migrate import upgrade
 
 BATCH = 5000
-STAMP = CosemDateTime.from_datetime(datetime(2026, 4, 10, 12, 0, 0))
+STAMP = datetime(2026, 4, 10, 12, 0, 0)
+NOW = datetime(2026, 4, 10, 15, 0, tzinfo=UTC)
 
 
 def serial(dc: int, meter: int) -> str:
@@ -56,40 +67,34 @@ def serial(dc: int, meter: int) -> str:
 
 
 def push(dc: int, meter: int) -> bytes:
-    """The simulator's relayed alarm: {serial, node, normal1..extended2}, PUP set."""
-    body = Data.structure(
-        (
-            Data.octet_string(serial(dc, meter).encode("ascii")),
-            Data.long_unsigned(meter + 1),
-            Data.long_unsigned(1),
-            Data.long_unsigned(0),
-            Data.long_unsigned(0),
-            Data.long_unsigned(0),
-        )
-    )
-    apdu = DataNotification(body, STAMP).to_bytes()
-    return WrapperFrame(1, 0x1000 + meter + 1, 1, apdu).to_bytes()
+    """A relayed alarm with PUP set, as the simulator's DCs send it."""
+    return alarm_notification(serial(dc, meter), meter + 1, StatusWords(normal1=1), STAMP)
 
 
-def provision(engine: Engine, dcs: int, per_dc: int) -> None:
+Layout = list[tuple[str, str, list[str]]]
+"""Per concentrator: its name, its serial and its meters' serials."""
+
+
+def provision(engine: Engine, layout: Layout) -> None:
+    """Each concentrator on its own transformer, with its meters."""
     with engine.begin() as conn:
         sub = conn.execute(
             t.substations.insert().values(name="SE-BENCH").returning(t.substations.c.id)
         ).scalar_one()
-        for dc in range(dcs):
+        for number, (name, dc_serial, meters) in enumerate(layout):
             tr = conn.execute(
                 t.transformers.insert()
-                .values(code=f"TR-{dc}", substation_id=sub)
+                .values(code=f"TR-{number}", substation_id=sub)
                 .returning(t.transformers.c.id)
             ).scalar_one()
             dc_id = conn.execute(
                 t.concentrators.insert()
-                .values(name=f"TD-B{dc}", serial_number=f"DCB{dc:04d}", transformer_id=tr)
+                .values(name=name, serial_number=dc_serial, transformer_id=tr)
                 .returning(t.concentrators.c.id)
             ).scalar_one()
             conn.execute(
                 t.meters.insert(),
-                [{"serial_number": serial(dc, m), "concentrator_id": dc_id} for m in range(per_dc)],
+                [{"serial_number": meter, "concentrator_id": dc_id} for meter in meters],
             )
 
 
@@ -158,7 +163,13 @@ def throughput(engine: Engine, events: int) -> dict[str, float]:
     writer does the work: decoding, batches, lanes."""
     per_dc = 1000
     dcs = -(-events // per_dc)
-    provision(engine, dcs, per_dc)
+    provision(
+        engine,
+        [
+            (f"TD-B{dc}", f"DCB{dc:04d}", [serial(dc, m) for m in range(per_dc)])
+            for dc in range(dcs)
+        ],
+    )
     frames = [push(n // per_dc, n % per_dc) for n in range(events)]
     now = datetime.now(UTC)
     received = [
@@ -199,19 +210,52 @@ async def _write_all(
     return elapsed, cpu_used, server_used
 
 
-async def _send(port: int, frames: list[bytes]) -> None:
-    _, writer = await asyncio.open_connection("127.0.0.1", port)
-    for first in range(0, len(frames), 1000):
-        writer.write(b"".join(frames[first : first + 1000]))
-        await writer.drain()
-    writer.close()
-    await writer.wait_closed()
+def simulate(
+    concentrators: int, meters: int, port: int, ready: Event, go: Event, out: Queue[Any]
+) -> None:
+    """The simulator process: every meter of the fleet loses supply; each DC's alarm scan
+    finds its meters' last gasps before ``go``, then every DC relays its own at once. Puts
+    the fleet's layout, then (first relay, last relay done, alarms relayed, send errors)."""
+
+    async def main() -> None:
+        base = default_fleet().sized(concentrators, meters, 0)
+        fleet = dataclasses.replace(
+            base,
+            anomalies=AnomalyRates(*(0.0,) * 9),
+            faults=FaultRates(0.0, 0.0, 0.0, 0.0, 0.0),
+            time=dataclasses.replace(base.time, history_days=1),
+        )
+        plan = fleet.build(NOW)
+        clock = SimClock(NOW, 1.0, fleet.time.history_days)
+        devices = MeterDevices(plan, clock)
+        head_end = HeadEndAddress("127.0.0.1", port)
+        dcs = [
+            ConcentratorServer(plan, spec, clock, meters=devices, port=0, head_end=head_end)
+            for spec in plan.concentrators
+        ]
+        out.put(
+            [(dc.spec.name, dc.spec.serial, [n.serial for n in dc.nodes.values()]) for dc in dcs]
+        )
+        for dc in dcs:
+            for node in dc.nodes.values():
+                dc.model(node.index).power_outage(
+                    NOW - timedelta(minutes=1), NOW + timedelta(hours=1)
+                )
+        alarms = [dc.new_alarms() for dc in dcs]
+        ready.set()
+        await asyncio.to_thread(go.wait)
+        start = time.perf_counter()
+        await asyncio.gather(
+            *(dc.relay_alarms(found) for dc, found in zip(dcs, alarms, strict=True))
+        )
+        errors = sum(len(dc.errors) for dc in dcs)
+        out.put((start, time.perf_counter(), sum(map(len, alarms)), errors))
+
+    asyncio.run(main())
 
 
 async def storm(engine: Engine, total: int) -> dict[str, float]:
     dcs, per_dc = 100, total // 100
-    provision(engine, dcs, per_dc)
-    frames = [push(dc, m) for m in range(per_dc) for dc in range(dcs)]
     first_incident: list[float] = []
 
     def note_incident(applied: Applied) -> None:
@@ -224,17 +268,32 @@ async def storm(engine: Engine, total: int) -> dict[str, float]:
     async with SpontaneousListener(
         engine, host="127.0.0.1", port=0, batch_size=BATCH, on_applied=note_incident
     ) as listener:
-        server_start = server.seconds()
-        cpu = time.process_time()
-        start = time.perf_counter()
-        await asyncio.gather(*(_send(listener.bound_port, frames[i::10]) for i in range(10)))
-        sent = time.perf_counter()
-        while listener.received < total:
-            await asyncio.sleep(0.01)
-        await listener.drain()
-        done = time.perf_counter()
-        cpu_used = time.process_time() - cpu
-        server_used = server.seconds() - server_start
+        context = multiprocessing.get_context("spawn")
+        ready, go, out = context.Event(), context.Event(), context.Queue()
+        simulator = context.Process(
+            target=simulate, args=(dcs, per_dc, listener.bound_port, ready, go, out)
+        )
+        simulator.start()
+        try:
+            layout = await asyncio.to_thread(out.get, True, 600)
+            provision(engine, layout)
+            if not await asyncio.to_thread(ready.wait, 1200):
+                raise SystemExit("the simulator did not prepare its alarms")
+            server_start = server.seconds()
+            cpu = time.process_time()
+            go.set()
+            start, relayed_at, relayed, errors = await asyncio.to_thread(out.get, True, 600)
+            if errors or relayed != total:
+                raise SystemExit(f"the simulator relayed {relayed} of {total}, {errors} errors")
+            while listener.received < total:
+                await asyncio.sleep(0.01)
+            await listener.drain()
+            done = time.perf_counter()
+            cpu_used = time.process_time() - cpu
+            server_used = server.seconds() - server_start
+        finally:
+            go.set()
+            simulator.join(60)
     counts = {
         "messages": count(engine, t.spontaneous_messages),
         "pup_events": count(engine, t.events, t.events.c.code == "3.26.0.85"),
@@ -247,7 +306,7 @@ async def storm(engine: Engine, total: int) -> dict[str, float]:
     if counts != expected:
         raise SystemExit(f"storm lost data: {counts} != {expected}")
     return {
-        "sent_s": sent - start,
+        "sent_s": relayed_at - start,
         "first_incident_s": (first_incident[0] - start) if first_incident else float("nan"),
         "all_stored_s": done - start,
         "cpu_s": cpu_used,
@@ -292,7 +351,8 @@ def main() -> None:
                 continue
             result = asyncio.run(storm(engine, args.storm))
             print(
-                f"{kind}: storm of {args.storm} last gasps over TCP: sent in "
+                f"{kind}: storm of {args.storm} last gasps relayed by the simulator's "
+                f"100 DCs over TCP: relayed in "
                 f"{result['sent_s']:.1f} s, first incident at {result['first_incident_s']:.2f} s, "
                 f"all stored at {result['all_stored_s']:.1f} s (process CPU "
                 f"{result['cpu_s']:.1f} s, server CPU {result['server_cpu_s']:.1f} s); "

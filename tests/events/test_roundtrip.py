@@ -34,7 +34,7 @@ async def test_every_meter_bit_round_trips_from_the_simulator(db: Engine) -> Non
                 values = [0, 0, 0, 0]
                 values[word_index] = 1 << bit
                 node = dataclasses.replace(template, serial=f"RT-{word}-{bit:02d}")
-                await dc.push_alarm(node, StatusWords(*values))
+                await dc.relay_alarms([(node, StatusWords(*values))])
                 sent += 1
 
         async def settled() -> None:

@@ -641,6 +641,28 @@ async def test_meter_alarm_is_pushed_once_as_a_data_notification() -> None:
     assert body[2] & 1  # PUP: the meter's last gasp
 
 
+async def test_one_scan_relays_every_new_alarm_over_one_connection() -> None:
+    plan = make_plan()
+    async with Listener() as listener:
+        dc = make_dc(plan, head_end=HeadEndAddress(HOST, listener.port))
+        async with dc:
+            for node in dc.nodes.values():
+                dc.model(node.index).power_outage(
+                    NOW - dt.timedelta(hours=2), NOW - dt.timedelta(hours=1)
+                )
+            pushed = await dc.scan_alarms()
+            message = await listener.next()
+            assert listener.messages.empty()  # one connection carried them all
+    frames = WrapperDecoder().feed(message)
+    assert len(pushed) == len(dc.nodes) > 1
+    assert [frame.source_wport for frame in frames] == [
+        gateway_address(node.node_address) for node, _ in pushed
+    ]
+    bodies = [plain(DataNotification.from_bytes(frame.payload).body) for frame in frames]
+    assert [body[0] for body in bodies] == [node.serial.encode() for node, _ in pushed]
+    assert all(body[2] & 1 for body in bodies)  # PUP on every one
+
+
 async def test_node_lost_mid_session_gets_an_exception_response_and_a_logged_code(
     dc: ConcentratorServer,
 ) -> None:

@@ -1120,7 +1120,14 @@ class ConcentratorServer:
     async def scan_alarms(self) -> list[tuple[Node, StatusWords]]:
         """Relay new meter alarms (last gasp PUP, clock not aligned ORD, cover open CAPE and
         TC_REM) as DataNotifications; returns what was pushed."""
-        pushed = []
+        alarms = self.new_alarms()
+        await self.relay_alarms(alarms)
+        return alarms
+
+    def new_alarms(self) -> list[tuple[Node, StatusWords]]:
+        """The meters whose watched alarm bits rose since the last scan, with their alarm
+        registers; from now on those bits count as seen."""
+        found = []
         now = self.clock.now()
         for node in self._collected():
             words = self.model(node.index).alarm_register(now)
@@ -1133,34 +1140,22 @@ class ConcentratorServer:
                 watched.extended2 & ~seen.extended2,
             )
             node.seen_alarms = watched
-            if not any(new):
-                continue
-            await self.push_alarm(node, words)
-            pushed.append((node, words))
-        return pushed
+            if any(new):
+                found.append((node, words))
+        return found
 
-    async def push_alarm(self, node: Node, words: StatusWords) -> None:
-        """One DataNotification for a meter alarm, from the meter's gateway address."""
-        if self.head_end is None:
+    async def relay_alarms(self, alarms: Sequence[tuple[Node, StatusWords]]) -> None:
+        """One DataNotification per meter alarm, from the meter's gateway address; a scan's
+        notifications share one TCP connection (one datagram each over UDP), as a DC that
+        relays a whole feeder's last gasps does not open a connection per meter."""
+        if self.head_end is None or not alarms:
             return
-        body = Data.structure(
-            (
-                Data.octet_string(node.serial.encode("ascii")),
-                Data.long_unsigned(node.node_address),
-                Data.long_unsigned(words.normal1),
-                Data.long_unsigned(words.normal2),
-                Data.long_unsigned(words.extended1),
-                Data.long_unsigned(words.extended2),
-            )
+        local = self.now().replace(microsecond=0)
+        await self._send(
+            *(alarm_notification(n.serial, n.node_address, words, local) for n, words in alarms)
         )
-        stamp = CosemDateTime.from_datetime(self.now().replace(microsecond=0))
-        notification = DataNotification(body, stamp)
-        frame = WrapperFrame(
-            1, gateway_address(node.node_address), MANAGEMENT_CLIENT, notification.to_bytes()
-        )
-        await self._send(frame.to_bytes())
 
-    async def _send(self, payload: bytes) -> None:
+    async def _send(self, *payloads: bytes) -> None:
         target = self.head_end
         if target is None:
             return
@@ -1170,7 +1165,8 @@ class ConcentratorServer:
                 asyncio.DatagramProtocol, remote_addr=(target.host, target.port)
             )
             try:
-                transport.sendto(payload)
+                for payload in payloads:
+                    transport.sendto(payload)
             finally:
                 transport.close()
             return
@@ -1183,12 +1179,34 @@ class ConcentratorServer:
             self.errors.append(exc)
             return
         try:
-            writer.write(payload)
+            writer.write(b"".join(payloads))
             await writer.drain()
         finally:
             writer.close()
             with contextlib.suppress(OSError, ConnectionError):
                 await writer.wait_closed()
+
+
+def alarm_notification(
+    serial: str, node_address: int, words: StatusWords, local: dt.datetime
+) -> bytes:
+    """A meter alarm as its DC relays it: a DataNotification of {serial, node address,
+    normal 1, normal 2, extended 1, extended 2} stamped with the DC's local time, in a
+    wrapper frame from the meter's gateway address to the management client."""
+    body = Data.structure(
+        (
+            Data.octet_string(serial.encode("ascii")),
+            Data.long_unsigned(node_address),
+            Data.long_unsigned(words.normal1),
+            Data.long_unsigned(words.normal2),
+            Data.long_unsigned(words.extended1),
+            Data.long_unsigned(words.extended2),
+        )
+    )
+    notification = DataNotification(body, CosemDateTime.from_datetime(local))
+    return WrapperFrame(
+        1, gateway_address(node_address), MANAGEMENT_CLIENT, notification.to_bytes()
+    ).to_bytes()
 
 
 class ConcentratorFleet:
