@@ -18,7 +18,8 @@ def test_sqlite_uses_wal(db: Engine) -> None:
         pytest.skip("WAL is an SQLite setting")
     with db.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
-        assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 16384
+        assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 65536
+        assert conn.exec_driver_sql("PRAGMA journal_size_limit").scalar() == 64 * 1024 * 1024
 
 
 def test_one_linear_chain_matches_the_tables(db: Engine) -> None:

@@ -3,6 +3,9 @@ PostgreSQL (production), behind one SQLAlchemy URL."""
 
 from __future__ import annotations
 
+import sqlite3
+import threading
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -24,11 +27,76 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
-    # Checkpoint the WAL every 64 MB instead of every 4 MB: a storm's batch alone writes
-    # more than 4 MB, so each commit paid a checkpoint (pages copied, two fsyncs); fewer,
-    # larger checkpoints copy a hot index page once instead of once per batch.
-    cursor.execute("PRAGMA wal_autocheckpoint=16384")
+    # The engine's checkpointer thread (`WalCheckpointer`) moves the WAL into the database
+    # file beside the writers; a commit checkpoints itself only past 256 MB, if that thread
+    # has fallen behind or is gone. A commit that checkpointed paid for copying the pages and
+    # two fsyncs on the writer's own thread: a tenth of a storm's time.
+    cursor.execute(f"PRAGMA wal_autocheckpoint={_BACKSTOP_PAGES}")
+    cursor.execute(f"PRAGMA journal_size_limit={_WAL_KEEP_BYTES}")
     cursor.close()
+
+
+_BACKSTOP_PAGES = 65536
+_WAL_KEEP_BYTES = 64 * 1024 * 1024
+"""A WAL that grew in a burst is cut back to this size when it restarts."""
+
+
+class WalCheckpointer:
+    """Checkpoints an SQLite file's WAL from a thread of its own, every ``interval`` seconds
+    (``PASSIVE``: never waits for, never blocks, a reader or a writer). SQLite's checkpoint
+    runs without the GIL, so on a second core it overlaps the writers instead of stalling
+    the commit that crossed the threshold. Stops with its engine (disposed or collected)."""
+
+    def __init__(self, path: str, interval: float = 0.5) -> None:
+        self.path = path
+        self.interval = interval
+        self.passes = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="sqlite-checkpoint", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not threading.current_thread():
+            self._thread.join()
+
+    def _run(self) -> None:
+        conn = sqlite3.connect(self.path, timeout=30, check_same_thread=False)
+        try:
+            while not self._stop.wait(self.interval):
+                try:
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                except sqlite3.Error:
+                    continue  # the next pass tries again; a commit's backstop stays
+                self.passes += 1
+        finally:
+            conn.close()
+
+
+class _Checkpointing:
+    """An engine's `WalCheckpointer`: started by its first connection, stopped when the
+    engine is disposed or collected, started again if a disposed engine connects again."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        self._running: WalCheckpointer | None = None
+
+    def attach(self, engine: Engine) -> None:
+        sa.event.listen(engine, "connect", self._connected)
+        sa.event.listen(engine, "engine_disposed", self._stop)
+        weakref.finalize(engine, self._stop)
+
+    def _connected(self, *_args: Any) -> None:
+        with self._lock:
+            if self._running is None:
+                self._running = WalCheckpointer(self.path)
+
+    def _stop(self, *_args: Any) -> None:
+        with self._lock:
+            running, self._running = self._running, None
+        if running is not None:
+            running.stop()
 
 
 def create_engine(url: str) -> Engine:
@@ -39,6 +107,8 @@ def create_engine(url: str) -> Engine:
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         engine = sa.create_engine(url, connect_args={"timeout": 30})
         sa.event.listen(engine, "connect", _sqlite_pragmas)
+        if parsed.database and parsed.database != ":memory:":
+            _Checkpointing(parsed.database).attach(engine)
         return engine
     return sa.create_engine(url, pool_pre_ping=True)
 
