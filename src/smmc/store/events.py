@@ -14,7 +14,7 @@ import os
 import threading
 import time
 import zlib
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -224,17 +224,19 @@ new_ids = _TimeOrderedIds().take
 """``new_ids(count)``: message ids for rows written now, in increasing order."""
 
 
-class _Stamps:
+def _stamps(dialect: str) -> Callable[[datetime | None], Any]:
     """Datetimes as the dialect's driver takes them for ``UtcDateTime`` columns: aware
-    datetimes for PostgreSQL, ``UtcDateTime``'s text form for SQLite."""
+    datetimes for PostgreSQL, ``UtcDateTime``'s text form for SQLite (a plain function, not
+    a callable object: it runs several times per event)."""
+    return _aware_stamp if dialect == "postgresql" else _text_stamp
 
-    def __init__(self, dialect: str) -> None:
-        self._text = dialect != "postgresql"
 
-    def __call__(self, value: datetime | None) -> Any:
-        if value is None:
-            return None
-        return _stored_text(value) if self._text else aware(value)
+def _text_stamp(value: datetime | None) -> str | None:
+    return None if value is None else _stored_text(value)
+
+
+def _aware_stamp(value: datetime | None) -> datetime | None:
+    return None if value is None else aware(value)
 
 
 def _among(dialect: str, column: sa.ColumnElement[str], name: str) -> Any:
@@ -314,10 +316,12 @@ def device_links(
 
 
 def _by_kind(keys: set[tuple[str, str]]) -> Iterable[tuple[str, Sequence[str]]]:
-    for kind in (METER, CONCENTRATOR):
-        devices = sorted(device for k, device in keys if k == kind)
-        if devices:
-            yield kind, devices
+    """The devices of each kind, in one pass (the lookups bind them as one list: their
+    order does not matter)."""
+    split: dict[str, list[str]] = {METER: [], CONCENTRATOR: []}
+    for kind, device in keys:
+        split[kind].append(device)
+    return [(kind, devices) for kind, devices in split.items() if devices]
 
 
 @_per_dialect
@@ -499,7 +503,7 @@ def _bulk_insert(
     """Insert many rows through the driver: binary COPY on PostgreSQL, one prepared
     executemany on SQLite. SQLAlchemy's per-row parameter processing costs more than the
     database does at storm rates; the values here are already plain (str, int, bool, bytes
-    and stamps from ``_Stamps``), stored exactly as ``UtcDateTime`` would store them."""
+    and stamps from ``_stamps``), stored exactly as ``UtcDateTime`` would store them."""
     if not rows:
         return
     names = ", ".join(f'"{name}"' for name in columns)
@@ -557,7 +561,7 @@ class _Batch:
     def __init__(
         self, conn: Connection, devices: dict[tuple[str, str], DeviceLinks], now: datetime
     ):
-        self.stamp = _Stamps(conn.dialect.name)
+        self.stamp = _stamps(conn.dialect.name)
         self.devices = devices
         self.now_stamp = self.stamp(now)
         self.events: list[dict[str, Any]] = []
@@ -1136,7 +1140,7 @@ def work_order_occurrence(
 
 def record_spontaneous(conn: Connection, records: Sequence[SpontaneousRecord]) -> None:
     """Store received messages raw, decoded or not, in one batch."""
-    stamp = _Stamps(conn.dialect.name)
+    stamp = _stamps(conn.dialect.name)
     rows = [
         (
             stamp(r.received_at), r.transport, r.peer_host, r.peer_port, r.local_port,
