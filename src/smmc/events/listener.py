@@ -19,6 +19,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import socket
+import time
 import zlib
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -78,15 +81,6 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-class _Datagrams(asyncio.DatagramProtocol):
-    def __init__(self, listener: SpontaneousListener) -> None:
-        self.listener = listener
-
-    def datagram_received(self, data: bytes, addr: tuple[str | object, ...]) -> None:
-        host, port = str(addr[0]), int(str(addr[1]))
-        self.listener.enqueue(Received(data, self.listener.clock(), "udp", host, port))
-
-
 class SpontaneousListener:
     """``async with SpontaneousListener(engine, port=0) as listener:`` serves TCP and UDP.
 
@@ -96,6 +90,12 @@ class SpontaneousListener:
 
     ``lanes``: writers side by side, 2 on PostgreSQL by default; SQLite has one writer at a
     time, so one lane there (more is refused).
+
+    ``udp_receive_buffer``: bytes the kernel may hold for the UDP socket while the listener
+    is busy. A storm of datagrams beyond it is dropped by the kernel before the listener
+    sees it; the size obtained is ``udp_receive_buffer`` after start (Linux caps it at
+    ``net.core.rmem_max`` unless the process may exceed that), and ``udp_dropped`` counts
+    the kernel's drops for this socket, logged as they happen.
     """
 
     def __init__(
@@ -110,6 +110,7 @@ class SpontaneousListener:
         clock: Callable[[], datetime] = _utc_now,
         on_applied: Callable[[Applied], object] | None = None,
         lanes: int | None = None,
+        udp_receive_buffer: int = 64 * 1024 * 1024,
     ) -> None:
         postgresql = engine.dialect.name == "postgresql"
         self.lanes = (2 if postgresql else 1) if lanes is None else lanes
@@ -123,12 +124,15 @@ class SpontaneousListener:
         self.retry_delay = retry_delay
         self.clock = clock
         self.on_applied = on_applied
+        self.udp_receive_buffer = udp_receive_buffer
+        self.udp_dropped = 0
+        self._drops_checked = 0.0
         self.received = 0
         self.stored = 0
         self.undecoded = 0
         self._queue: asyncio.Queue[_Item] = asyncio.Queue()
         self._server: asyncio.Server | None = None
-        self._udp: asyncio.DatagramTransport | None = None
+        self._udp: socket.socket | None = None
         self._writer: asyncio.Task[None] | None = None
         self._connections: set[asyncio.Task[None]] = set()
         self._bound = port
@@ -153,10 +157,19 @@ class SpontaneousListener:
         loop = asyncio.get_running_loop()
         self._server = await asyncio.start_server(self._accept, self.host, self.port)
         self._bound = int(self._server.sockets[0].getsockname()[1])
-        transport, _ = await loop.create_datagram_endpoint(
-            lambda: _Datagrams(self), local_addr=(self.host, self._bound)
-        )
-        self._udp = transport
+        family, _, _, _, address = socket.getaddrinfo(
+            self.host, self._bound, type=socket.SOCK_DGRAM
+        )[0]
+        udp = socket.socket(family, socket.SOCK_DGRAM)
+        try:
+            udp.setblocking(False)
+            udp.bind(address)
+            self.udp_receive_buffer = _grow_receive_buffer(udp, self.udp_receive_buffer)
+        except OSError:
+            udp.close()
+            raise
+        self._udp = udp
+        loop.add_reader(udp.fileno(), self._read_datagrams, udp)
         self._writer = loop.create_task(self._write_forever())
 
     async def stop(self) -> None:
@@ -164,7 +177,9 @@ class SpontaneousListener:
         if self._server is not None:
             self._server.close()
         if self._udp is not None:
+            asyncio.get_running_loop().remove_reader(self._udp.fileno())
             self._udp.close()
+            self._udp = None
         for task in list(self._connections):
             task.cancel()
         await asyncio.gather(*self._connections, return_exceptions=True)
@@ -188,6 +203,21 @@ class SpontaneousListener:
     def enqueue(self, item: Received) -> None:
         self.received += 1
         self._queue.put_nowait((item, None, None))
+
+    def _read_datagrams(self, udp: socket.socket, most: int = 4096) -> None:
+        """Every datagram waiting, up to ``most``, per wake-up. The event loop shares the
+        interpreter with the writer threads and may wait milliseconds for it after each
+        wake-up: reading one datagram per wake-up (as asyncio's datagram transport does)
+        let a storm overflow the kernel's buffer."""
+        for _ in range(most):
+            try:
+                data, peer = udp.recvfrom(65535)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                _LOG.info("UDP port %s: receive failed: %s", self._bound, exc)
+                return
+            self.enqueue(Received(data, self.clock(), "udp", str(peer[0]), int(peer[1])))
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
@@ -264,6 +294,7 @@ class SpontaneousListener:
                     await asyncio.sleep(self.retry_delay)
             self.stored += total
             self._idle.set()
+            self._note_udp_drops()
             if self.on_applied is not None:
                 async with self._follow_up:
                     for change in applied:
@@ -271,6 +302,24 @@ class SpontaneousListener:
                             await asyncio.to_thread(self.on_applied, change)
                         except (SQLAlchemyError, ValueError, OSError) as exc:
                             _LOG.warning("follow-up of a stored batch failed: %s", exc)
+
+    def _note_udp_drops(self, every: float = 1.0) -> None:
+        """Read the kernel's drop count of the UDP socket (at most once per ``every``
+        seconds) and log any new drops: datagrams lost before the listener could read them
+        are not in the store, so they must at least be seen."""
+        now = time.monotonic()
+        if self._udp is None or now - self._drops_checked < every:
+            return
+        self._drops_checked = now
+        dropped = udp_drops(self._udp)
+        if dropped is not None and dropped > self.udp_dropped:
+            _LOG.warning(
+                "UDP port %s: the kernel dropped %d datagrams (%d in all) before the listener "
+                "read them; receive buffer %d bytes (raise net.core.rmem_max, or the "
+                "listener's udp_receive_buffer, for larger storms)",
+                self._bound, dropped - self.udp_dropped, dropped, self.udp_receive_buffer,
+            )  # fmt: skip
+            self.udp_dropped = dropped
 
     @staticmethod
     def _decode(batch: Sequence[Received]) -> list[Decoded]:
@@ -413,3 +462,47 @@ def _decoded(item: Received) -> Decoded:
 def _device_key(result: Decoded) -> tuple[str, str] | None:
     event = result.observation or result.occurrence
     return None if event is None else (event.device_kind, event.device)
+
+
+def _grow_receive_buffer(sock: socket.socket, wanted: int) -> int:
+    """Ask for a ``wanted``-byte receive buffer; returns what the kernel granted. Linux
+    doubles the value asked for (bookkeeping) and caps a plain request at
+    ``net.core.rmem_max``; ``SO_RCVBUFFORCE`` passes the cap where the process may
+    (``CAP_NET_ADMIN``)."""
+    force = getattr(socket, "SO_RCVBUFFORCE", None)
+    granted = False
+    if force is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, force, wanted)
+            granted = True
+    if not granted:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, wanted)
+    size = int(sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF))
+    if size < wanted:
+        _LOG.warning(
+            "UDP receive buffer: %d bytes granted of %d asked; a storm beyond it is dropped "
+            "by the kernel (raise net.core.rmem_max)",
+            size, wanted,
+        )  # fmt: skip
+    return size
+
+
+def udp_drops(sock: socket.socket) -> int | None:
+    """Datagrams the kernel dropped for ``sock`` (Linux: the ``drops`` column of
+    ``/proc/net/udp`` or ``udp6`` on the socket's inode); None where that is not known."""
+    try:
+        inode = str(os.fstat(sock.fileno()).st_ino)
+    except OSError:
+        return None
+    for table in ("/proc/net/udp", "/proc/net/udp6"):
+        try:
+            with open(table, encoding="ascii") as lines:
+                next(lines, None)
+                for line in lines:
+                    fields = line.split()
+                    if len(fields) > 12 and fields[9] == inode:
+                        return int(fields[12])
+        except OSError:
+            continue
+    return None
