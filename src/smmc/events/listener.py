@@ -470,12 +470,12 @@ def _grow_receive_buffer(sock: socket.socket, wanted: int) -> int:
     ``net.core.rmem_max``; ``SO_RCVBUFFORCE`` passes the cap where the process may
     (``CAP_NET_ADMIN``)."""
     force = getattr(socket, "SO_RCVBUFFORCE", None)
-    granted = False
+    forced = False
     if force is not None:
         with contextlib.suppress(OSError):
             sock.setsockopt(socket.SOL_SOCKET, force, wanted)
-            granted = True
-    if not granted:
+            forced = True
+    if not forced:
         with contextlib.suppress(OSError):
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, wanted)
     size = int(sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF))
