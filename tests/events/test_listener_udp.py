@@ -31,18 +31,20 @@ def burst(port: int, count: int) -> None:
 
 async def test_one_wake_up_reads_every_datagram_waiting(db: Engine) -> None:
     async with SpontaneousListener(db, host=HOST, port=0) as listener:
-        burst(listener.bound_port, 500)
+        # 200 frames fit the receive buffer even at Linux's default cap (208 KB asked, 416 KB)
+        burst(listener.bound_port, 200)
         for _ in range(3):  # a few turns of the loop: reading one per turn would get 3
             await asyncio.sleep(0)
-        assert listener.received == 500
+        assert listener.received == 200
         await listener.drain()
-    assert listener.stored == 500
+    assert listener.stored == 200
     assert listener.udp_dropped == 0
 
 
 async def test_the_receive_buffer_asked_for_is_granted_within_the_kernel_cap(db: Engine) -> None:
-    async with SpontaneousListener(db, host=HOST, port=0, udp_receive_buffer=1 << 20) as listener:
-        assert listener.udp_receive_buffer >= 1 << 20  # Linux grants twice what is asked
+    asked = 1 << 16  # below any Linux default cap (net.core.rmem_max: 212,992 or more)
+    async with SpontaneousListener(db, host=HOST, port=0, udp_receive_buffer=asked) as listener:
+        assert listener.udp_receive_buffer >= asked  # Linux grants twice what is asked
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc/net/udp is Linux's")
