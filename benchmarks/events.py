@@ -46,10 +46,9 @@ from sqlalchemy.engine import Engine
 
 from smmc.events.listener import Received, SpontaneousListener
 from smmc.process import settle_heap
-from smmc.sim.anomalies import AnomalyRates
 from smmc.sim.clock import SimClock
 from smmc.sim.concentrator import ConcentratorServer, HeadEndAddress, alarm_notification
-from smmc.sim.fleet import FaultRates, default_fleet
+from smmc.sim.fleet import default_fleet
 from smmc.sim.meter_device import MeterDevices
 from smmc.sim.meter_model import StatusWords
 from smmc.store import tables as t
@@ -224,13 +223,8 @@ def simulate(
     the fleet's layout, then (first relay, last relay done, alarms relayed, send errors)."""
 
     async def main() -> None:
-        base = default_fleet().sized(concentrators, meters, 0)
-        fleet = dataclasses.replace(
-            base,
-            anomalies=AnomalyRates(*(0.0,) * 9),
-            faults=FaultRates(0.0, 0.0, 0.0, 0.0, 0.0),
-            time=dataclasses.replace(base.time, history_days=1),
-        )
+        base = default_fleet().sized(concentrators, meters, 0).without_faults()
+        fleet = dataclasses.replace(base, time=dataclasses.replace(base.time, history_days=1))
         plan = fleet.build(NOW)
         clock = SimClock(NOW, 1.0, fleet.time.history_days)
         devices = MeterDevices(plan, clock)

@@ -47,10 +47,9 @@ from smmc.field.credentials import CounterStore, CredentialStore
 from smmc.field.drivers import DriverSettings, FieldDrivers
 from smmc.field.sessions import SessionLimits, SessionManager, load_permits
 from smmc.process import settle_heap
-from smmc.sim.anomalies import AnomalyRates
 from smmc.sim.clock import SimClock
 from smmc.sim.concentrator import ConcentratorFleet
-from smmc.sim.fleet import FaultRates, Fleet, FleetPlan, default_fleet
+from smmc.sim.fleet import Fleet, FleetPlan, default_fleet
 from smmc.sim.meter_device import MeterDevices
 from smmc.sim.plc import Exchange, LinkSettings
 from smmc.sim.provisioning_files import write_provisioning_files
@@ -66,11 +65,9 @@ NOW = datetime(2026, 4, 10, 15, 0, tzinfo=UTC)
 
 
 def make_fleet(concentrators: int, meters: int, first_port: int) -> Fleet:
-    base = default_fleet().sized(concentrators, meters, 0)
+    base = default_fleet().sized(concentrators, meters, 0).without_faults()
     return dataclasses.replace(
         base,
-        anomalies=AnomalyRates(*(0.0,) * 9),
-        faults=FaultRates(0.0, 0.0, 0.0, 0.0, 0.0),
         time=dataclasses.replace(base.time, history_days=1),
         concentrators=dataclasses.replace(base.concentrators, first_port=first_port),
     )

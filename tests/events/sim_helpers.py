@@ -9,10 +9,9 @@ import datetime as dt
 from sqlalchemy.engine import Engine
 
 from smmc.events.listener import SpontaneousListener
-from smmc.sim.anomalies import AnomalyRates
 from smmc.sim.clock import SimClock
 from smmc.sim.concentrator import ConcentratorServer, HeadEndAddress
-from smmc.sim.fleet import ClockDrift, FaultRates, FleetPlan, default_fleet
+from smmc.sim.fleet import ClockDrift, FleetPlan, default_fleet
 from smmc.sim.meter_device import MeterDevices
 from smmc.sim.plc import LinkSettings
 from smmc.store import tables as t
@@ -30,11 +29,9 @@ class Wall:
 
 
 def make_plan(meters: int = 5) -> FleetPlan:
-    base = default_fleet().sized(1, meters, 0)
+    base = default_fleet().sized(1, meters, 0).without_faults()
     fleet = dataclasses.replace(
         base,
-        anomalies=AnomalyRates(*(0.0,) * 9),
-        faults=FaultRates(0.0, 0.0, 0.0, 0.0, 0.0),
         clock_drift=ClockDrift(mean_ppm=0.0, sd_ppm=0.0, tolerance_s=60.0),
         time=dataclasses.replace(base.time, history_days=3),
     )

@@ -208,3 +208,17 @@ def test_meters_on_a_missing_phase_have_no_supply() -> None:
             assert used > 0
     assert dark > 0
     assert lit > 0
+
+
+def test_a_fleet_without_faults_keeps_everything_but_its_flaws() -> None:
+    base = default_fleet().sized(3, 40, 0)
+    quiet = base.without_faults()
+    rates = [*dataclasses.astuple(quiet.anomalies), *dataclasses.astuple(quiet.faults)]
+    assert rates
+    assert all(rate == 0.0 for rate in rates)
+    assert dataclasses.replace(quiet, anomalies=base.anomalies, faults=base.faults) == base
+    plan = quiet.build(datetime(2026, 4, 10, tzinfo=UTC))
+    assert not any(
+        meter.anomalies or meter.unreachable or meter.repeater_failure or meter.wrong_key
+        for meter in plan.meters()
+    )

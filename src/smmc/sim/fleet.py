@@ -213,6 +213,15 @@ class Fleet:
             ),
         )
 
+    def without_faults(self) -> Fleet:
+        """The same fleet with no anomalies and no field faults: for benchmarks and tests
+        that measure or check the head-end, not the fleet's flaws."""
+        return dataclasses.replace(
+            self,
+            anomalies=AnomalyRates(**{f.name: 0.0 for f in dataclasses.fields(AnomalyRates)}),
+            faults=FaultRates(**{f.name: 0.0 for f in dataclasses.fields(FaultRates)}),
+        )
+
     @property
     def meter_count(self) -> int:
         section = self.concentrators
